@@ -1,0 +1,85 @@
+using System.Runtime.CompilerServices;
+using SlabAlloc.Platform;
+
+namespace SlabAlloc.Core;
+
+/// <summary>
+/// Tells, for any address, whether SlabAlloc owns the 4 MiB granule it lies in, and what is there.
+/// </summary>
+/// <remarks>
+/// <para>A two-level radix map over the 47-bit user address space, one 32-bit value per 4 MiB
+/// granule: a top table of 4096 leaf pointers, reserved at start-up, and leaves of 8192 values
+/// (32 KiB) mapped on first use and installed by CAS (the loser returns its leaf), so growth takes
+/// no lock. Leaves are never freed; a retired granule's value goes back to 0.</para>
+/// <para>Values: 0 = not SlabAlloc's; <see cref="SuperslabValue"/> = a superslab starts here
+/// (its header is at the granule's base); an even value 2(d+1) = part of a large block whose region
+/// begins d granules lower.</para>
+/// <para>A value is written before the memory it describes is handed out, and cleared before the
+/// memory is unmapped; a lookup racing with a clear can only concern a pointer the caller no longer
+/// owns (a use after free), which this map makes detectable but not safe.</para>
+/// </remarks>
+internal static unsafe class Registry
+{
+    public const uint SuperslabValue = 1;
+    private const int GranuleShift = Geometry.SuperslabShift;
+    private const int LeafBits = 13;
+    private const int TopBits = Geometry.AddressBits - GranuleShift - LeafBits;
+    private const int LeafEntries = 1 << LeafBits;
+
+    private static readonly uint** s_top = ReserveTop();
+    private static int s_leafCount;
+
+    /// <summary>Bytes of registry memory mapped (top table plus leaves).</summary>
+    public static long MappedBytes => (long)Volatile.Read(ref s_leafCount) * LeafEntries * sizeof(uint) + (1L << TopBits) * sizeof(nint);
+
+    /// <summary>The value for the granule of <paramref name="p"/>; 0 when SlabAlloc does not own it.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint Lookup(void* p)
+    {
+        nuint a = (nuint)p;
+        if ((a >> Geometry.AddressBits) != 0) return 0;
+        uint* leaf = s_top[a >> (GranuleShift + LeafBits)];
+        if (leaf == null) return 0;
+        return leaf[(a >> GranuleShift) & (LeafEntries - 1)];
+    }
+
+    /// <summary>Value of a granule that lies <paramref name="granulesFromStart"/> above the start of a large region.</summary>
+    public static uint LargeValue(nuint granulesFromStart) => (uint)((granulesFromStart + 1) << 1);
+
+    /// <summary>Records <paramref name="value"/> for the granule at <paramref name="granule"/>. False when out of memory.</summary>
+    public static bool TrySet(nuint granule, uint value)
+    {
+        uint* leaf = EnsureLeaf(granule);
+        if (leaf == null) return false;
+        Volatile.Write(ref leaf[(granule >> GranuleShift) & (LeafEntries - 1)], value);
+        return true;
+    }
+
+    /// <summary>Forgets the granule at <paramref name="granule"/>.</summary>
+    public static void Clear(nuint granule)
+    {
+        uint* leaf = s_top[granule >> (GranuleShift + LeafBits)];
+        if (leaf != null) Volatile.Write(ref leaf[(granule >> GranuleShift) & (LeafEntries - 1)], 0u);
+    }
+
+    private static uint* EnsureLeaf(nuint granule)
+    {
+        nuint top = granule >> (GranuleShift + LeafBits);
+        if (top >= (1u << TopBits)) return null;
+        uint* leaf = (uint*)Volatile.Read(ref *(nint*)&s_top[top]);
+        if (leaf != null) return leaf;
+        var fresh = (uint*)OsMemory.Reserve((nuint)(LeafEntries * sizeof(uint)), OsMemory.PageBytes);
+        if (fresh == null) return null;
+        nint raced = Interlocked.CompareExchange(ref *(nint*)&s_top[top], (nint)fresh, 0);
+        if (raced == 0) { Interlocked.Increment(ref s_leafCount); return fresh; }
+        OsMemory.Release(fresh, (nuint)(LeafEntries * sizeof(uint))); // lost the install race
+        return (uint*)raced;
+    }
+
+    private static uint** ReserveTop()
+    {
+        void* top = OsMemory.Reserve(OsMemory.RoundUpToPages((nuint)((1 << TopBits) * sizeof(nint))), OsMemory.PageBytes);
+        if (top == null) throw new OutOfMemoryException("SlabAlloc could not reserve its address registry.");
+        return (uint**)top;
+    }
+}

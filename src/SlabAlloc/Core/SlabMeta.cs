@@ -1,0 +1,222 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace SlabAlloc.Core;
+
+/// <summary>
+/// The metadata of one slab: its free lists, its owner and its share of the cross-thread protocol.
+/// Lives in the superslab directory (never unmapped), one per slot; only the first slot of a slab's
+/// span is used.
+/// </summary>
+/// <remarks>
+/// <para><b>Who writes what.</b> <see cref="Free"/>, <see cref="LocalFree"/>, <see cref="Used"/>,
+/// <see cref="Carved"/> and <see cref="Owner"/> belong to whoever holds the slab exclusively: its
+/// owner thread cache, or the thread that popped it from a pool list, or the pool while the slab is
+/// being formatted or released. <see cref="Start"/>, <see cref="BlockBytes"/>, <see cref="Reciprocal"/>,
+/// <see cref="Capacity"/> and <see cref="ClassIndex"/> are set when the slab is formatted and do not
+/// change until its slots are released. <see cref="ThreadFree"/> is written by any thread, by CAS.</para>
+/// <para><b>Invariant</b> (while the slab is held exclusively, with every list counted):
+/// <c>Used == (blocks handed out and not yet freed) + |ThreadFree list|</c> and
+/// <c>Carved == Used + |Free| + |LocalFree|</c>, <c>Carved &lt;= Capacity</c>.
+/// A slab is empty exactly when, after collecting the ThreadFree list, <c>Used == 0</c>.</para>
+/// <para><b>The ThreadFree word</b> packs the head of the remote-free list (blocks are 16-byte aligned)
+/// with a 2-bit state: <see cref="StateOwned"/> (a thread cache owns the slab), <see cref="StateDetached"/>
+/// (no owner, no free block, in no list) and <see cref="StateQueued"/> (no owner, in a pool list).
+/// Only the exclusive holder moves the state out of Owned or Queued; the only transition another
+/// thread makes is Detached → Queued, by the remote free that gives a full slab its first free block,
+/// which then publishes the slab to the pool. That CAS has one winner, so a slab is in at most one
+/// list at a time.</para>
+/// </remarks>
+[StructLayout(LayoutKind.Explicit, Size = 128)]
+internal unsafe struct SlabMeta
+{
+    public const nint StateOwned = 0;
+    public const nint StateDetached = 1;
+    public const nint StateQueued = 2;
+    public const nint StateMask = 3;
+
+    /// <summary>First byte of the first block.</summary>
+    [FieldOffset(0)] public byte* Start;
+    /// <summary>Blocks ready to hand out (owner only).</summary>
+    [FieldOffset(8)] public void* Free;
+    /// <summary>Blocks the owner freed, moved to <see cref="Free"/> when it runs dry (owner only).</summary>
+    [FieldOffset(16)] public void* LocalFree;
+    /// <summary>The owning thread heap, or null. Written by the exclusive holder; other threads only compare it with their own heap.</summary>
+    [FieldOffset(24)] public void* Owner;
+    [FieldOffset(32)] public uint BlockBytes;
+    /// <summary>ceil(2^32 / BlockBytes): turns a byte offset that is a multiple of the block size into its index without a division.</summary>
+    [FieldOffset(36)] public uint Reciprocal;
+    [FieldOffset(40)] public int Capacity;
+    /// <summary>Blocks threaded onto the free lists so far; the rest of the slab is untouched (lazy carving).</summary>
+    [FieldOffset(44)] public int Carved;
+    [FieldOffset(48)] public int Used;
+    [FieldOffset(52)] public ushort ClassIndex;
+    [FieldOffset(54)] public byte SpanSlots;
+    [FieldOffset(55)] public SlabLifecycle Lifecycle;
+    /// <summary>Directory index × 64 + first slot: the slab's name in the pool's lists.</summary>
+    [FieldOffset(56)] public uint GlobalIndex;
+
+    // Second cache line: the only field other threads write, kept away from the owner's fields.
+    [FieldOffset(64)] public nint ThreadFree;
+    /// <summary>Checked mode: one bit per block, set while the block is handed out.</summary>
+    [FieldOffset(72)] public ulong* CheckedBits;
+
+    /// <summary>Prepares a claimed span to serve <paramref name="sizeClass"/>, held exclusively by the caller.</summary>
+    public static void Format(SlabMeta* s, byte* start, int sizeClass, uint globalIndex, ulong* checkedBits)
+    {
+        uint block = (uint)SizeClasses.BlockBytes(sizeClass);
+        s->Start = start;
+        s->Free = null;
+        s->LocalFree = null;
+        s->Owner = null;
+        s->BlockBytes = block;
+        s->Reciprocal = (uint)((((ulong)1 << 32) + block - 1) / block);
+        s->Capacity = SizeClasses.Capacity(sizeClass);
+        s->Carved = 0;
+        s->Used = 0;
+        s->ClassIndex = (ushort)sizeClass;
+        s->SpanSlots = (byte)SizeClasses.SpanSlots(sizeClass);
+        s->GlobalIndex = globalIndex;
+        s->CheckedBits = checkedBits;
+        if (checkedBits != null) NativeMemory.Clear(checkedBits, (nuint)((s->Capacity + 63) / 64 * 8));
+        Volatile.Write(ref s->ThreadFree, StateOwned);
+    }
+
+    /// <summary>Index of the block at <paramref name="p"/>, or -1 if p is not the start of a block of this slab.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int BlockIndexOf(SlabMeta* s, void* p)
+    {
+        nuint offset = (nuint)((byte*)p - s->Start);
+        // Exact for every multiple of the block size below 2^32; a non-multiple never passes the check.
+        uint index = (uint)(((ulong)offset * s->Reciprocal) >> 32);
+        if ((nuint)index * s->BlockBytes != offset || index >= (uint)s->Capacity) return -1;
+        return (int)index;
+    }
+
+    /// <summary>Threads the next batch of untouched blocks (about a page) onto <see cref="Free"/>.
+    /// Returns false when the whole slab is carved. Holder only.</summary>
+    public static bool TryCarve(SlabMeta* s)
+    {
+        int remaining = s->Capacity - s->Carved;
+        if (remaining == 0) return false;
+        int batch = Math.Clamp((int)(Platform.OsMemory.PageBytes / s->BlockBytes), 1, remaining);
+        byte* first = s->Start + (nuint)s->Carved * s->BlockBytes;
+        byte* p = first;
+        for (int i = 1; i < batch; i++, p += s->BlockBytes) *(void**)p = p + s->BlockBytes;
+        *(void**)p = s->Free;
+        s->Free = first;
+        s->Carved += batch;
+        return true;
+    }
+
+    /// <summary>
+    /// Moves the remote-free list onto <see cref="Free"/> and leaves the state word at
+    /// <paramref name="newState"/>; returns how many blocks came back. Holder only.
+    /// </summary>
+    /// <remarks>Exchange needs no CAS loop: only the holder leaves the state it holds, and remote
+    /// pushers preserve the state bits, so whatever list is there now is taken whole. Popping a whole
+    /// list by exchange has no ABA problem. The walk is bounded by the capacity, so a corrupted
+    /// (cyclic) list is reported instead of looping.</remarks>
+    public static int CollectRemote(SlabMeta* s, nint newState)
+    {
+        if (Volatile.Read(ref s->ThreadFree) == newState) return 0; // nothing to take, no state to change
+        nint word = Interlocked.Exchange(ref s->ThreadFree, newState);
+        void* head = (void*)(word & ~StateMask);
+        if (head == null) return 0;
+        int count = 1;
+        void* tail = head;
+        while (*(void**)tail != null)
+        {
+            tail = *(void**)tail;
+            if (++count > s->Capacity) ThrowHelper.ThrowCorruption("a slab's remote-free list is longer than the slab (a cycle or a double free)");
+        }
+        *(void**)tail = s->Free;
+        s->Free = head;
+        s->Used -= count;
+        return count;
+    }
+
+    /// <summary>Pushes a block freed by a thread that does not own the slab.</summary>
+    /// <returns>True if this push gave a detached (full, unlisted) slab its first free block: the
+    /// caller must then publish the slab to the pool's partial list.</returns>
+    public static bool PushRemote(SlabMeta* s, void* block)
+    {
+        while (true)
+        {
+            nint word = Volatile.Read(ref s->ThreadFree);
+            nint state = word & StateMask;
+            *(void**)block = (void*)(word & ~StateMask);
+            nint next = (nint)block | (state == StateDetached ? StateQueued : state);
+            // Loses to another push or to the holder's exchange; both leave a consistent word to retry on.
+            // ABA on the head is harmless: a push depends only on the current head value.
+            if (Interlocked.CompareExchange(ref s->ThreadFree, next, word) == word) return state == StateDetached;
+        }
+    }
+
+    /// <summary>How the holder let a slab go.</summary>
+    public enum LetGoResult { Detached, Queued, Empty }
+
+    /// <summary>
+    /// Called by the holder to give the slab up. Collects every free block first; then an empty
+    /// slab is reported <see cref="LetGoResult.Empty"/> (state Queued: the caller puts it on the
+    /// empty list or releases it), a slab with free blocks <see cref="LetGoResult.Queued"/> (the caller
+    /// publishes it to the partial list), and a full slab becomes Detached, in no list, until a remote
+    /// free publishes it.
+    /// </summary>
+    public static LetGoResult LetGo(SlabMeta* s)
+    {
+        Volatile.Write(ref *(nint*)&s->Owner, 0);
+        while (true)
+        {
+            CollectRemote(s, StateOwned);
+            if (s->Used == 0)
+            {
+                // No block is out, so no remote push can arrive: a plain write is enough.
+                Volatile.Write(ref s->ThreadFree, StateQueued);
+                return LetGoResult.Empty;
+            }
+            if (s->Free != null || s->LocalFree != null || s->Carved < s->Capacity)
+            {
+                SetStatePreservingList(s, StateQueued);
+                return LetGoResult.Queued;
+            }
+            // Full: detach only if no remote free slipped in since the collection above.
+            if (Interlocked.CompareExchange(ref s->ThreadFree, StateDetached, StateOwned) == StateOwned)
+                return LetGoResult.Detached;
+        }
+    }
+
+    /// <summary>Takes exclusive ownership of a slab popped from a pool list (state Queued).</summary>
+    public static void Adopt(SlabMeta* s, void* owner)
+    {
+        CollectRemote(s, StateOwned);
+        s->Owner = owner;
+    }
+
+    private static void SetStatePreservingList(SlabMeta* s, nint state)
+    {
+        while (true)
+        {
+            nint word = Volatile.Read(ref s->ThreadFree);
+            // Loses only to a remote push, which changed the head; retry keeps the new head.
+            if (Interlocked.CompareExchange(ref s->ThreadFree, (word & ~StateMask) | state, word) == word) return;
+        }
+    }
+
+    /// <summary>Checked mode: marks a block handed out. Throws if it already was (corruption).</summary>
+    public static void MarkAllocated(SlabMeta* s, void* p)
+    {
+        int index = BlockIndexOf(s, p);
+        ulong bit = 1UL << (index & 63);
+        ulong before = Interlocked.Or(ref s->CheckedBits[index >> 6], bit);
+        if ((before & bit) != 0) ThrowHelper.ThrowCorruption("a free list handed out a block that is already in use");
+    }
+
+    /// <summary>Checked mode: marks a block free. Throws <see cref="ArgumentException"/> on a double free.</summary>
+    public static void MarkFreed(SlabMeta* s, void* p, int index)
+    {
+        ulong bit = 1UL << (index & 63);
+        ulong before = Interlocked.And(ref s->CheckedBits[index >> 6], ~bit);
+        if ((before & bit) == 0) ThrowHelper.ThrowDoubleFree(p);
+    }
+}

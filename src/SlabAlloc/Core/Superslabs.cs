@@ -1,0 +1,177 @@
+using System.Numerics;
+using SlabAlloc.Platform;
+
+namespace SlabAlloc.Core;
+
+/// <summary>
+/// The superslab life cycle, as lock-free building blocks for the pools: map a new superslab
+/// (stage 3), claim free slots in an existing one (stage 2), format a claimed span as a slab,
+/// release a slab's slots, and return empty superslabs to the system.
+/// </summary>
+/// <remarks>
+/// <para><b>Slot claiming.</b> A superslab's slots are claimed and released only by CAS on its
+/// <see cref="SuperslabEntry.FreeMask"/>, so two threads can never claim the same slot: the CAS
+/// that clears a bit has one winner. A medium slab claims an aligned group of
+/// <see cref="Geometry.MediumSpanSlots"/> bits in one CAS.</para>
+/// <para><b>Retiring.</b> A superslab may be unmapped only when every slot is free. Retiring is the
+/// CAS of the mask from <see cref="Geometry.AllSlotsFree"/> to 0: it fails if any claim got in
+/// first, and after it no claim can succeed (0 has no free bit). No slab of a retired superslab can
+/// be in a pool list, because a slab in a list keeps its slots claimed.</para>
+/// <para><see cref="EmptyCount"/> counts superslabs whose mask is <see cref="Geometry.AllSlotsFree"/>:
+/// incremented by the release that makes a mask all-free, decremented by the claim or retire that
+/// takes it away from all-free. Beyond <see cref="SlabOptions.SuperslabCache"/> of them, the
+/// release that empties a superslab retires it.</para>
+/// </remarks>
+internal static unsafe class Superslabs
+{
+    private static int s_emptyCount;
+    private static long s_mappedCount;
+    private static long s_retiredCount;
+
+    /// <summary>Superslabs mapped but with every slot free.</summary>
+    public static int EmptyCount => Volatile.Read(ref s_emptyCount);
+
+    /// <summary>Superslabs mapped since start-up.</summary>
+    public static long MappedCount => Volatile.Read(ref s_mappedCount);
+
+    /// <summary>Superslabs returned to the system since start-up.</summary>
+    public static long RetiredCount => Volatile.Read(ref s_retiredCount);
+
+    /// <summary>Bits of the <paramref name="span"/> slots starting at <paramref name="slot"/>.</summary>
+    public static ulong SpanBits(int slot, int span) => (span == 64 ? ~0UL : ((1UL << span) - 1)) << slot;
+
+    /// <summary>First slot of a free, span-aligned run of <paramref name="span"/> slots in <paramref name="freeMask"/>, or -1.</summary>
+    public static int FindSpan(ulong freeMask, int span)
+    {
+        if (span == 1) return freeMask == 0 ? -1 : BitOperations.TrailingZeroCount(freeMask);
+        ulong group = (1UL << span) - 1;
+        for (int slot = span; slot < Geometry.SlotsPerSuperslab; slot += span)
+            if (((freeMask >> slot) & group) == group) return slot;
+        return -1;
+    }
+
+    /// <summary>Stage 2: claims a free run of <paramref name="span"/> slots in the superslab of
+    /// <paramref name="e"/>. Returns its first slot, or -1 when there is none.</summary>
+    public static int TryClaim(SuperslabEntry* e, int span, out uint attempts)
+    {
+        attempts = 0;
+        while (true)
+        {
+            ulong mask = (ulong)Volatile.Read(ref e->FreeMask);
+            int slot = FindSpan(mask, span);
+            if (slot < 0) return -1;
+            attempts++;
+            // Loses to another claim or release on this superslab (or its retirement); retry on the new mask.
+            if ((ulong)Interlocked.CompareExchange(ref e->FreeMask, (long)(mask & ~SpanBits(slot, span)), (long)mask) == mask)
+            {
+                if (mask == Geometry.AllSlotsFree) Interlocked.Decrement(ref s_emptyCount);
+                return slot;
+            }
+        }
+    }
+
+    /// <summary>Stage 3: maps a new superslab and publishes it with a span of <paramref name="span"/>
+    /// slots already claimed for the caller. Returns null when the system refuses memory.</summary>
+    public static SuperslabEntry* MapNew(int span, out uint index, out int slot)
+    {
+        slot = span; // slot 0 is the header, so the first aligned run starts at the span
+        byte* region = (byte*)OsMemory.Reserve(Geometry.SuperslabBytes, Geometry.SuperslabBytes, SlabOptions.Prefault);
+        if (region == null) { index = 0; return null; }
+        if (!SuperslabDirectory.TryAllocateIndex(out index))
+        {
+            OsMemory.Release(region, Geometry.SuperslabBytes);
+            return null;
+        }
+        if (!Registry.TrySet((nuint)region, Registry.SuperslabValue))
+        {
+            SuperslabDirectory.FreeIndex(index);
+            OsMemory.Release(region, Geometry.SuperslabBytes);
+            return null;
+        }
+        var header = (SuperslabHeader*)region;
+        header->Magic = SuperslabHeader.MagicValue;
+        header->DirectoryIndex = index;
+
+        SuperslabEntry* e = SuperslabDirectory.Entry(index);
+        e->Base = (nint)region;
+        e->Live = 1;
+        // Publish: the mask becomes non-zero only after Base is written (release semantics).
+        Interlocked.Exchange(ref e->FreeMask, (long)(Geometry.AllSlotsFree & ~SpanBits(slot, span)));
+        Interlocked.Increment(ref s_mappedCount);
+        return e;
+    }
+
+    /// <summary>Formats a span the caller has just claimed as a slab of <paramref name="sizeClass"/>.</summary>
+    public static SlabMeta* Format(SuperslabEntry* e, uint index, int slot, int sizeClass)
+    {
+        byte* region = (byte*)Volatile.Read(ref e->Base);
+        var header = (SuperslabHeader*)region;
+        SlabMeta* s = SuperslabEntry.Slab(e, slot);
+        ulong* checkedBits = SlabOptions.Checked ? SuperslabHeader.CheckedBits(header, slot) : null;
+        SlabMeta.Format(s, region + ((nuint)slot << Geometry.SlotShift), sizeClass, index * Geometry.SlotsPerSuperslab + (uint)slot, checkedBits);
+        int span = s->SpanSlots;
+        for (int i = slot; i < slot + span; i++) header->SlabOfSlot[i] = (nint)s;
+        s->Lifecycle = SlabLifecycle.Owned;
+        return s;
+    }
+
+    /// <summary>The metadata of the slab named <paramref name="globalIndex"/>.</summary>
+    public static SlabMeta* SlabByIndex(uint globalIndex) =>
+        SuperslabEntry.Slab(SuperslabDirectory.Entry(globalIndex / Geometry.SlotsPerSuperslab), (int)(globalIndex % Geometry.SlotsPerSuperslab));
+
+    /// <summary>Returns the slots of an empty slab the caller holds exclusively to the superslab,
+    /// gives their pages back to the system, and retires the superslab if that empties it and more
+    /// than the configured number of empty superslabs are mapped.</summary>
+    public static void ReleaseSlab(SlabMeta* s)
+    {
+        uint index = s->GlobalIndex / Geometry.SlotsPerSuperslab;
+        int slot = (int)(s->GlobalIndex % Geometry.SlotsPerSuperslab);
+        int span = s->SpanSlots;
+        SuperslabEntry* e = SuperslabDirectory.Entry(index);
+        var header = (SuperslabHeader*)e->Base;
+        for (int i = slot; i < slot + span; i++) header->SlabOfSlot[i] = 0;
+        OsMemory.Decommit(s->Start, (nuint)span << Geometry.SlotShift);
+        s->Lifecycle = SlabLifecycle.Unused;
+        s->Owner = null;
+
+        ulong bits = SpanBits(slot, span);
+        while (true)
+        {
+            ulong mask = (ulong)Volatile.Read(ref e->FreeMask);
+            ulong next = mask | bits;
+            // Loses to a concurrent claim or release of other slots; retry on the new mask.
+            if ((ulong)Interlocked.CompareExchange(ref e->FreeMask, (long)next, (long)mask) != mask) continue;
+            if (next == Geometry.AllSlotsFree && Interlocked.Increment(ref s_emptyCount) > SlabOptions.SuperslabCache)
+                TryRetire(e, index);
+            return;
+        }
+    }
+
+    /// <summary>Returns every empty superslab beyond <paramref name="keep"/> to the system.</summary>
+    public static void RetireEmpty(int keep)
+    {
+        int count = SuperslabDirectory.Count;
+        for (uint i = 0; i < count && EmptyCount > keep; i++)
+        {
+            SuperslabEntry* e = SuperslabDirectory.Entry(i);
+            if ((ulong)Volatile.Read(ref e->FreeMask) == Geometry.AllSlotsFree) TryRetire(e, i);
+        }
+    }
+
+    private static bool TryRetire(SuperslabEntry* e, uint index)
+    {
+        // Only an all-free superslab retires, and after this CAS nothing can be claimed from it.
+        if ((ulong)Interlocked.CompareExchange(ref e->FreeMask, 0, unchecked((long)Geometry.AllSlotsFree)) != Geometry.AllSlotsFree)
+            return false;
+        Interlocked.Decrement(ref s_emptyCount);
+        void* region = (void*)e->Base;
+        Registry.Clear((nuint)region);
+        ((SuperslabHeader*)region)->Magic = 0;
+        OsMemory.Release(region, Geometry.SuperslabBytes);
+        e->Live = 0;
+        Volatile.Write(ref e->Base, 0);
+        Interlocked.Increment(ref s_retiredCount);
+        SuperslabDirectory.FreeIndex(index);
+        return true;
+    }
+}

@@ -1,0 +1,106 @@
+using SlabAlloc.Core;
+using SlabAlloc.Platform;
+using SlabAlloc.Pool;
+using SlabAlloc.Threading;
+
+namespace SlabAlloc.Diagnostics;
+
+/// <summary>
+/// Builds a <see cref="SlabStatistics"/> snapshot. Reads only memory that is never unmapped (thread
+/// heaps, the directory and its slab metadata), so it is safe while other threads allocate and free.
+/// </summary>
+internal static unsafe class StatisticsCollector
+{
+    public static SlabStatistics Collect()
+    {
+        var allocs = new long[SizeClasses.Count];
+        var frees = new long[SizeClasses.Count];
+        long requested = 0, misses = 0, remote = 0, cachedBlocks = 0;
+        int live = 0;
+        for (HeapRecord? r = HeapRecords.Head; r != null; r = r.Next)
+        {
+            ThreadHeap* h = r.Heap;
+            for (int c = 0; c < SizeClasses.Count; c++)
+            {
+                allocs[c] += Volatile.Read(ref h->AllocCount[c]);
+                frees[c] += Volatile.Read(ref h->FreeCount[c]);
+            }
+            requested += Volatile.Read(ref h->RequestedBytes);
+            misses += Volatile.Read(ref h->CacheMisses);
+            remote += Volatile.Read(ref h->RemoteFrees);
+            if (!HeapRecords.IsLive(r)) continue;
+            live++;
+            for (int c = 0; c < SizeClasses.Count; c++)
+            {
+                var s = (SlabMeta*)Volatile.Read(ref h->Current[c]);
+                if (!ThreadCache.IsEmptySlab(s)) cachedBlocks += Math.Max(0, s->Carved - s->Used);
+            }
+        }
+
+        var owned = new int[SizeClasses.Count];
+        var full = new int[SizeClasses.Count];
+        var partial = new int[SizeClasses.Count];
+        var empty = new int[SizeClasses.Count];
+        int superslabs = 0, unusedSlots = 0;
+        int count = SuperslabDirectory.Count;
+        for (uint i = 0; i < count; i++)
+        {
+            SuperslabEntry* e = SuperslabDirectory.Entry(i);
+            if (Volatile.Read(ref e->Live) == 0) continue;
+            superslabs++;
+            unusedSlots += System.Numerics.BitOperations.PopCount((ulong)Volatile.Read(ref e->FreeMask));
+            for (int slot = 1; slot < Geometry.SlotsPerSuperslab; slot++)
+            {
+                SlabMeta* s = SuperslabEntry.Slab(e, slot);
+                int c = s->ClassIndex;
+                switch (s->Lifecycle)
+                {
+                    case SlabLifecycle.Owned: owned[c]++; break;
+                    case SlabLifecycle.Full: full[c]++; break;
+                    case SlabLifecycle.Partial: partial[c]++; break;
+                    case SlabLifecycle.Empty: empty[c]++; break;
+                }
+            }
+        }
+
+        var classes = new SizeClassStatistics[SizeClasses.Count];
+        long inUseBytes = LargeObjects.LiveBytes, inUseBlocks = LargeObjects.LiveCount;
+        for (int c = 0; c < SizeClasses.Count; c++)
+        {
+            classes[c] = new SizeClassStatistics(c, SizeClasses.BlockBytes(c), allocs[c], frees[c], owned[c], full[c], partial[c], empty[c]);
+            inUseBlocks += allocs[c] - frees[c];
+            inUseBytes += (allocs[c] - frees[c]) * SizeClasses.BlockBytes(c);
+        }
+
+        PoolCounters pool = SlabPool.Shared.Counters;
+        return new SlabStatistics
+        {
+            BytesRequestedTotal = requested,
+            BytesInUse = inUseBytes,
+            BlocksInUse = inUseBlocks,
+            BytesMapped = OsMemory.MappedBytes,
+            Superslabs = superslabs,
+            EmptySuperslabs = Superslabs.EmptyCount,
+            SuperslabsMappedTotal = Superslabs.MappedCount,
+            SuperslabsReturnedTotal = Superslabs.RetiredCount,
+            UnusedSlots = unusedSlots,
+            SlabsOwned = owned.Sum(),
+            SlabsFull = full.Sum(),
+            SlabsPartial = partial.Sum(),
+            SlabsEmpty = empty.Sum(),
+            BlocksInThreadCaches = cachedBlocks,
+            ThreadCaches = live,
+            ThreadCacheRecords = HeapRecords.RecordCount,
+            ThreadCachesReclaimed = HeapRecords.Reclaimed,
+            ThreadCacheMisses = misses,
+            RemoteFrees = remote,
+            AcquiredStage1 = Volatile.Read(ref pool.Stage1),
+            AcquiredStage2 = Volatile.Read(ref pool.Stage2),
+            AcquiredStage3 = Volatile.Read(ref pool.Stage3),
+            LargeBlocks = LargeObjects.LiveCount,
+            LargeBytes = LargeObjects.LiveBytes,
+            LargeCachedBytes = LargeObjects.CachedBytes,
+            Classes = classes,
+        };
+    }
+}

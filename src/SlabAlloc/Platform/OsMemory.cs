@@ -1,0 +1,131 @@
+using System;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace SlabAlloc.Platform;
+
+/// <summary>
+/// The platform layer: the only code in SlabAlloc that asks the operating system (or
+/// <see cref="NativeMemory"/>) for memory.
+/// </summary>
+/// <remarks>
+/// Contract for every caller above:
+/// <list type="bullet">
+/// <item><see cref="Reserve"/> returns read-write memory, zero-filled, aligned to the requested
+/// power-of-two alignment, or <c>null</c> when the system refuses (never throws).</item>
+/// <item><see cref="Release"/> takes back exactly a range that <see cref="Reserve"/> returned.</item>
+/// <item><see cref="Decommit"/> tells the system the contents of a range are no longer needed.
+/// The range stays usable; its contents are undefined afterwards (zero on Linux).</item>
+/// </list>
+/// On Linux the memory comes from <c>mmap</c>: regions aligned to more than a page are made by
+/// mapping the size plus the alignment and unmapping the two ends, so nothing is wasted.
+/// Elsewhere the portable fallback is <see cref="NativeMemory.AlignedAlloc"/>, where
+/// <see cref="Decommit"/> does nothing and the memory stays resident.
+/// A test-only fault hook (<see cref="FaultInjector"/>) can make the n-th reservation fail.
+/// </remarks>
+internal static unsafe class OsMemory
+{
+    /// <summary>True when the mmap path is used.</summary>
+    public static readonly bool UsesMmap = OperatingSystem.IsLinux();
+
+    /// <summary>The system page size in bytes.</summary>
+    public static readonly nuint PageBytes = (nuint)Environment.SystemPageSize;
+
+    private static long s_mappedBytes;
+    private static long s_reserveCalls;
+    private static long s_releaseCalls;
+
+    static OsMemory()
+    {
+        if (UsesMmap) LibC.EnsureResolver();
+    }
+
+    /// <summary>Bytes currently reserved from the system through this layer.</summary>
+    public static long MappedBytes => Volatile.Read(ref s_mappedBytes);
+
+    /// <summary>Number of successful reservations and releases, for statistics.</summary>
+    public static long ReserveCalls => Volatile.Read(ref s_reserveCalls);
+
+    /// <inheritdoc cref="ReserveCalls"/>
+    public static long ReleaseCalls => Volatile.Read(ref s_releaseCalls);
+
+    /// <summary>Reserves <paramref name="bytes"/> of zeroed read-write memory aligned to
+    /// <paramref name="alignment"/> (a power of two). Returns null when the system refuses.</summary>
+    /// <param name="bytes">Size, a multiple of the page size.</param>
+    /// <param name="alignment">Alignment, a power of two.</param>
+    /// <param name="populate">Pre-fault the pages (MAP_POPULATE) so later touches take no page fault.</param>
+    public static void* Reserve(nuint bytes, nuint alignment, bool populate = false)
+    {
+        if (FaultInjector.ShouldFail()) return null;
+        void* result = UsesMmap ? ReserveMmap(bytes, alignment, populate) : ReservePortable(bytes, alignment);
+        if (result != null)
+        {
+            Interlocked.Add(ref s_mappedBytes, (long)bytes);
+            Interlocked.Increment(ref s_reserveCalls);
+        }
+        return result;
+    }
+
+    /// <summary>Returns a range obtained from <see cref="Reserve"/> to the system.</summary>
+    public static void Release(void* address, nuint bytes)
+    {
+        if (UsesMmap) LibC.Munmap(address, bytes);
+        else NativeMemory.AlignedFree(address);
+        Interlocked.Add(ref s_mappedBytes, -(long)bytes);
+        Interlocked.Increment(ref s_releaseCalls);
+    }
+
+    /// <summary>Gives the physical pages behind a range back; the range stays mapped.</summary>
+    public static void Decommit(void* address, nuint bytes)
+    {
+        if (UsesMmap) LibC.Madvise(address, bytes, LibC.MadvDontNeed);
+    }
+
+    /// <summary>Touches one byte per page so the pages are resident before they are needed.</summary>
+    public static void Prefault(void* address, nuint bytes)
+    {
+        byte* p = (byte*)address;
+        for (nuint offset = 0; offset < bytes; offset += PageBytes)
+            Volatile.Write(ref p[offset], Volatile.Read(ref p[offset]));
+    }
+
+    private static void* ReserveMmap(nuint bytes, nuint alignment, bool populate)
+    {
+        int flags = LibC.MapPrivate | LibC.MapAnonymous | LibC.MapNoReserve;
+        if (alignment <= PageBytes)
+        {
+            void* p = LibC.Mmap(null, bytes, LibC.ProtRead | LibC.ProtWrite, flags | (populate ? LibC.MapPopulate : 0), -1, 0);
+            return p == LibC.MapFailed ? null : p;
+        }
+
+        // Over-map by the alignment, then cut the misaligned head and the tail off.
+        nuint span = bytes + alignment;
+        if (span < bytes) return null;
+        byte* raw = (byte*)LibC.Mmap(null, span, LibC.ProtRead | LibC.ProtWrite, flags, -1, 0);
+        if (raw == LibC.MapFailed) return null;
+        byte* aligned = (byte*)(((nuint)raw + alignment - 1) & ~(alignment - 1));
+        nuint head = (nuint)(aligned - raw);
+        nuint tail = span - head - bytes;
+        if (head != 0) LibC.Munmap(raw, head);
+        if (tail != 0) LibC.Munmap(aligned + bytes, tail);
+        if (populate) Prefault(aligned, bytes);
+        return aligned;
+    }
+
+    private static void* ReservePortable(nuint bytes, nuint alignment)
+    {
+        void* p;
+        try { p = NativeMemory.AlignedAlloc(bytes, Math.Max(alignment, PageBytes)); }
+        catch (OutOfMemoryException) { return null; }
+        NativeMemory.Clear(p, bytes);
+        return p;
+    }
+
+    /// <summary>Rounds <paramref name="bytes"/> up to a whole number of pages; 0 on overflow.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static nuint RoundUpToPages(nuint bytes)
+    {
+        nuint rounded = (bytes + PageBytes - 1) & ~(PageBytes - 1);
+        return rounded < bytes ? 0 : rounded;
+    }
+}

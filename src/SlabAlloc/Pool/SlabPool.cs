@@ -1,0 +1,46 @@
+using SlabAlloc.Core;
+
+namespace SlabAlloc.Pool;
+
+/// <summary>
+/// The shared slab pool: where a thread cache gets a slab when its own runs dry, and where slabs
+/// go when no thread owns them. One abstraction, so that the lock-free pool and a mutex baseline
+/// are two implementations of one contract, exercised by the same tests.
+/// </summary>
+/// <remarks>
+/// Contract, for every implementation:
+/// <list type="bullet">
+/// <item><see cref="Acquire"/> returns a slab of the class, owned by <c>owner</c>, with at least one
+/// block available after its lists are refilled, trying in order: (1) a slab of the class from the
+/// class's partial or empty list, (2) free slots claimed in a mapped superslab, (3) a new superslab.
+/// It returns null only when the system refuses memory.</item>
+/// <item><see cref="PublishPartial"/> takes a slab in state Queued that has (or is about to have) a
+/// free block; <see cref="ReleaseEmpty"/> takes a slab with no block out. The caller holds the slab
+/// exclusively until the call and must not touch it afterwards.</item>
+/// <item>No slab is ever in two lists, and a slab in a list keeps its slots claimed.</item>
+/// </list>
+/// </remarks>
+internal abstract unsafe class SlabPool
+{
+    /// <summary>The process-wide pool.</summary>
+    public static readonly SlabPool Shared = new LockFreeSlabPool();
+
+    /// <summary>Which stage served acquisitions, and how the pool was exercised.</summary>
+    public readonly PoolCounters Counters = new();
+
+    /// <summary>Gets a slab of <paramref name="sizeClass"/> for <paramref name="owner"/>, or null when out of memory.</summary>
+    public abstract SlabMeta* Acquire(int sizeClass, void* owner);
+
+    /// <summary>Puts a queued slab with free blocks on its class's partial list.</summary>
+    public abstract void PublishPartial(SlabMeta* s);
+
+    /// <summary>Keeps an empty slab on its class's empty list, or releases its slots when enough are kept.</summary>
+    public abstract void ReleaseEmpty(SlabMeta* s);
+
+    /// <summary>Releases every empty slab (including partial ones that became empty) and returns
+    /// empty superslabs to the system.</summary>
+    public abstract void Trim();
+
+    /// <summary>Slabs currently in the partial and empty lists of <paramref name="sizeClass"/>.</summary>
+    public abstract (int Partial, int Empty) ListedSlabs(int sizeClass);
+}

@@ -1,0 +1,189 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using SlabAlloc.Core;
+using SlabAlloc.Diagnostics;
+using SlabAlloc.Pool;
+using SlabAlloc.Threading;
+
+namespace SlabAlloc;
+
+/// <summary>
+/// A drop-in replacement for <see cref="NativeMemory"/>: the same members with the same semantics,
+/// served by SlabAlloc's lock-free slab allocator.
+/// </summary>
+/// <remarks>
+/// <para>Blocks up to 64 KiB come from per-thread slabs (no lock, no atomic instruction when a thread
+/// frees its own blocks); larger blocks, and alignments above 64 KiB, are mapped from the system.</para>
+/// <para>Every block may be freed by any thread, with <see cref="Free"/> or <see cref="AlignedFree"/>
+/// (the two are interchangeable). A pointer SlabAlloc did not return, or one that points inside a
+/// block, gets an <see cref="ArgumentException"/> and changes nothing. With <c>SLABALLOC_CHECKED=1</c>
+/// a double free is reported the same way; without it, a double free is detected when it hits a
+/// returned large block or a slab that has no block out, and is otherwise undefined.</para>
+/// </remarks>
+public static unsafe class SlabMemory
+{
+    /// <summary>Allocates a block of at least <paramref name="byteCount"/> bytes, 16-byte aligned.</summary>
+    /// <param name="byteCount">Size in bytes. 0 gives a unique pointer that must be freed.</param>
+    /// <returns>The block; never null.</returns>
+    /// <exception cref="OutOfMemoryException">The size is impossible or the system has no memory.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void* Alloc(nuint byteCount)
+    {
+        nuint sizeMinusOne = byteCount - 1; // 0 wraps to the maximum and takes the general path
+        if (sizeMinusOne < SizeClasses.FineLimitBytes)
+            return ThreadCache.Allocate(SizeClasses.FineClassOfSizeMinusOne(sizeMinusOne), byteCount);
+        return AllocGeneral(byteCount, zero: false);
+    }
+
+    /// <summary>Allocates <paramref name="elementCount"/> × <paramref name="elementSize"/> bytes.</summary>
+    /// <exception cref="OutOfMemoryException">The product overflows, is impossible, or the system has no memory.</exception>
+    public static void* Alloc(nuint elementCount, nuint elementSize) => Alloc(Product(elementCount, elementSize));
+
+    /// <summary>Allocates a zero-filled block of at least <paramref name="byteCount"/> bytes.</summary>
+    /// <exception cref="OutOfMemoryException">The size is impossible or the system has no memory.</exception>
+    public static void* AllocZeroed(nuint byteCount)
+    {
+        if (byteCount > SizeClasses.MaxBlockBytes) return AllocGeneral(byteCount, zero: true);
+        void* p = Alloc(byteCount);
+        NativeMemory.Clear(p, byteCount);
+        return p;
+    }
+
+    /// <summary>Allocates a zero-filled block of <paramref name="elementCount"/> × <paramref name="elementSize"/> bytes.</summary>
+    /// <exception cref="OutOfMemoryException">The product overflows, is impossible, or the system has no memory.</exception>
+    public static void* AllocZeroed(nuint elementCount, nuint elementSize) => AllocZeroed(Product(elementCount, elementSize));
+
+    /// <summary>Frees a block from any SlabAlloc allocation method. Null does nothing.</summary>
+    /// <exception cref="ArgumentException"><paramref name="ptr"/> is not a live SlabAlloc block.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Free(void* ptr)
+    {
+        if (ptr == null) return;
+        uint region = Registry.Lookup(ptr);
+        if (region != Registry.SuperslabValue)
+        {
+            FreeLargeOrForeign(ptr, region);
+            return;
+        }
+        SlabMeta* s = SuperslabHeader.SlabOf(ptr);
+        if (s == null) ThrowHelper.ThrowInteriorPointer(ptr);
+        int index = SlabMeta.BlockIndexOf(s, ptr);
+        if (index < 0) ThrowHelper.ThrowInteriorPointer(ptr);
+        ThreadCache.Free(s, ptr, index);
+    }
+
+    /// <summary>Resizes a block, keeping its contents up to the smaller size. Null allocates.</summary>
+    /// <returns>The resized block (possibly moved); never null.</returns>
+    /// <exception cref="ArgumentException"><paramref name="ptr"/> is not a live SlabAlloc block.</exception>
+    /// <exception cref="OutOfMemoryException">The size is impossible or the system has no memory; the old block is untouched.</exception>
+    public static void* Realloc(void* ptr, nuint byteCount)
+    {
+        if (ptr == null) return Alloc(byteCount);
+        nuint usable = UsableSize(ptr);
+        if (byteCount <= usable && Fits(usable, byteCount)) return ptr;
+        void* fresh = Alloc(byteCount);
+        Buffer.MemoryCopy(ptr, fresh, byteCount, Math.Min(usable, byteCount));
+        Free(ptr);
+        return fresh;
+    }
+
+    /// <summary>Allocates a block of at least <paramref name="byteCount"/> bytes aligned to <paramref name="alignment"/>.</summary>
+    /// <param name="byteCount">Size in bytes. 0 gives a unique pointer that must be freed.</param>
+    /// <param name="alignment">A power of two, from 1 up to any size the address space allows.</param>
+    /// <exception cref="ArgumentException"><paramref name="alignment"/> is not a power of two.</exception>
+    /// <exception cref="OutOfMemoryException">The size is impossible or the system has no memory.</exception>
+    public static void* AlignedAlloc(nuint byteCount, nuint alignment)
+    {
+        if (!BitOperations.IsPow2(alignment)) ThrowHelper.ThrowBadAlignment(alignment);
+        if (alignment <= 16) return Alloc(byteCount);
+        int sizeClass = SizeClasses.ClassForAligned(byteCount, alignment);
+        if (sizeClass >= 0) return ThreadCache.Allocate(sizeClass, byteCount);
+        return AllocLarge(byteCount, alignment, zero: false);
+    }
+
+    /// <summary>Resizes a block keeping it aligned to <paramref name="alignment"/> and its contents up to the smaller size.</summary>
+    /// <exception cref="ArgumentException"><paramref name="alignment"/> is not a power of two, or <paramref name="ptr"/> is not a live SlabAlloc block.</exception>
+    /// <exception cref="OutOfMemoryException">The size is impossible or the system has no memory; the old block is untouched.</exception>
+    public static void* AlignedRealloc(void* ptr, nuint byteCount, nuint alignment)
+    {
+        if (!BitOperations.IsPow2(alignment)) ThrowHelper.ThrowBadAlignment(alignment);
+        if (ptr == null) return AlignedAlloc(byteCount, alignment);
+        nuint usable = UsableSize(ptr);
+        if (((nuint)ptr & (alignment - 1)) == 0 && byteCount <= usable && Fits(usable, byteCount)) return ptr;
+        void* fresh = AlignedAlloc(byteCount, alignment);
+        Buffer.MemoryCopy(ptr, fresh, byteCount, Math.Min(usable, byteCount));
+        Free(ptr);
+        return fresh;
+    }
+
+    /// <summary>Frees a block; the same as <see cref="Free"/>. Null does nothing.</summary>
+    /// <exception cref="ArgumentException"><paramref name="ptr"/> is not a live SlabAlloc block.</exception>
+    public static void AlignedFree(void* ptr) => Free(ptr);
+
+    /// <summary>The number of bytes the block at <paramref name="ptr"/> can really hold (at least what was asked). 0 for null.</summary>
+    /// <exception cref="ArgumentException"><paramref name="ptr"/> is not a live SlabAlloc block.</exception>
+    public static nuint UsableSize(void* ptr)
+    {
+        if (ptr == null) return 0;
+        uint region = Registry.Lookup(ptr);
+        if (region == 0) ThrowHelper.ThrowForeignPointer(ptr);
+        if (region != Registry.SuperslabValue) return LargeObjects.UsableSize(ptr, region);
+        SlabMeta* s = SuperslabHeader.SlabOf(ptr);
+        if (s == null || SlabMeta.BlockIndexOf(s, ptr) < 0) ThrowHelper.ThrowInteriorPointer(ptr);
+        return s->BlockBytes;
+    }
+
+    /// <summary>Gives cached empty memory back to the system: the calling thread's empty slabs,
+    /// the caches of threads that have ended, every empty slab in the shared pool, empty superslabs
+    /// and cached large blocks.</summary>
+    public static void Trim()
+    {
+        ThreadCache.TrimCurrentThread();
+        HeapRecords.ReclaimDead();
+        SlabPool.Shared.Trim();
+        LargeObjects.FlushCache();
+    }
+
+    /// <summary>A snapshot of what the allocator holds and has done.</summary>
+    public static SlabStatistics GetStatistics() => StatisticsCollector.Collect();
+
+    /// <summary>True when a block of <paramref name="usable"/> bytes is a good home for <paramref name="byteCount"/>
+    /// bytes: the same size class, or a large block at most half empty.</summary>
+    private static bool Fits(nuint usable, nuint byteCount)
+    {
+        if (usable <= SizeClasses.MaxBlockBytes)
+            return byteCount <= SizeClasses.MaxBlockBytes && SizeClasses.BlockBytes(SizeClasses.ClassOf(byteCount)) == (int)usable;
+        return byteCount > SizeClasses.MaxBlockBytes && byteCount >= usable / 2;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void* AllocGeneral(nuint byteCount, bool zero)
+    {
+        if (byteCount <= SizeClasses.MaxBlockBytes)
+            return ThreadCache.Allocate(SizeClasses.ClassOf(byteCount), byteCount);
+        return AllocLarge(byteCount, 16, zero);
+    }
+
+    private static void* AllocLarge(nuint byteCount, nuint alignment, bool zero)
+    {
+        if (byteCount > Geometry.MaxRequestBytes || alignment > Geometry.MaxRequestBytes) ThrowHelper.ThrowOutOfMemory(byteCount);
+        void* p = LargeObjects.Allocate(byteCount, alignment, zero);
+        if (p == null) ThrowHelper.ThrowOutOfMemory(byteCount);
+        return p;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void FreeLargeOrForeign(void* ptr, uint region)
+    {
+        if (region == 0) ThrowHelper.ThrowForeignPointer(ptr);
+        LargeObjects.Free(ptr, region);
+    }
+
+    private static nuint Product(nuint count, nuint size)
+    {
+        nuint high = (nuint)Math.BigMul((ulong)count, (ulong)size, out ulong low);
+        if (high != 0) ThrowHelper.ThrowOutOfMemoryOverflow(count, size);
+        return (nuint)low;
+    }
+}

@@ -1,0 +1,67 @@
+using System.Globalization;
+
+namespace SlabAlloc;
+
+/// <summary>
+/// Every SlabAlloc setting, read once at start-up from an environment variable <c>SLABALLOC_*</c>
+/// or, when that is unset, from the AppContext switch / runtimeconfig property of the same name
+/// (for example <c>"SlabAlloc.Checked": true</c> in runtimeconfig.template.json).
+/// </summary>
+/// <remarks>
+/// The values sit in <c>static readonly</c> fields, which the optimizing JIT treats as constants,
+/// so a feature that is off costs nothing on the fast path. An invalid value throws at start-up
+/// with a message naming the variable.
+/// </remarks>
+internal static class SlabOptions
+{
+    /// <summary><c>SLABALLOC_CHECKED</c> (default 0): track every block in a bitmap so a double free is reported.
+    /// Costs two atomic bit operations per allocation and free.</summary>
+    public static readonly bool Checked = ReadBool("SLABALLOC_CHECKED", "SlabAlloc.Checked", false);
+
+    /// <summary><c>SLABALLOC_EMPTY_SLABS_PER_CLASS</c> (default 2): empty slabs kept formatted per size
+    /// class before further empty slabs are released (decommitted).</summary>
+    public static readonly int EmptySlabsPerClass = ReadInt("SLABALLOC_EMPTY_SLABS_PER_CLASS", "SlabAlloc.EmptySlabsPerClass", 2, 0, 1 << 20);
+
+    /// <summary><c>SLABALLOC_SUPERSLAB_CACHE</c> (default 2): empty superslabs kept mapped before further
+    /// empty ones are returned to the system.</summary>
+    public static readonly int SuperslabCache = ReadInt("SLABALLOC_SUPERSLAB_CACHE", "SlabAlloc.SuperslabCache", 2, 0, 1 << 20);
+
+    /// <summary><c>SLABALLOC_LARGE_CACHE_MB</c> (default 64): freed large blocks kept mapped for reuse, in MiB.</summary>
+    public static readonly int LargeCacheMiB = ReadInt("SLABALLOC_LARGE_CACHE_MB", "SlabAlloc.LargeCacheMB", 64, 0, 1 << 20);
+
+    /// <summary><c>SLABALLOC_PREFAULT</c> (default 0): fault every page of a new superslab in when it is
+    /// mapped, so that a thread later allocating from it takes no page fault.</summary>
+    public static readonly bool Prefault = ReadBool("SLABALLOC_PREFAULT", "SlabAlloc.Prefault", false);
+
+    private static string? Raw(string variable, string switchName)
+    {
+        string? value = Environment.GetEnvironmentVariable(variable);
+        if (!string.IsNullOrEmpty(value)) return value.Trim();
+        object? data = AppContext.GetData(switchName);
+        return data?.ToString();
+    }
+
+    private static bool ReadBool(string variable, string switchName, bool fallback)
+    {
+        string? raw = Raw(variable, switchName);
+        if (raw is null) return fallback;
+        return raw.ToLowerInvariant() switch
+        {
+            "1" or "true" or "yes" or "on" => true,
+            "0" or "false" or "no" or "off" => false,
+            _ => throw Invalid(variable, raw, "expected 0/1, true/false, yes/no or on/off"),
+        };
+    }
+
+    private static int ReadInt(string variable, string switchName, int fallback, int min, int max)
+    {
+        string? raw = Raw(variable, switchName);
+        if (raw is null) return fallback;
+        if (!int.TryParse(raw, NumberStyles.Integer, CultureInfo.InvariantCulture, out int value) || value < min || value > max)
+            throw Invalid(variable, raw, $"expected a whole number from {min} to {max}");
+        return value;
+    }
+
+    private static InvalidOperationException Invalid(string variable, string raw, string expected) =>
+        new($"SlabAlloc: invalid value '{raw}' for {variable}: {expected}.");
+}

@@ -1,0 +1,110 @@
+using SlabAlloc.Core;
+using SlabAlloc.Platform;
+using SlabAlloc.Pool;
+
+namespace SlabAlloc.Threading;
+
+/// <summary>
+/// Every <see cref="ThreadHeap"/> ever made, which thread each belongs to, and the hand-back of a
+/// dead thread's slabs.
+/// </summary>
+/// <remarks>
+/// <para>.NET has no thread-exit callback, so a heap is reclaimed two ways: a sentinel object held
+/// only by the thread's [ThreadStatic] slot is finalized after the thread dies, and every time a
+/// thread attaches (and on <c>Trim</c>) the records of threads that are no longer alive are
+/// reclaimed at once, which bounds memory under thread churn even when no GC runs.</para>
+/// <para>A record's <see cref="HeapRecord.StateWord"/> is <c>generation &lt;&lt; 2 | state</c>
+/// (Free, Live, Reclaiming), changed only by CAS. Reclaiming wins the CAS Live→Reclaiming for the
+/// generation it saw, so a heap is reclaimed once, and a late finalizer of an earlier generation
+/// cannot touch a heap that a new thread has since taken. Records are never removed, only reused:
+/// their number is the peak number of threads alive at once.</para>
+/// </remarks>
+internal static unsafe class HeapRecords
+{
+    private const long StateFree = 0, StateLive = 1, StateReclaiming = 2, StateMask = 3;
+
+    private static HeapRecord? s_head;
+    private static int s_recordCount;
+    private static long s_reclaimed;
+
+    /// <summary>Records made since start-up (the peak number of thread caches).</summary>
+    public static int RecordCount => Volatile.Read(ref s_recordCount);
+
+    /// <summary>Thread caches handed back after their thread died.</summary>
+    public static long Reclaimed => Volatile.Read(ref s_reclaimed);
+
+    /// <summary>All records, newest first.</summary>
+    public static HeapRecord? Head => Volatile.Read(ref s_head);
+
+    /// <summary>Finds or makes a heap for the calling thread. Null when out of memory.</summary>
+    public static HeapRecord? Attach(Thread thread, ThreadHeap* emptyTemplate)
+    {
+        ReclaimDead();
+        for (HeapRecord? r = Head; r != null; r = r.Next)
+        {
+            long word = Volatile.Read(ref r.StateWord);
+            if ((word & StateMask) != StateFree) continue;
+            long live = ((word >> 2) + 1) << 2 | StateLive;
+            // Loses to another attaching thread taking the same record; look further.
+            if (Interlocked.CompareExchange(ref r.StateWord, live, word) != word) continue;
+            r.Thread = thread;
+            return r;
+        }
+
+        var heap = (ThreadHeap*)OsMemory.Reserve(OsMemory.RoundUpToPages((nuint)sizeof(ThreadHeap)), OsMemory.PageBytes);
+        if (heap == null) return null;
+        *heap = *emptyTemplate;
+        var record = new HeapRecord(heap) { Thread = thread, StateWord = (1L << 2) | StateLive };
+        while (true)
+        {
+            HeapRecord? head = Volatile.Read(ref s_head);
+            record.Next = head;
+            // Loses only to another record being added; the list is append-only.
+            if (Interlocked.CompareExchange(ref s_head, record, head) == head) break;
+        }
+        Interlocked.Increment(ref s_recordCount);
+        return record;
+    }
+
+    /// <summary>Reclaims the heaps of every thread that has ended.</summary>
+    public static void ReclaimDead()
+    {
+        for (HeapRecord? r = Head; r != null; r = r.Next)
+        {
+            long word = Volatile.Read(ref r.StateWord);
+            if ((word & StateMask) == StateLive && r.Thread is { IsAlive: false })
+                TryReclaim(r, word >> 2);
+        }
+    }
+
+    /// <summary>Hands the slabs of <paramref name="r"/>'s heap back to the pool, if it is still
+    /// live in generation <paramref name="generation"/>.</summary>
+    public static void TryReclaim(HeapRecord r, long generation)
+    {
+        long live = generation << 2 | StateLive;
+        if (Interlocked.CompareExchange(ref r.StateWord, generation << 2 | StateReclaiming, live) != live) return;
+        ThreadCache.ReleaseAllSlabs(r.Heap);
+        r.Thread = null;
+        Interlocked.Increment(ref s_reclaimed);
+        Volatile.Write(ref r.StateWord, generation << 2 | StateFree);
+    }
+
+    /// <summary>True while a thread is attached to the record.</summary>
+    public static bool IsLive(HeapRecord r) => (Volatile.Read(ref r.StateWord) & StateMask) == StateLive;
+}
+
+/// <summary>One thread cache and the thread it belongs to.</summary>
+internal sealed unsafe class HeapRecord(ThreadHeap* heap)
+{
+    public readonly ThreadHeap* Heap = heap;
+    public Thread? Thread;
+    public long StateWord;
+    public HeapRecord? Next;
+}
+
+/// <summary>Held only by a thread's [ThreadStatic] slot: finalized after the thread dies, it hands
+/// the thread's heap back.</summary>
+internal sealed class ThreadExitSentinel(HeapRecord record, long generation)
+{
+    ~ThreadExitSentinel() => HeapRecords.TryReclaim(record, generation);
+}

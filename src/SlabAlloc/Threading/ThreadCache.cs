@@ -1,0 +1,185 @@
+using System.Runtime.CompilerServices;
+using SlabAlloc.Core;
+using SlabAlloc.Platform;
+using SlabAlloc.Pool;
+
+namespace SlabAlloc.Threading;
+
+/// <summary>
+/// The front end for blocks up to 64 KiB: each thread allocates from slabs it owns, frees its own
+/// blocks without atomics, and pushes other threads' blocks onto their slabs' remote-free lists.
+/// </summary>
+/// <remarks>
+/// <para><b>Fast paths.</b> Allocation: read the thread's heap, pop the current slab's free list,
+/// count. Owner free: validate the pointer, push onto the slab's local list, count. Neither uses an
+/// atomic instruction or a lock, and neither tests whether the thread was initialized: until a
+/// thread's first miss, its thread-static offset is 0, which lands on a shared empty heap whose
+/// slabs never have a free block, so the first allocation simply misses into
+/// <see cref="AllocateSlow"/>, which attaches the thread.</para>
+/// <para><b>Ownership.</b> <c>s->Owner == heap</c> is read by any thread but only ever equals the
+/// reader's own heap when the reader owns the slab, because an owner writes its own heap when it
+/// takes a slab and writes null (before any other thread can take it) when it lets it go.</para>
+/// </remarks>
+internal static unsafe class ThreadCache
+{
+    /// <summary>Offset from the shared empty heap to this thread's heap (0 until the first miss).</summary>
+    [ThreadStatic] private static nint t_heapOffset;
+    [ThreadStatic] private static ThreadExitSentinel? t_sentinel;
+
+    private static readonly SlabMeta* s_emptySlab = MakeEmptySlab();
+    private static readonly ThreadHeap* s_emptyHeap = MakeEmptyHeap(s_emptySlab);
+
+    /// <summary>The calling thread's heap, or the shared empty heap if it has none yet.</summary>
+    private static ThreadHeap* Heap
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => (ThreadHeap*)((nint)s_emptyHeap + t_heapOffset);
+    }
+
+    /// <summary>Allocates a block of <paramref name="sizeClass"/> for a request of <paramref name="requested"/> bytes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void* Allocate(int sizeClass, nuint requested)
+    {
+        ThreadHeap* h = Heap;
+        var s = (SlabMeta*)h->Current[sizeClass];
+        void* block = s->Free;
+        if (block == null) return AllocateSlow(sizeClass, requested);
+        s->Free = *(void**)block;
+        s->Used++;
+        h->AllocCount[sizeClass]++;
+        h->RequestedBytes += (long)requested;
+        if (SlabOptions.Checked) SlabMeta.MarkAllocated(s, block);
+        return block;
+    }
+
+    /// <summary>Frees a block of slab <paramref name="s"/> whose index the caller validated.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Free(SlabMeta* s, void* block, int index)
+    {
+        if (SlabOptions.Checked) SlabMeta.MarkFreed(s, block, index);
+        ThreadHeap* h = Heap;
+        if (s->Owner == h)
+        {
+            *(void**)block = s->LocalFree;
+            s->LocalFree = block;
+            s->Used--;
+            h->FreeCount[s->ClassIndex]++;
+            return;
+        }
+        FreeRemote(s, block, index);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void* AllocateSlow(int sizeClass, nuint requested)
+    {
+        ThreadHeap* h = EnsureHeap();
+        h->CacheMisses++;
+        var s = (SlabMeta*)h->Current[sizeClass];
+        if (s != s_emptySlab && !Refill(s))
+        {
+            // Exhausted: hand it over (a remote free will publish it again) and take another.
+            h->Current[sizeClass] = (nint)s_emptySlab;
+            LetGo(s);
+            s = s_emptySlab;
+        }
+        if (s == s_emptySlab)
+        {
+            s = SlabPool.Shared.Acquire(sizeClass, h);
+            if (s == null) ThrowHelper.ThrowOutOfMemory(requested);
+            h->Current[sizeClass] = (nint)s;
+            if (s->Free == null && !Refill(s)) ThrowHelper.ThrowCorruption("the pool handed out a slab with no free block");
+        }
+        return Allocate(sizeClass, requested);
+    }
+
+    /// <summary>Refills the owner's free list: its own frees first (no atomic), then remote frees, then fresh blocks.</summary>
+    private static bool Refill(SlabMeta* s)
+    {
+        if (s->LocalFree != null)
+        {
+            s->Free = s->LocalFree;
+            s->LocalFree = null;
+            return true;
+        }
+        if (SlabMeta.CollectRemote(s, SlabMeta.StateOwned) > 0) return true;
+        return SlabMeta.TryCarve(s);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void FreeRemote(SlabMeta* s, void* block, int index)
+    {
+        if (index >= s->Carved || s->Lifecycle == SlabLifecycle.Empty) ThrowHelper.ThrowDoubleFree(block);
+        ThreadHeap* h = EnsureHeap();
+        h->FreeCount[s->ClassIndex]++;
+        h->RemoteFrees++;
+        if (SlabMeta.PushRemote(s, block)) SlabPool.Shared.PublishPartial(s);
+    }
+
+    /// <summary>The calling thread's heap, attaching the thread first if needed.</summary>
+    private static ThreadHeap* EnsureHeap()
+    {
+        ThreadHeap* h = Heap;
+        if (h != s_emptyHeap) return h;
+        HeapRecord? record = HeapRecords.Attach(Thread.CurrentThread, s_emptyHeap);
+        if (record == null) ThrowHelper.ThrowOutOfMemory((nuint)sizeof(ThreadHeap));
+        t_sentinel = new ThreadExitSentinel(record, Volatile.Read(ref record.StateWord) >> 2);
+        t_heapOffset = (nint)record.Heap - (nint)s_emptyHeap;
+        return record.Heap;
+    }
+
+    private static void LetGo(SlabMeta* s)
+    {
+        switch (SlabMeta.LetGo(s))
+        {
+            case SlabMeta.LetGoResult.Detached: s->Lifecycle = SlabLifecycle.Full; break;
+            case SlabMeta.LetGoResult.Queued: SlabPool.Shared.PublishPartial(s); break;
+            case SlabMeta.LetGoResult.Empty: SlabPool.Shared.ReleaseEmpty(s); break;
+        }
+    }
+
+    /// <summary>Hands every slab of <paramref name="h"/> back to the pool. Called for a dead thread's heap.</summary>
+    public static void ReleaseAllSlabs(ThreadHeap* h)
+    {
+        for (int c = 0; c < SizeClasses.Count; c++)
+        {
+            var s = (SlabMeta*)h->Current[c];
+            if (s == s_emptySlab) continue;
+            h->Current[c] = (nint)s_emptySlab;
+            LetGo(s);
+        }
+    }
+
+    /// <summary>Releases the calling thread's slabs that have no block out.</summary>
+    public static void TrimCurrentThread()
+    {
+        ThreadHeap* h = Heap;
+        if (h == s_emptyHeap) return;
+        for (int c = 0; c < SizeClasses.Count; c++)
+        {
+            var s = (SlabMeta*)h->Current[c];
+            if (s == s_emptySlab) continue;
+            SlabMeta.CollectRemote(s, SlabMeta.StateOwned);
+            if (s->Used != 0) continue;
+            h->Current[c] = (nint)s_emptySlab;
+            LetGo(s);
+        }
+    }
+
+    /// <summary>True if <paramref name="s"/> is the placeholder slab of classes with no slab.</summary>
+    public static bool IsEmptySlab(SlabMeta* s) => s == s_emptySlab;
+
+    private static SlabMeta* MakeEmptySlab()
+    {
+        var s = (SlabMeta*)OsMemory.Reserve(OsMemory.PageBytes, OsMemory.PageBytes);
+        if (s == null) throw new OutOfMemoryException("SlabAlloc could not start.");
+        return s; // zeroed: no free block, no owner, capacity 0
+    }
+
+    private static ThreadHeap* MakeEmptyHeap(SlabMeta* emptySlab)
+    {
+        var h = (ThreadHeap*)OsMemory.Reserve(OsMemory.RoundUpToPages((nuint)sizeof(ThreadHeap)), OsMemory.PageBytes);
+        if (h == null) throw new OutOfMemoryException("SlabAlloc could not start.");
+        for (int c = 0; c < SizeClasses.Count; c++) h->Current[c] = (nint)emptySlab;
+        return h;
+    }
+}

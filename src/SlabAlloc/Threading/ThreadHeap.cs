@@ -1,0 +1,40 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using SlabAlloc.Core;
+
+namespace SlabAlloc.Threading;
+
+/// <summary>One slab pointer per size class.</summary>
+[InlineArray(SizeClasses.Count)]
+internal struct ClassSlabs { private nint _first; }
+
+/// <summary>One counter per size class.</summary>
+[InlineArray(SizeClasses.Count)]
+internal struct ClassCounts { private long _first; }
+
+/// <summary>
+/// A thread cache: the slab each size class currently allocates from, and the thread's counters.
+/// Unmanaged, so the fast path reaches it with one thread-static load and no GC write barrier.
+/// </summary>
+/// <remarks>
+/// <para>Written only by the thread it is attached to (or, after that thread died, by the one thread
+/// that reclaims it). Other threads read the counters for statistics without synchronization: each
+/// is a naturally aligned 64-bit value, so a read is never torn, only possibly a moment old.</para>
+/// <para><see cref="Current"/>[c] is never null: a class with no slab points at the shared empty
+/// slab, whose free list is always empty, so the fast path needs no "has a slab" test.</para>
+/// <para>Invariant, summed over every heap: for each class,
+/// <c>Σ AllocCount − Σ FreeCount = blocks of that class handed out and not yet freed</c>.</para>
+/// </remarks>
+[StructLayout(LayoutKind.Sequential)]
+internal struct ThreadHeap
+{
+    public ClassSlabs Current;
+    public ClassCounts AllocCount;
+    public ClassCounts FreeCount;
+    /// <summary>Sum of the sizes callers asked for (before rounding to a class).</summary>
+    public long RequestedBytes;
+    /// <summary>Frees of blocks whose slab another thread (or no thread) owned.</summary>
+    public long RemoteFrees;
+    /// <summary>Allocations that found the current slab's free list empty (thread-cache misses).</summary>
+    public long CacheMisses;
+}
