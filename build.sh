@@ -19,9 +19,22 @@ case "$cmd" in
     dotnet bench/SlabAlloc.Bench/bin/Release/net10.0/SlabAlloc.Bench.dll selfcheck "$@"
     ;;
   test)
+    # Every test but the long Stress category (run those with: ./build.sh test --filter Category=Stress).
     dotnet build SlabAlloc.sln -c Release -nologo -v quiet
+    results="$(mktemp -d)"
+    filter=(--filter "Category!=Stress")
+    for a in "$@"; do [ "$a" = "--filter" ] && filter=(); done
+    status=0
     dotnet test tests/SlabAlloc.Tests/SlabAlloc.Tests.csproj -c Release --no-build -nologo \
-      --logger "console;verbosity=normal" "$@"
+      "${filter[@]}" --logger "console;verbosity=normal" --logger "trx;LogFileName=tests.trx" \
+      --results-directory "$results" "$@" || status=$?
+    # One plain closing line that any CI reads: "N passed, N failed".
+    counters="$(grep -o '<Counters [^>]*>' "$results/tests.trx" 2>/dev/null || true)"
+    passed="$(sed -n 's/.* passed="\([0-9]*\)".*/\1/p' <<<"$counters")"
+    failed="$(sed -n 's/.* failed="\([0-9]*\)".*/\1/p' <<<"$counters")"
+    echo "tests: ${passed:-0} passed, ${failed:-0} failed"
+    rm -rf "$results"
+    exit "$status"
     ;;
   *)
     echo "usage: ./build.sh [test]" >&2

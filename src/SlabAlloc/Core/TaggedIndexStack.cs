@@ -63,17 +63,44 @@ internal struct TaggedIndexStack
     {
         while (true)
         {
-            long head = Volatile.Read(ref _head);
-            uint top = (uint)(head & IndexMask);
-            if (top == 0) { index = 0; return false; }
-            // May be stale (see remarks); used only if the CAS below proves it is not.
-            int nextPlusOne = Volatile.Read(ref *links.LinkOf(top - 1));
-            long next = ((head & ~IndexMask) + VersionOne) | (uint)nextPlusOne;
-            if (Interlocked.CompareExchange(ref _head, next, head) == head)
-            {
-                index = top - 1;
-                return true;
-            }
+            PopAttempt attempt = BeginPop(links);
+            if (attempt.IsEmpty) { index = 0; return false; }
+            if (TryCompletePop(attempt, out index)) return true;
         }
+    }
+
+    /// <summary>The first half of a pop: reads the head and the link of the top index.
+    /// Split from <see cref="TryCompletePop"/> so that tests can stall a popper between the two,
+    /// exactly where the ABA race strikes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal unsafe PopAttempt BeginPop<TLinks>(TLinks links) where TLinks : struct, IIndexLinks
+    {
+        long head = Volatile.Read(ref _head);
+        uint top = (uint)(head & IndexMask);
+        if (top == 0) return new PopAttempt(head, 0);
+        // May be stale (see remarks); used only if the CAS in TryCompletePop proves it is not.
+        int nextPlusOne = Volatile.Read(ref *links.LinkOf(top - 1));
+        return new PopAttempt(head, ((head & ~IndexMask) + VersionOne) | (uint)nextPlusOne);
+    }
+
+    /// <summary>The second half of a pop: succeeds only if the head has not changed since
+    /// <see cref="BeginPop"/>, version included.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal bool TryCompletePop(PopAttempt attempt, out uint index)
+    {
+        // Loses to any push or pop since BeginPop (the version moved), which is what defeats ABA.
+        if (Interlocked.CompareExchange(ref _head, attempt.Next, attempt.Head) == attempt.Head)
+        {
+            index = (uint)(attempt.Head & IndexMask) - 1;
+            return true;
+        }
+        index = 0;
+        return false;
+    }
+
+    /// <summary>A head and the head that popping it would leave.</summary>
+    internal readonly record struct PopAttempt(long Head, long Next)
+    {
+        public bool IsEmpty => (Head & IndexMask) == 0;
     }
 }

@@ -1,0 +1,52 @@
+using SlabAlloc.Core;
+
+namespace SlabAlloc.Tests.Core;
+
+public unsafe class RegistryTests
+{
+    // A granule far from anything the process maps: values are only numbers here, nothing is touched.
+    private static readonly nuint Probe = unchecked((nuint)0x7ff0_0000_0000);
+
+    [Fact]
+    public void SetLookupAndClearAGranule()
+    {
+        Assert.Equal(0u, Registry.Lookup((void*)Probe));
+        Assert.True(Registry.TrySet(Probe, Registry.LargeValue(3)));
+        Assert.Equal(Registry.LargeValue(3), Registry.Lookup((void*)(Probe + 12345)));
+        Assert.Equal(Registry.LargeValue(3), Registry.Lookup((void*)(Probe + Geometry.SuperslabBytes - 1)));
+        Assert.Equal(0u, Registry.Lookup((void*)(Probe + Geometry.SuperslabBytes)));
+        Registry.Clear(Probe);
+        Assert.Equal(0u, Registry.Lookup((void*)Probe));
+    }
+
+    [Fact]
+    public void AddressesOutsideTheUserHalfAreNeverOurs()
+    {
+        Assert.Equal(0u, Registry.Lookup((void*)0xffff_8000_0000_1000));
+        Assert.Equal(0u, Registry.Lookup((void*)(1UL << 47)));
+        Assert.Equal(0u, Registry.Lookup(null));
+    }
+
+    [Fact]
+    public void ConcurrentLeafInstallationKeepsEveryValue()
+    {
+        // Several threads set granules under the same fresh leaf at once; every value must survive.
+        const int Threads = 4, PerThread = 64;
+        nuint leafBase = unchecked((nuint)0x7f00_0000_0000);
+        using var start = new Barrier(Threads);
+        var threads = Enumerable.Range(0, Threads).Select(t => new Thread(() =>
+        {
+            start.SignalAndWait();
+            for (int i = 0; i < PerThread; i++)
+                Assert.True(Registry.TrySet(leafBase + ((nuint)(t * PerThread + i) << Geometry.SuperslabShift), (uint)(2 * (t * PerThread + i + 1))));
+        })).ToArray();
+        foreach (var t in threads) t.Start();
+        foreach (var t in threads) t.Join();
+        for (int k = 0; k < Threads * PerThread; k++)
+        {
+            nuint g = leafBase + ((nuint)k << Geometry.SuperslabShift);
+            Assert.Equal((uint)(2 * (k + 1)), Registry.Lookup((void*)g));
+            Registry.Clear(g);
+        }
+    }
+}
