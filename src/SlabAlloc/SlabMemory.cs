@@ -122,7 +122,7 @@ public static unsafe class SlabMemory
     public static void AlignedFree(void* ptr) => Free(ptr);
 
     /// <summary>The number of bytes the block at <paramref name="ptr"/> can really hold (at least what was asked). 0 for null.</summary>
-    /// <exception cref="ArgumentException"><paramref name="ptr"/> is not a live SlabAlloc block.</exception>
+    /// <exception cref="ArgumentException"><paramref name="ptr"/> is not a live SlabAlloc block (in checked mode, also when it was freed).</exception>
     public static nuint UsableSize(void* ptr)
     {
         if (ptr == null) return 0;
@@ -130,7 +130,9 @@ public static unsafe class SlabMemory
         if (region == 0) ThrowHelper.ThrowForeignPointer(ptr);
         if (region != Registry.SuperslabValue) return LargeObjects.UsableSize(ptr, region);
         SlabMeta* s = SuperslabHeader.SlabOf(ptr);
-        if (s == null || SlabMeta.BlockIndexOf(s, ptr) < 0) ThrowHelper.ThrowInteriorPointer(ptr);
+        int index = s == null ? -1 : SlabMeta.BlockIndexOf(s, ptr);
+        if (index < 0) ThrowHelper.ThrowInteriorPointer(ptr);
+        if (SlabOptions.Checked && !SlabMeta.IsAllocated(s, index)) ThrowHelper.ThrowDoubleFree(ptr);
         return s->BlockBytes;
     }
 

@@ -57,7 +57,7 @@ internal static unsafe class LargeObjects
     public static void* Allocate(nuint size, nuint alignment, bool zero)
     {
         nuint offset = Math.Max(64, alignment);
-        nuint needed = offset + size;
+        nuint needed = offset + Math.Max(size, 1); // the block's first byte lies inside the mapping, even for size 0
         if (needed < size) return null;
         nuint mapped = OsMemory.RoundUpToPages(needed);
         if (mapped == 0) return null;
@@ -122,6 +122,8 @@ internal static unsafe class LargeObjects
     {
         nuint granulesBack = (registryValue >> 1) - 1;
         var header = (LargeHeader*)(((nuint)p & ~Geometry.SuperslabMask) - (granulesBack << Geometry.SuperslabShift));
+        // The registry marks whole granules; the tail of the last one past the mapping is not ours.
+        if ((nuint)p - (nuint)header >= header->MappedBytes) ThrowHelper.ThrowForeignPointer(p);
         if (header->Magic != Magic || header->Block != p) ThrowHelper.ThrowInteriorPointer(p);
         return header;
     }

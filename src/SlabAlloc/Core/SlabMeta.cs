@@ -82,16 +82,24 @@ internal unsafe struct SlabMeta
         Volatile.Write(ref s->ThreadFree, StateOwned);
     }
 
-    /// <summary>Index of the block at <paramref name="p"/>, or -1 if p is not the start of a block of this slab.</summary>
+    /// <summary>Index of the block at <paramref name="p"/>, or -1 if p is not the start of a block of
+    /// this slab that was ever carved (a block beyond <see cref="Carved"/> was never handed out).</summary>
+    /// <remarks>Another thread may read <see cref="Carved"/> while the owner raises it; it sees at least
+    /// the value from before the block was handed out, since handing a block to another thread
+    /// synchronizes.</remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int BlockIndexOf(SlabMeta* s, void* p)
     {
         nuint offset = (nuint)((byte*)p - s->Start);
         // Exact for every multiple of the block size below 2^32; a non-multiple never passes the check.
         uint index = (uint)(((ulong)offset * s->Reciprocal) >> 32);
-        if ((nuint)index * s->BlockBytes != offset || index >= (uint)s->Capacity) return -1;
+        if ((nuint)index * s->BlockBytes != offset || index >= (uint)s->Carved) return -1;
         return (int)index;
     }
+
+    /// <summary>Checked mode: true if the block at <paramref name="index"/> is handed out.</summary>
+    public static bool IsAllocated(SlabMeta* s, int index) =>
+        (Volatile.Read(ref s->CheckedBits[index >> 6]) & (1UL << (index & 63))) != 0;
 
     /// <summary>Threads the next batch of untouched blocks (about a page) onto <see cref="Free"/>.
     /// Returns false when the whole slab is carved. Holder only.</summary>

@@ -108,7 +108,7 @@ internal static unsafe class ThreadCache
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void FreeRemote(SlabMeta* s, void* block, int index)
     {
-        if (index >= s->Carved || s->Lifecycle == SlabLifecycle.Empty) ThrowHelper.ThrowDoubleFree(block);
+        if (s->Lifecycle == SlabLifecycle.Empty) ThrowHelper.ThrowDoubleFree(block); // a slab with no block out
         ThreadHeap* h = EnsureHeap();
         h->FreeCount[s->ClassIndex]++;
         h->RemoteFrees++;

@@ -1,0 +1,242 @@
+using SlabAlloc;
+
+namespace SlabAlloc.CheckedProbe;
+
+/// <summary>
+/// A child process for SlabAlloc.Tests (see tests/SlabAlloc.Tests/Api/BadPointerTests.cs), for what
+/// cannot be tested inside the test process: settings that are read once at start-up, and hostile
+/// pointers that would corrupt the test process's allocator if SlabAlloc wrongly accepted them.
+/// </summary>
+/// <remarks>
+/// <para><c>SlabAlloc.CheckedProbe [double-free]</c> (run with <c>SLABALLOC_CHECKED=1</c>): frees a small
+/// block, a medium block and a block allocated by another thread twice each, and prints
+/// <c>DOUBLE_FREE_DETECTED: &lt;message&gt;</c> for every second free that throws
+/// <see cref="ArgumentException"/>. Exit code 1 when a double free is not detected.</para>
+/// <para><c>SlabAlloc.CheckedProbe realloc-freed</c> (run with <c>SLABALLOC_CHECKED=1</c>): passes freed
+/// blocks to Realloc and AlignedRealloc, which free them (a double free), and prints
+/// <c>REALLOC_OF_FREED_DETECTED: &lt;message&gt;</c> for each rejected call; exit code 1 when one is
+/// accepted or the rejected call leaves a block in use.</para>
+/// <para><c>SlabAlloc.CheckedProbe uncarved &lt;Free|AlignedFree|Realloc|AlignedRealloc|UsableSize&gt; &lt;owner|remote&gt;</c>:
+/// passes the start of a block that the slab never handed out (not yet carved) to one API call, on
+/// the thread that owns the slab or on another one, and prints <c>UNCARVED_REJECTED: &lt;message&gt;</c>
+/// or <c>UNCARVED_ACCEPTED: ...</c>. Exit code 1 when the pointer is accepted or anything is corrupted.</para>
+/// <para>Both modes then check that the allocator still works and that its accounting is exact, and
+/// print <c>PROBE_OK</c> last when everything passed.</para>
+/// </remarks>
+internal static unsafe class Program
+{
+    private static bool s_failed;
+
+    private static int Main(string[] args)
+    {
+        string mode = args.Length > 0 ? args[0] : "double-free";
+        long baseline = SlabMemory.GetStatistics().BlocksInUse;
+        switch (mode)
+        {
+            case "double-free":
+                DoubleFrees();
+                break;
+            case "realloc-freed":
+                ReallocOfFreedBlocks();
+                break;
+            case "uncarved" when args.Length == 3 && Enum.TryParse(args[1], out Op op) && args[2] is "owner" or "remote":
+                foreach (nuint size in new nuint[] { 64, 20480 }) Uncarved(size, op, remote: args[2] == "remote");
+                break;
+            default:
+                Console.Error.WriteLine("usage: SlabAlloc.CheckedProbe [double-free | realloc-freed | uncarved <Free|AlignedFree|Realloc|AlignedRealloc|UsableSize> <owner|remote>]");
+                return 2;
+        }
+
+        CheckAllocatorWorks(baseline);
+        if (s_failed) return 1;
+        Console.WriteLine("PROBE_OK");
+        return 0;
+    }
+
+    // ---- double-free: run with SLABALLOC_CHECKED=1 ----
+
+    private static void DoubleFrees()
+    {
+        Console.WriteLine("SCENARIO small (64 bytes, freed twice by its own thread)");
+        ExpectDoubleFreeDetected((nuint)SlabMemory.Alloc(64));
+
+        Console.WriteLine("SCENARIO medium (20000 bytes, freed twice by its own thread)");
+        ExpectDoubleFreeDetected((nuint)SlabMemory.Alloc(20000));
+
+        Console.WriteLine("SCENARIO remote (100 bytes allocated by another thread, freed twice by the main thread)");
+        nuint block = 0;
+        var allocator = new Thread(() => block = (nuint)SlabMemory.Alloc(100));
+        allocator.Start();
+        allocator.Join();
+        ExpectDoubleFreeDetected(block);
+    }
+
+    private static void ExpectDoubleFreeDetected(nuint block)
+    {
+        SlabMemory.Free((void*)block);
+        long before = SlabMemory.GetStatistics().BlocksInUse;
+        try
+        {
+            SlabMemory.Free((void*)block);
+            Fail($"DOUBLE_FREE_MISSED: the second Free(0x{block:x}) was accepted");
+        }
+        catch (ArgumentException e)
+        {
+            Console.WriteLine($"DOUBLE_FREE_DETECTED: {OneLine(e.Message)}");
+        }
+        long after = SlabMemory.GetStatistics().BlocksInUse;
+        if (after != before) Fail($"ACCOUNTING_CHANGED: BlocksInUse {before} -> {after} after the rejected double free");
+    }
+
+    // ---- realloc-freed: run with SLABALLOC_CHECKED=1 ----
+
+    private static void ReallocOfFreedBlocks()
+    {
+        foreach (nuint size in new nuint[] { 64, 20000 })
+        {
+            foreach (bool aligned in new[] { false, true })
+            {
+                string call = aligned ? "AlignedRealloc" : "Realloc";
+                Console.WriteLine($"SCENARIO {call} of a freed {size}-byte block");
+                void* block = SlabMemory.Alloc(size);
+                SlabMemory.Free(block);
+                long before = SlabMemory.GetStatistics().BlocksInUse;
+                try
+                {
+                    void* moved = aligned ? SlabMemory.AlignedRealloc(block, size * 2, 64) : SlabMemory.Realloc(block, size * 2);
+                    Fail($"REALLOC_OF_FREED_MISSED: {call}(0x{(nuint)block:x}, {size * 2}) of a freed block returned 0x{(nuint)moved:x}");
+                }
+                catch (ArgumentException e)
+                {
+                    Console.WriteLine($"REALLOC_OF_FREED_DETECTED: {OneLine(e.Message)}");
+                }
+                long after = SlabMemory.GetStatistics().BlocksInUse;
+                if (after != before) Fail($"ACCOUNTING_CHANGED: BlocksInUse {before} -> {after} after the rejected {call} of a freed {size}-byte block");
+            }
+        }
+    }
+
+    // ---- uncarved: the start of a block the slab never handed out ----
+
+    private enum Op { Free, AlignedFree, Realloc, AlignedRealloc, UsableSize }
+
+    private static void Uncarved(nuint size, Op op, bool remote)
+    {
+        // In a fresh process the first block of a class comes from a freshly formatted slab, which
+        // carves about a page of blocks from its start: the first block is the slab's start
+        // (64 KiB aligned) and the slab's last block is not carved yet.
+        int capacity = size <= 8192 ? (int)(65536 / size) : (int)(8 * 65536 / size);
+        int carvedFirst = Math.Max(1, Environment.SystemPageSize / (int)size);
+        if (carvedFirst >= capacity - 1)
+        {
+            Console.WriteLine($"UNCARVED_NOT_APPLICABLE: size {size}: a {Environment.SystemPageSize}-byte page carves the whole slab");
+            return;
+        }
+        long baseline = SlabMemory.GetStatistics().BlocksInUse;
+        byte* first = (byte*)SlabMemory.Alloc(size);
+        if (((nuint)first & 0xFFFF) != 0)
+        {
+            Fail($"PROBE_ERROR: the first {size}-byte block 0x{(nuint)first:x} is not the start of a fresh slab");
+            return;
+        }
+        Stamp(first, size, 0x5A);
+        nuint uncarved = (nuint)(first + (nuint)(capacity - 1) * size);
+
+        long before = SlabMemory.GetStatistics().BlocksInUse;
+        string outcome = RunOn(remote, () =>
+        {
+            void* p = (void*)uncarved;
+            try
+            {
+                switch (op)
+                {
+                    case Op.Free: SlabMemory.Free(p); return $"Free returned";
+                    case Op.AlignedFree: SlabMemory.AlignedFree(p); return $"AlignedFree returned";
+                    case Op.Realloc: return $"Realloc returned 0x{(nuint)SlabMemory.Realloc(p, size * 3):x}";
+                    case Op.AlignedRealloc: return $"AlignedRealloc returned 0x{(nuint)SlabMemory.AlignedRealloc(p, size * 3, 16):x}";
+                    default: return $"UsableSize returned {SlabMemory.UsableSize(p)}";
+                }
+            }
+            catch (ArgumentException e)
+            {
+                return "UNCARVED_REJECTED: " + OneLine(e.Message);
+            }
+        });
+        if (outcome.StartsWith("UNCARVED_REJECTED: ", StringComparison.Ordinal)) Console.WriteLine(outcome);
+        else Fail($"UNCARVED_ACCEPTED: size {size}, {op} on the {(remote ? "remote" : "owner")} thread of 0x{uncarved:x} (block {capacity - 1}, never handed out): {outcome}");
+        long after = SlabMemory.GetStatistics().BlocksInUse;
+        if (after != before) Fail($"ACCOUNTING_CHANGED: size {size}: BlocksInUse {before} -> {after} after {op} of a block never handed out");
+
+        // Hand out every block of the slab and more: no block may be handed out twice.
+        var blocks = new List<nuint>();
+        for (int i = 0; i < 2 * capacity; i++)
+        {
+            var b = (byte*)SlabMemory.Alloc(size);
+            Stamp(b, size, (byte)i);
+            blocks.Add((nuint)b);
+        }
+        if (blocks.Distinct().Count() != blocks.Count || blocks.Contains((nuint)first))
+            Fail($"DUPLICATE_BLOCK: size {size}: a block was handed out twice after {op} of a block never handed out");
+        for (int i = 0; i < blocks.Count; i++)
+            if (!Verify((byte*)blocks[i], size, (byte)i)) Fail($"OVERLAP: size {size}: block {i} was overwritten by another block");
+        if (!Verify(first, size, 0x5A)) Fail($"OVERLAP: size {size}: the slab's first block was overwritten");
+        foreach (nuint b in blocks) SlabMemory.Free((void*)b);
+        SlabMemory.Free(first);
+        long end = SlabMemory.GetStatistics().BlocksInUse;
+        if (end != baseline) Fail($"ACCOUNTING_CHANGED: size {size}: BlocksInUse {baseline} at the start, {end} after freeing everything");
+    }
+
+    private static string RunOn(bool remote, Func<string> action)
+    {
+        if (!remote) return action();
+        string result = "";
+        var thread = new Thread(() => result = action());
+        thread.Start();
+        thread.Join();
+        return result;
+    }
+
+    // ---- common ----
+
+    private static void CheckAllocatorWorks(long baseline)
+    {
+        nuint[] sizes = { 1, 16, 64, 100, 1000, 1025, 8192, 20000, 65536, 300_000 };
+        var blocks = new nuint[sizes.Length];
+        for (int i = 0; i < sizes.Length; i++)
+        {
+            var p = (byte*)SlabMemory.Alloc(sizes[i]);
+            Stamp(p, sizes[i], (byte)(i + 1));
+            blocks[i] = (nuint)p;
+        }
+        long inUse = SlabMemory.GetStatistics().BlocksInUse;
+        if (inUse != baseline + sizes.Length) Fail($"ACCOUNTING_WRONG: BlocksInUse {inUse} with {sizes.Length} blocks out, expected {baseline + sizes.Length}");
+        for (int i = 0; i < sizes.Length; i++)
+        {
+            if (!Verify((byte*)blocks[i], sizes[i], (byte)(i + 1))) Fail($"ALLOCATOR_BROKEN: the {sizes[i]}-byte block overlaps another");
+            SlabMemory.Free((void*)blocks[i]);
+        }
+        long end = SlabMemory.GetStatistics().BlocksInUse;
+        if (end != baseline) Fail($"ACCOUNTING_WRONG: BlocksInUse {end} at the end, expected {baseline}");
+        else Console.WriteLine($"ALLOCATOR_WORKS: BlocksInUse {end}");
+    }
+
+    private static void Stamp(byte* p, nuint size, byte seed)
+    {
+        for (nuint i = 0; i < size; i++) p[i] = (byte)(seed + i * 7);
+    }
+
+    private static bool Verify(byte* p, nuint size, byte seed)
+    {
+        for (nuint i = 0; i < size; i++)
+            if (p[i] != (byte)(seed + i * 7)) return false;
+        return true;
+    }
+
+    private static string OneLine(string message) => message.ReplaceLineEndings(" ");
+
+    private static void Fail(string line)
+    {
+        Console.WriteLine(line);
+        s_failed = true;
+    }
+}
