@@ -19,21 +19,33 @@ case "$cmd" in
     dotnet bench/SlabAlloc.Bench/bin/Release/net10.0/SlabAlloc.Bench.dll selfcheck "$@"
     ;;
   test)
+    # The whole suite twice: the default configuration (lock-free pool), then the mutex pool with
+    # lock statistics and checked mode on, so both pools pass the same contract and stress tests.
     # Every test but the long Stress category (run those with: ./build.sh test --filter Category=Stress).
     dotnet build SlabAlloc.sln -c Release -nologo -v quiet
     results="$(mktemp -d)"
     filter=(--filter "Category!=Stress")
     for a in "$@"; do [ "$a" = "--filter" ] && filter=(); done
     status=0
-    dotnet test tests/SlabAlloc.Tests/SlabAlloc.Tests.csproj -c Release --no-build -nologo \
-      "${filter[@]}" --logger "console;verbosity=normal" --logger "trx;LogFileName=tests.trx" \
-      --results-directory "$results" "$@" || status=$?
+    run_suite() { # $1 = name, rest = environment assignments
+      local name="$1"; shift
+      echo "=== test pass: $name ==="
+      env "$@" dotnet test tests/SlabAlloc.Tests/SlabAlloc.Tests.csproj -c Release --no-build -nologo \
+        "${filter[@]}" --logger "console;verbosity=normal" --logger "trx;LogFileName=$name.trx" \
+        --results-directory "$results" "${args[@]}" || status=$?
+    }
+    args=("$@")
+    run_suite lockfree SLABALLOC_POOL=lockfree
+    run_suite mutex SLABALLOC_POOL=mutex SLABALLOC_LOCK_STATS=1 SLABALLOC_CHECKED=1
     # One plain closing line that any CI reads: "N passed, N failed".
-    counters="$(grep -o '<Counters [^>]*>' "$results/tests.trx" 2>/dev/null || true)"
-    passed="$(sed -n 's/.* passed="\([0-9]*\)".*/\1/p' <<<"$counters")"
-    failed="$(sed -n 's/.* failed="\([0-9]*\)".*/\1/p' <<<"$counters")"
-    echo "tests: ${passed:-0} passed, ${failed:-0} failed"
+    passed=0; failed=0
+    for trx in "$results"/*.trx; do
+      counters="$(grep -o '<Counters [^>]*>' "$trx" || true)"
+      passed=$((passed + $(sed -n 's/.* passed="\([0-9]*\)".*/\1/p' <<<"$counters")))
+      failed=$((failed + $(sed -n 's/.* failed="\([0-9]*\)".*/\1/p' <<<"$counters")))
+    done
     rm -rf "$results"
+    echo "tests: $passed passed, $failed failed"
     exit "$status"
     ;;
   *)

@@ -150,6 +150,9 @@ public static unsafe class SlabMemory
     /// <summary>A snapshot of what the allocator holds and has done.</summary>
     public static SlabStatistics GetStatistics() => StatisticsCollector.Collect();
 
+    /// <summary>A snapshot of the shared pool's lock statistics (lock and CAS counters need <c>SLABALLOC_LOCK_STATS=1</c>).</summary>
+    public static SlabLockStatistics GetLockStatistics() => LockStatisticsCollector.Collect();
+
     /// <summary>True when a block of <paramref name="usable"/> bytes is a good home for <paramref name="byteCount"/>
     /// bytes: the same size class, or a large block at most half empty.</summary>
     private static bool Fits(nuint usable, nuint byteCount)

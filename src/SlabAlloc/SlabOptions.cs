@@ -2,6 +2,15 @@ using System.Globalization;
 
 namespace SlabAlloc;
 
+/// <summary>Which shared slab pool serves thread-cache misses (<c>SLABALLOC_POOL</c>).</summary>
+public enum SlabPoolKind
+{
+    /// <summary>The lock-free pool: CAS stacks per size class, CAS slot claiming, lock-free directory growth.</summary>
+    LockFree,
+    /// <summary>The baseline: the same three stages and release path under one coarse adaptive mutex.</summary>
+    Mutex,
+}
+
 /// <summary>
 /// Every SlabAlloc setting, read once at start-up from an environment variable <c>SLABALLOC_*</c>
 /// or, when that is unset, from the AppContext switch / runtimeconfig property of the same name
@@ -33,6 +42,14 @@ internal static class SlabOptions
     /// mapped, so that a thread later allocating from it takes no page fault.</summary>
     public static readonly bool Prefault = ReadBool("SLABALLOC_PREFAULT", "SlabAlloc.Prefault", false);
 
+    /// <summary><c>SLABALLOC_POOL</c> (default lockfree): <c>lockfree</c> or <c>mutex</c>, the baseline
+    /// with the same three stages under one coarse lock.</summary>
+    public static readonly SlabPoolKind Pool = ReadPool();
+
+    /// <summary><c>SLABALLOC_LOCK_STATS</c> (default 0): count lock acquisitions, contention, spins and CAS
+    /// retries in the shared pool, and print the report to stderr at exit. One atomic add per pool event.</summary>
+    public static readonly bool LockStats = ReadBool("SLABALLOC_LOCK_STATS", "SlabAlloc.LockStats", false);
+
     private static string? Raw(string variable, string switchName)
     {
         string? value = Environment.GetEnvironmentVariable(variable);
@@ -60,6 +77,18 @@ internal static class SlabOptions
         if (!int.TryParse(raw, NumberStyles.Integer, CultureInfo.InvariantCulture, out int value) || value < min || value > max)
             throw Invalid(variable, raw, $"expected a whole number from {min} to {max}");
         return value;
+    }
+
+    private static SlabPoolKind ReadPool()
+    {
+        string? raw = Raw("SLABALLOC_POOL", "SlabAlloc.Pool");
+        if (raw is null) return SlabPoolKind.LockFree;
+        return raw.ToLowerInvariant() switch
+        {
+            "lockfree" or "lock-free" => SlabPoolKind.LockFree,
+            "mutex" => SlabPoolKind.Mutex,
+            _ => throw Invalid("SLABALLOC_POOL", raw, "expected lockfree or mutex"),
+        };
     }
 
     private static InvalidOperationException Invalid(string variable, string raw, string expected) =>

@@ -50,8 +50,15 @@ internal static unsafe class SuperslabDirectory
     /// <summary>Hands out an entry index, reusing a retired one first. False when out of memory.</summary>
     public static bool TryAllocateIndex(out uint index)
     {
-        if (s_freeIndices.TryPop(out index, default(FreeIndexLinks))) return true;
-        while (true)
+        int failures = 0;
+        return TryAllocateIndex(out index, ref failures);
+    }
+
+    /// <summary>Hands out an entry index, adding failed CAS attempts to <paramref name="failures"/>.</summary>
+    public static bool TryAllocateIndex(out uint index, ref int failures)
+    {
+        if (s_freeIndices.TryPop(out index, default(FreeIndexLinks), ref failures)) return true;
+        for (; ; failures++)
         {
             int candidate = Volatile.Read(ref s_count);
             if ((uint)candidate >= MaxEntries || !EnsureSegment(candidate >> SegmentShift)) { index = 0; return false; }

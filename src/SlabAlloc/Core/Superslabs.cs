@@ -52,15 +52,14 @@ internal static unsafe class Superslabs
 
     /// <summary>Stage 2: claims a free run of <paramref name="span"/> slots in the superslab of
     /// <paramref name="e"/>. Returns its first slot, or -1 when there is none.</summary>
-    public static int TryClaim(SuperslabEntry* e, int span, out uint attempts)
+    public static int TryClaim(SuperslabEntry* e, int span, ref int casFailures)
     {
-        attempts = 0;
-        while (true)
+        for (bool retry = false; ; retry = true)
         {
             ulong mask = (ulong)Volatile.Read(ref e->FreeMask);
             int slot = FindSpan(mask, span);
             if (slot < 0) return -1;
-            attempts++;
+            if (retry) casFailures++;
             // Loses to another claim or release on this superslab (or its retirement); retry on the new mask.
             if ((ulong)Interlocked.CompareExchange(ref e->FreeMask, (long)(mask & ~SpanBits(slot, span)), (long)mask) == mask)
             {
@@ -72,12 +71,12 @@ internal static unsafe class Superslabs
 
     /// <summary>Stage 3: maps a new superslab and publishes it with a span of <paramref name="span"/>
     /// slots already claimed for the caller. Returns null when the system refuses memory.</summary>
-    public static SuperslabEntry* MapNew(int span, out uint index, out int slot)
+    public static SuperslabEntry* MapNew(int span, out uint index, out int slot, ref int casFailures)
     {
         slot = span; // slot 0 is the header, so the first aligned run starts at the span
         byte* region = (byte*)OsMemory.Reserve(Geometry.SuperslabBytes, Geometry.SuperslabBytes, SlabOptions.Prefault);
         if (region == null) { index = 0; return null; }
-        if (!SuperslabDirectory.TryAllocateIndex(out index))
+        if (!SuperslabDirectory.TryAllocateIndex(out index, ref casFailures))
         {
             OsMemory.Release(region, Geometry.SuperslabBytes);
             return null;
@@ -122,7 +121,8 @@ internal static unsafe class Superslabs
     /// <summary>Returns the slots of an empty slab the caller holds exclusively to the superslab,
     /// gives their pages back to the system, and retires the superslab if that empties it and more
     /// than the configured number of empty superslabs are mapped.</summary>
-    public static void ReleaseSlab(SlabMeta* s)
+    /// <returns>How many CAS attempts on the free-slot mask failed, for statistics.</returns>
+    public static int ReleaseSlab(SlabMeta* s)
     {
         uint index = s->GlobalIndex / Geometry.SlotsPerSuperslab;
         int slot = (int)(s->GlobalIndex % Geometry.SlotsPerSuperslab);
@@ -135,7 +135,7 @@ internal static unsafe class Superslabs
         s->Owner = null;
 
         ulong bits = SpanBits(slot, span);
-        while (true)
+        for (int failures = 0; ; failures++)
         {
             ulong mask = (ulong)Volatile.Read(ref e->FreeMask);
             ulong next = mask | bits;
@@ -143,7 +143,7 @@ internal static unsafe class Superslabs
             if ((ulong)Interlocked.CompareExchange(ref e->FreeMask, (long)next, (long)mask) != mask) continue;
             if (next == Geometry.AllSlotsFree && Interlocked.Increment(ref s_emptyCount) > SlabOptions.SuperslabCache)
                 TryRetire(e, index);
-            return;
+            return failures;
         }
     }
 

@@ -28,7 +28,7 @@ internal interface IIndexLinks
 /// from directory memory that is never freed, so it cannot fault, and the value is used only if
 /// the CAS proves the head (and so the version) did not move since it was read.</para>
 /// <para><b>Ordering.</b> Interlocked operations are full fences: everything the pusher wrote to the
-/// entry before <see cref="Push"/> is visible to the thread whose <see cref="TryPop"/> returns it.</para>
+/// entry before <see cref="Push"/> is visible to the thread whose pop returns it.</para>
 /// The struct is padded to a cache line so that neighbouring stacks in an array do not falsely share.
 /// </remarks>
 [StructLayout(LayoutKind.Explicit, Size = 64)]
@@ -43,29 +43,39 @@ internal struct TaggedIndexStack
     public readonly bool IsEmpty => (Volatile.Read(in _head) & IndexMask) == 0;
 
     /// <summary>Pushes <paramref name="index"/>; the caller owns it exclusively until then.</summary>
+    /// <returns>How many CAS attempts failed (contention), for statistics.</returns>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public unsafe void Push<TLinks>(uint index, TLinks links) where TLinks : struct, IIndexLinks
+    public unsafe int Push<TLinks>(uint index, TLinks links) where TLinks : struct, IIndexLinks
     {
         int* link = links.LinkOf(index);
-        while (true)
+        for (int failures = 0; ; failures++)
         {
             long head = Volatile.Read(ref _head);
             *link = (int)(head & IndexMask);
             long next = ((head & ~IndexMask) + VersionOne) | (index + 1L);
             // Loses only to another push or pop that moved the head; retry from the new head.
-            if (Interlocked.CompareExchange(ref _head, next, head) == head) return;
+            if (Interlocked.CompareExchange(ref _head, next, head) == head) return failures;
         }
     }
 
     /// <summary>Pops the top index, which the caller then owns exclusively.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public unsafe bool TryPop<TLinks>(out uint index, TLinks links) where TLinks : struct, IIndexLinks
+    public bool TryPop<TLinks>(out uint index, TLinks links) where TLinks : struct, IIndexLinks
+    {
+        int failures = 0;
+        return TryPop(out index, links, ref failures);
+    }
+
+    /// <summary>Pops the top index, adding the number of failed CAS attempts to <paramref name="failures"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool TryPop<TLinks>(out uint index, TLinks links, ref int failures) where TLinks : struct, IIndexLinks
     {
         while (true)
         {
             PopAttempt attempt = BeginPop(links);
             if (attempt.IsEmpty) { index = 0; return false; }
             if (TryCompletePop(attempt, out index)) return true;
+            failures++;
         }
     }
 

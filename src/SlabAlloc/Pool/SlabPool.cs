@@ -22,8 +22,15 @@ namespace SlabAlloc.Pool;
 /// </remarks>
 internal abstract unsafe class SlabPool
 {
-    /// <summary>The process-wide pool.</summary>
-    public static readonly SlabPool Shared = new LockFreeSlabPool();
+    /// <summary>The process-wide pool, of the kind <c>SLABALLOC_POOL</c> chose at start-up.</summary>
+    public static readonly SlabPool Shared = SlabOptions.Pool == SlabPoolKind.Mutex
+        ? new SharedSlabPool<CoarseLock>(new CoarseLock(new AdaptiveMutex()), SlabPoolKind.Mutex)
+        : new SharedSlabPool<NoLock>(default, SlabPoolKind.LockFree);
+
+    protected SlabPool(SlabPoolKind kind) => Kind = kind;
+
+    /// <summary>Lock-free or mutex.</summary>
+    public SlabPoolKind Kind { get; }
 
     /// <summary>Which stage served acquisitions, and how the pool was exercised.</summary>
     public readonly PoolCounters Counters = new();

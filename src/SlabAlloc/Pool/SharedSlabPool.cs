@@ -1,0 +1,191 @@
+using System.Runtime.CompilerServices;
+using SlabAlloc.Core;
+
+namespace SlabAlloc.Pool;
+
+/// <summary>
+/// The shared slab pool's one algorithm, with its synchronization as a struct type parameter:
+/// <c>SharedSlabPool&lt;NoLock&gt;</c> is the lock-free pool, <c>SharedSlabPool&lt;CoarseLock&gt;</c> the
+/// mutex baseline that runs the very same stages with every operation under one lock.
+/// </summary>
+/// <remarks>
+/// <para>Lock-free: the per-class partial and empty lists are <see cref="TaggedIndexStack"/>s of slab
+/// indices, stage 2 claims slots by CAS on a superslab's free mask, stage 3 grows the directory by CAS.
+/// A slab popped from a list is held exclusively by the popper (the stack hands each push to exactly
+/// one pop). The stacks' links live in the directory (never unmapped), so a pop that reads the link of
+/// a slab another thread has just popped and released reads valid memory, and its CAS then fails on
+/// the version. See <see cref="TaggedIndexStack"/> for the ABA argument.</para>
+/// <para>The list counts are approximate (incremented before a push, decremented after a pop); they
+/// bound the empty-slab hysteresis and feed statistics, they are not an invariant.</para>
+/// </remarks>
+internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : struct, IPoolGuard
+{
+    private readonly TGuard _guard;
+    private readonly TaggedIndexStack[] _partial = new TaggedIndexStack[SizeClasses.Count];
+    private readonly TaggedIndexStack[] _empty = new TaggedIndexStack[SizeClasses.Count];
+    private readonly int[] _emptyCount = new int[SizeClasses.Count];
+    private readonly int[] _partialCount = new int[SizeClasses.Count];
+    private int _scanHint;
+
+    public SharedSlabPool(TGuard guard, SlabPoolKind kind) : base(kind) => _guard = guard;
+
+    private struct SlabLinks : IIndexLinks
+    {
+        public int* LinkOf(uint globalIndex) =>
+            &SuperslabDirectory.Entry(globalIndex / Geometry.SlotsPerSuperslab)->SlotLinks[(int)(globalIndex % Geometry.SlotsPerSuperslab)];
+    }
+
+    public override SlabMeta* Acquire(int sizeClass, void* owner)
+    {
+        _guard.Enter(PoolPath.AcquireSlab);
+        try { return AcquireUnguarded(sizeClass, owner); }
+        finally { _guard.Exit(); }
+    }
+
+    private SlabMeta* AcquireUnguarded(int sizeClass, void* owner)
+    {
+        // Stage 1: a slab of this class that no thread owns, partial ones first (their memory is already touched).
+        int failures = 0;
+        bool popped = _partial[sizeClass].TryPop(out uint g, default(SlabLinks), ref failures);
+        if (popped) Interlocked.Decrement(ref _partialCount[sizeClass]);
+        else if (popped = _empty[sizeClass].TryPop(out g, default(SlabLinks), ref failures)) Interlocked.Decrement(ref _emptyCount[sizeClass]);
+        if (LockStatistics.Enabled) LockStatistics.RecordCas(CasSite.Stage1, failures);
+        if (popped)
+        {
+            SlabMeta* s = Superslabs.SlabByIndex(g);
+            SlabMeta.Adopt(s, owner);
+            s->Lifecycle = SlabLifecycle.Owned;
+            Counters.Add(ref Counters.Stage1);
+            return s;
+        }
+
+        // Stage 2: free slots in a mapped superslab, scanning from where the last claim succeeded.
+        int span = SizeClasses.SpanSlots(sizeClass);
+        int count = SuperslabDirectory.Count;
+        int start = Volatile.Read(ref _scanHint);
+        failures = 0;
+        for (int k = 0; k < count; k++)
+        {
+            uint i = (uint)((start + k) % count);
+            SuperslabEntry* e = SuperslabDirectory.Entry(i);
+            int slot = Superslabs.TryClaim(e, span, ref failures);
+            if (slot < 0) continue;
+            if (LockStatistics.Enabled) LockStatistics.RecordCas(CasSite.Stage2, failures);
+            Volatile.Write(ref _scanHint, (int)i);
+            Counters.Add(ref Counters.Stage2);
+            return Own(Superslabs.Format(e, i, slot, sizeClass), owner);
+        }
+
+        // Stage 3: a new superslab, published with our span already claimed.
+        failures = 0;
+        SuperslabEntry* fresh = Superslabs.MapNew(span, out uint index, out int first, ref failures);
+        if (LockStatistics.Enabled) LockStatistics.RecordCas(CasSite.Stage3, failures);
+        if (fresh == null)
+        {
+            Counters.Add(ref Counters.Failed);
+            return null;
+        }
+        Counters.Add(ref Counters.Stage3);
+        return Own(Superslabs.Format(fresh, index, first, sizeClass), owner);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static SlabMeta* Own(SlabMeta* s, void* owner)
+    {
+        s->Owner = owner;
+        return s;
+    }
+
+    public override void PublishPartial(SlabMeta* s)
+    {
+        _guard.Enter(PoolPath.ReleaseSlab);
+        try
+        {
+            Counters.Add(ref Counters.PublishedPartial);
+            PushPartial(s);
+        }
+        finally { _guard.Exit(); }
+    }
+
+    public override void ReleaseEmpty(SlabMeta* s)
+    {
+        _guard.Enter(PoolPath.ReleaseSlab);
+        try
+        {
+            int c = s->ClassIndex;
+            if (Interlocked.Increment(ref _emptyCount[c]) <= SlabOptions.EmptySlabsPerClass)
+            {
+                s->Lifecycle = SlabLifecycle.Empty;
+                Counters.Add(ref Counters.ReleasedToEmptyList);
+                int failures = _empty[c].Push(s->GlobalIndex, default(SlabLinks));
+                if (LockStatistics.Enabled) LockStatistics.RecordCas(CasSite.Release, failures);
+                return;
+            }
+            Interlocked.Decrement(ref _emptyCount[c]);
+            ReleaseToUnused(s);
+        }
+        finally { _guard.Exit(); }
+    }
+
+    public override void Trim()
+    {
+        _guard.Enter(PoolPath.ReleaseSlab);
+        try { TrimUnguarded(); }
+        finally { _guard.Exit(); }
+    }
+
+    private void TrimUnguarded()
+    {
+        for (int c = 0; c < SizeClasses.Count; c++)
+        {
+            // Empty slabs: release them all.
+            while (_empty[c].TryPop(out uint g, default(SlabLinks)))
+            {
+                Interlocked.Decrement(ref _emptyCount[c]);
+                ReleaseToUnused(Superslabs.SlabByIndex(g));
+            }
+
+            // Partial slabs: take the list, release those that became empty, put the rest back.
+            uint keptHead = uint.MaxValue;
+            while (_partial[c].TryPop(out uint g, default(SlabLinks)))
+            {
+                Interlocked.Decrement(ref _partialCount[c]);
+                SlabMeta* s = Superslabs.SlabByIndex(g);
+                SlabMeta.CollectRemote(s, SlabMeta.StateQueued);
+                if (s->Used == 0)
+                {
+                    ReleaseToUnused(s);
+                    continue;
+                }
+                // Keep it aside on a private chain through the same link cells, pushed back below.
+                *default(SlabLinks).LinkOf(g) = (int)(keptHead + 1);
+                keptHead = g;
+            }
+            while (keptHead != uint.MaxValue)
+            {
+                uint next = (uint)(*default(SlabLinks).LinkOf(keptHead)) - 1;
+                PushPartial(Superslabs.SlabByIndex(keptHead));
+                keptHead = next;
+            }
+        }
+        Superslabs.RetireEmpty(0);
+    }
+
+    private void PushPartial(SlabMeta* s)
+    {
+        s->Lifecycle = SlabLifecycle.Partial;
+        Interlocked.Increment(ref _partialCount[s->ClassIndex]);
+        int failures = _partial[s->ClassIndex].Push(s->GlobalIndex, default(SlabLinks));
+        if (LockStatistics.Enabled) LockStatistics.RecordCas(CasSite.Release, failures);
+    }
+
+    private void ReleaseToUnused(SlabMeta* s)
+    {
+        Counters.Add(ref Counters.ReleasedToUnused);
+        int failures = Superslabs.ReleaseSlab(s);
+        if (LockStatistics.Enabled) LockStatistics.RecordCas(CasSite.Release, failures);
+    }
+
+    public override (int Partial, int Empty) ListedSlabs(int sizeClass) =>
+        (Math.Max(0, Volatile.Read(ref _partialCount[sizeClass])), Math.Max(0, Volatile.Read(ref _emptyCount[sizeClass])));
+}

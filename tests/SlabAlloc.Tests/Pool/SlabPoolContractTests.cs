@@ -1,0 +1,130 @@
+using System.Collections.Concurrent;
+using SlabAlloc.Core;
+using SlabAlloc.Pool;
+
+namespace SlabAlloc.Tests.Pool;
+
+/// <summary>
+/// The contract of <see cref="SlabPool"/>, run against the pool this process was started with:
+/// <c>./build.sh test</c> runs the whole suite once with the lock-free pool and once with
+/// <c>SLABALLOC_POOL=mutex</c>, so both implementations pass the same tests in one test run.
+/// </summary>
+[Collection("SlabAlloc global state")]
+public sealed unsafe class SlabPoolContractTests
+{
+    private static readonly void* OwnerA = (void*)0x1000, OwnerB = (void*)0x2000;
+
+    [Fact]
+    public void ThePoolIsTheOneTheEnvironmentChose()
+    {
+        var expected = Environment.GetEnvironmentVariable("SLABALLOC_POOL") == "mutex" ? SlabPoolKind.Mutex : SlabPoolKind.LockFree;
+        Assert.Equal(expected, SlabPool.Shared.Kind);
+        Assert.Equal(expected, SlabMemory.GetLockStatistics().Pool);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(40)]
+    [InlineData(80)]
+    public void AcquireReturnsAnOwnedSlabOfTheClassWithAFreeBlock(int sizeClass)
+    {
+        SlabMeta* s = SlabPool.Shared.Acquire(sizeClass, OwnerA);
+        Assert.True(s != null);
+        Assert.True(s->Owner == OwnerA);
+        Assert.Equal(SlabLifecycle.Owned, s->Lifecycle);
+        Assert.Equal(sizeClass, s->ClassIndex);
+        Assert.Equal((uint)SizeClasses.BlockBytes(sizeClass), s->BlockBytes);
+        Assert.True(s->Free != null || SlabMeta.TryCarve(s));
+        Assert.Equal(0, s->Used);
+        GiveBack(s);
+    }
+
+    [Fact]
+    public void AnEmptySlabLetGoIsTheNextAcquisitionOfItsClass()
+    {
+        const int SizeClass = 7;
+        SlabMeta* first = SlabPool.Shared.Acquire(SizeClass, OwnerA);
+        GiveBack(first);
+        Assert.Equal(SlabLifecycle.Empty, first->Lifecycle);
+        long stage1 = SlabPool.Shared.Counters.Stage1;
+        SlabMeta* second = SlabPool.Shared.Acquire(SizeClass, OwnerB);
+        Assert.True(first == second, "stage 1 reuses the slab on the class's empty list");
+        Assert.True(second->Owner == OwnerB);
+        Assert.Equal(stage1 + 1, SlabPool.Shared.Counters.Stage1);
+        GiveBack(second);
+    }
+
+    [Fact]
+    public void APartialSlabIsAdoptedWithItsRemoteFrees()
+    {
+        const int SizeClass = 3;
+        SlabMeta* s = SlabPool.Shared.Acquire(SizeClass, OwnerA);
+        // Owner A hands out every block, then lets the slab go: it becomes full and unlisted.
+        var blocks = new List<nint>();
+        while (s->Free != null || SlabMeta.TryCarve(s))
+        {
+            blocks.Add((nint)s->Free);
+            s->Free = *(void**)s->Free;
+            s->Used++;
+        }
+        Assert.Equal(SizeClasses.Capacity(SizeClass), blocks.Count);
+        Assert.Equal(SlabMeta.LetGoResult.Detached, SlabMeta.LetGo(s));
+        // The first remote free publishes it to the partial list; the rest are plain remote frees.
+        Assert.True(SlabMeta.PushRemote(s, (void*)blocks[0]));
+        SlabPool.Shared.PublishPartial(s);
+        for (int i = 1; i < blocks.Count; i++) Assert.False(SlabMeta.PushRemote(s, (void*)blocks[i]));
+
+        SlabMeta* adopted = SlabPool.Shared.Acquire(SizeClass, OwnerB);
+        Assert.True(adopted == s);
+        Assert.Equal(0, adopted->Used); // every remote free collected on adoption
+        GiveBack(adopted);
+    }
+
+    [Fact]
+    public void ConcurrentAcquireAndReleaseNeverShareASlab()
+    {
+        const int Threads = 6, Iterations = 4000;
+        var holders = new ConcurrentDictionary<nint, int>();
+        long violations = 0;
+        using var start = new Barrier(Threads);
+        var threads = Enumerable.Range(0, Threads).Select(t => new Thread(() =>
+        {
+            var rng = new Random(77 + t);
+            var mine = new List<nint>();
+            void* owner = (void*)(0x10_000 + t * 0x100);
+            start.SignalAndWait();
+            for (int i = 0; i < Iterations; i++)
+            {
+                if (mine.Count < 3 && rng.Next(3) != 0)
+                {
+                    SlabMeta* s = SlabPool.Shared.Acquire(rng.Next(4) * 20, owner);
+                    if (!holders.TryAdd((nint)s, t)) Interlocked.Increment(ref violations);
+                    mine.Add((nint)s);
+                }
+                else if (mine.Count > 0)
+                {
+                    nint s = mine[^1];
+                    mine.RemoveAt(mine.Count - 1);
+                    if (!holders.TryRemove(s, out int holder) || holder != t) Interlocked.Increment(ref violations);
+                    GiveBack((SlabMeta*)s);
+                }
+            }
+            foreach (nint s in mine)
+            {
+                holders.TryRemove(s, out _);
+                GiveBack((SlabMeta*)s);
+            }
+        })).ToArray();
+        foreach (var t in threads) t.Start();
+        foreach (var t in threads) t.Join();
+        Assert.Equal(0, violations);
+        Assert.Empty(holders);
+    }
+
+    /// <summary>Lets a slab with no block out go, the way a thread cache does.</summary>
+    private static void GiveBack(SlabMeta* s)
+    {
+        Assert.Equal(SlabMeta.LetGoResult.Empty, SlabMeta.LetGo(s));
+        SlabPool.Shared.ReleaseEmpty(s);
+    }
+}
