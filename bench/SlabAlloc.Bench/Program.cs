@@ -1,11 +1,72 @@
+using System.Globalization;
 using SlabAlloc.Bench;
 
-return args.Length > 0 && args[0] == "selfcheck" || args.Length == 0
-    ? SelfCheck.Run(args.Skip(1).ToArray())
-    : Usage();
-
-static int Usage()
+CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+try
 {
-    Console.Error.WriteLine("usage: SlabAlloc.Bench [selfcheck [threads] [rounds]]");
+    return Dispatch(args);
+}
+catch (ArgumentException e)
+{
+    Console.Error.WriteLine($"SlabAlloc.Bench: {e.Message}");
+    Console.Error.WriteLine(Usage);
     return 2;
+}
+
+static int Dispatch(string[] args)
+{
+    if (args.Length == 0) return SelfCheck.Run([]);
+    var rest = args.Skip(1).ToList();
+    bool json = Take(rest, "--json");
+    string allocator = TakeValue(rest, "--allocator") ?? "slab";
+    switch (args[0])
+    {
+        case "selfcheck":
+            return SelfCheck.Run(rest.ToArray());
+        case "larson":
+        {
+            var a = Larson.Parse(rest);
+            RunFigures r = allocator == "native" ? Larson.Run<NativeAllocator>(a) : Larson.Run<SlabAllocator>(CheckSlab(allocator, a));
+            Console.WriteLine(json ? r.ToJson() : $"Throughput = {r.OpsPerSecond,8:F0} operations per second, relative time: {1e9 / r.OpsPerSecond:F3}s.");
+            return 0;
+        }
+        case "midlarge":
+        {
+            var a = MidLarge.Parse(rest);
+            RunFigures r = allocator == "native" ? MidLarge.Run<NativeAllocator>(a) : MidLarge.Run<SlabAllocator>(CheckSlab(allocator, a));
+            Console.WriteLine(json ? r.ToJson() : $"Throughput = {r.OpsPerSecond:F0} ops/s [t={a.Threads} iter={a.Cycles} ws={a.WorkingSet}] time={r.Seconds:F3}s");
+            return 0;
+        }
+        case "compare":
+            return Compare.Run(rest);
+        default:
+            throw new ArgumentException($"unknown command '{args[0]}'");
+}
+}
+
+static T CheckSlab<T>(string allocator, T a) =>
+    allocator == "slab" ? a : throw new ArgumentException($"--allocator must be slab or native, not '{allocator}'");
+
+static bool Take(List<string> args, string flag) => args.Remove(flag);
+
+static string? TakeValue(List<string> args, string flag)
+{
+    int i = args.IndexOf(flag);
+    if (i < 0) return null;
+    if (i + 1 >= args.Count) throw new ArgumentException($"{flag} needs a value");
+    string value = args[i + 1];
+    args.RemoveRange(i, 2);
+    return value;
+}
+
+partial class Program
+{
+    internal const string Usage = """
+        usage: SlabAlloc.Bench <command> ...
+          selfcheck [threads] [rounds]
+          larson sleep_sec min_size max_size chunks_per_thread rounds seed threads [--allocator slab|native] [--json]
+          midlarge threads cycles working_set seed [--allocator slab|native] [--json]
+          compare [--quick] [--seconds S] [--reps N] [--threads 1,2,4,8] [--out DIR]
+        """;
 }

@@ -55,11 +55,22 @@ internal unsafe struct SlabMeta
     [FieldOffset(55)] public SlabLifecycle Lifecycle;
     /// <summary>Directory index × 64 + first slot: the slab's name in the pool's lists.</summary>
     [FieldOffset(56)] public uint GlobalIndex;
+    /// <summary>Which of its owner's lists the slab is on (owner only): <see cref="NotListed"/> while it is
+    /// a class's current slab or has no owner, else <see cref="RetainedFull"/> or <see cref="RetainedAvailable"/>.
+    /// Nonzero sends the owner's free down its slow path.</summary>
+    [FieldOffset(60)] public byte OwnerList;
 
     // Second cache line: the only field other threads write, kept away from the owner's fields.
     [FieldOffset(64)] public nint ThreadFree;
     /// <summary>Checked mode: one bit per block, set while the block is handed out.</summary>
     [FieldOffset(72)] public ulong* CheckedBits;
+    /// <summary>Links of the owner's circular list the slab is on (owner only).</summary>
+    [FieldOffset(80)] public SlabMeta* NextOwned;
+    /// <inheritdoc cref="NextOwned"/>
+    [FieldOffset(88)] public SlabMeta* PrevOwned;
+
+    /// <summary>Values of <see cref="OwnerList"/>.</summary>
+    public const byte NotListed = 0, RetainedFull = 1, RetainedAvailable = 2;
 
     /// <summary>Prepares a claimed span to serve <paramref name="sizeClass"/>, held exclusively by the caller.</summary>
     public static void Format(SlabMeta* s, byte* start, int sizeClass, uint globalIndex, ulong* checkedBits)
@@ -77,6 +88,7 @@ internal unsafe struct SlabMeta
         s->ClassIndex = (ushort)sizeClass;
         s->SpanSlots = (byte)SizeClasses.SpanSlots(sizeClass);
         s->GlobalIndex = globalIndex;
+        s->OwnerList = NotListed;
         s->CheckedBits = checkedBits;
         if (checkedBits != null) NativeMemory.Clear(checkedBits, (nuint)((s->Capacity + 63) / 64 * 8));
         Volatile.Write(ref s->ThreadFree, StateOwned);

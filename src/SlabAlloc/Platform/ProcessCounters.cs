@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace SlabAlloc.Platform;
+namespace SlabAlloc;
 
 /// <summary>What the kernel counted for this process: context switches (kernel waits and
 /// preemptions) and page faults. Read from <c>/proc/self/status</c> and <c>/proc/self/stat</c> on

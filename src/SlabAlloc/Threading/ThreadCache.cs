@@ -64,9 +64,28 @@ internal static unsafe class ThreadCache
             s->LocalFree = block;
             s->Used--;
             h->FreeCount[s->ClassIndex]++;
+            if (s->OwnerList != SlabMeta.NotListed) FreeToRetained(h, s);
             return;
         }
         FreeRemote(s, block, index);
+    }
+
+    /// <summary>The owner freed into a slab it retains but does not allocate from: a full slab now has
+    /// a free block, and a slab with no block out goes back to the pool.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void FreeToRetained(ThreadHeap* h, SlabMeta* s)
+    {
+        int c = s->ClassIndex;
+        if (s->Used == 0)
+        {
+            OwnedSlabList.Remove(ref s->OwnerList == SlabMeta.RetainedFull ? ref h->RetainedFull[c] : ref h->RetainedAvailable[c], s);
+            LetGo(s);
+        }
+        else if (s->OwnerList == SlabMeta.RetainedFull)
+        {
+            OwnedSlabList.Remove(ref h->RetainedFull[c], s);
+            OwnedSlabList.Add(ref h->RetainedAvailable[c], s, SlabMeta.RetainedAvailable);
+        }
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
@@ -75,21 +94,51 @@ internal static unsafe class ThreadCache
         ThreadHeap* h = EnsureHeap();
         h->CacheMisses++;
         var s = (SlabMeta*)h->Current[sizeClass];
-        if (s != s_emptySlab && !Refill(s))
+        if (s != s_emptySlab)
         {
-            // Exhausted: hand it over (a remote free will publish it again) and take another.
-            h->Current[sizeClass] = (nint)s_emptySlab;
-            LetGo(s);
-            s = s_emptySlab;
+            if (Refill(s)) return Allocate(sizeClass, requested);
+            // Exhausted: keep owning it (the owner's frees into it stay atomic-free) and look elsewhere.
+            OwnedSlabList.Add(ref h->RetainedFull[sizeClass], s, SlabMeta.RetainedFull);
         }
-        if (s == s_emptySlab)
+        s = TakeRetained(h, sizeClass);
+        if (s == null)
         {
             s = SlabPool.Shared.Acquire(sizeClass, h);
-            if (s == null) ThrowHelper.ThrowOutOfMemory(requested);
-            h->Current[sizeClass] = (nint)s;
-            if (s->Free == null && !Refill(s)) ThrowHelper.ThrowCorruption("the pool handed out a slab with no free block");
+            if (s == null)
+            {
+                h->Current[sizeClass] = (nint)s_emptySlab;
+                ThrowHelper.ThrowOutOfMemory(requested);
+            }
         }
+        h->Current[sizeClass] = (nint)s;
+        if (s->Free == null && !Refill(s)) ThrowHelper.ThrowCorruption("a slab chosen for allocation has no free block");
         return Allocate(sizeClass, requested);
+    }
+
+    /// <summary>
+    /// A retained slab with free blocks: one the owner has freed into, else one of the first few full
+    /// ones that other threads have freed into. The full list is rotated past the slabs looked at, so
+    /// every retained slab is looked at in turn.
+    /// </summary>
+    private static SlabMeta* TakeRetained(ThreadHeap* h, int c)
+    {
+        var s = (SlabMeta*)h->RetainedAvailable[c];
+        if (s != null)
+        {
+            OwnedSlabList.Remove(ref h->RetainedAvailable[c], s);
+            return s;
+        }
+        const int Lookups = 4;
+        for (int i = 0; i < Lookups && (s = (SlabMeta*)h->RetainedFull[c]) != null; i++)
+        {
+            if ((Volatile.Read(ref s->ThreadFree) & ~SlabMeta.StateMask) != 0)
+            {
+                OwnedSlabList.Remove(ref h->RetainedFull[c], s);
+                return s;
+            }
+            h->RetainedFull[c] = (nint)s->NextOwned;
+        }
+        return null;
     }
 
     /// <summary>Refills the owner's free list: its own frees first (no atomic), then remote frees, then fresh blocks.</summary>
@@ -138,31 +187,51 @@ internal static unsafe class ThreadCache
     }
 
     /// <summary>Hands every slab of <paramref name="h"/> back to the pool. Called for a dead thread's heap.</summary>
-    public static void ReleaseAllSlabs(ThreadHeap* h)
-    {
-        for (int c = 0; c < SizeClasses.Count; c++)
-        {
-            var s = (SlabMeta*)h->Current[c];
-            if (s == s_emptySlab) continue;
-            h->Current[c] = (nint)s_emptySlab;
-            LetGo(s);
-        }
-    }
+    public static void ReleaseAllSlabs(ThreadHeap* h) => ReleaseSlabs(h, onlyEmpty: false);
 
     /// <summary>Releases the calling thread's slabs that have no block out.</summary>
     public static void TrimCurrentThread()
     {
         ThreadHeap* h = Heap;
-        if (h == s_emptyHeap) return;
+        if (h != s_emptyHeap) ReleaseSlabs(h, onlyEmpty: true);
+    }
+
+    private static void ReleaseSlabs(ThreadHeap* h, bool onlyEmpty)
+    {
         for (int c = 0; c < SizeClasses.Count; c++)
         {
             var s = (SlabMeta*)h->Current[c];
-            if (s == s_emptySlab) continue;
-            SlabMeta.CollectRemote(s, SlabMeta.StateOwned);
-            if (s->Used != 0) continue;
-            h->Current[c] = (nint)s_emptySlab;
+            if (s != s_emptySlab && (!onlyEmpty || IsEmptyAfterCollect(s)))
+            {
+                h->Current[c] = (nint)s_emptySlab;
+                LetGo(s);
+            }
+            ReleaseList(ref h->RetainedFull[c], onlyEmpty);
+            ReleaseList(ref h->RetainedAvailable[c], onlyEmpty);
+        }
+    }
+
+    private static void ReleaseList(ref nint head, bool onlyEmpty)
+    {
+        var first = (SlabMeta*)head;
+        if (first == null) return;
+        // Walk a snapshot of the ring: removing entries while walking it would lose the way round.
+        var slabs = new List<nint>();
+        SlabMeta* s = first;
+        do { slabs.Add((nint)s); s = s->NextOwned; } while (s != first);
+        foreach (nint p in slabs)
+        {
+            s = (SlabMeta*)p;
+            if (onlyEmpty && !IsEmptyAfterCollect(s)) continue;
+            OwnedSlabList.Remove(ref head, s);
             LetGo(s);
         }
+    }
+
+    private static bool IsEmptyAfterCollect(SlabMeta* s)
+    {
+        SlabMeta.CollectRemote(s, SlabMeta.StateOwned);
+        return s->Used == 0;
     }
 
     /// <summary>True if <paramref name="s"/> is the placeholder slab of classes with no slab.</summary>

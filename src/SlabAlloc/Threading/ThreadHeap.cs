@@ -29,6 +29,11 @@ internal struct ClassCounts { private long _first; }
 internal struct ThreadHeap
 {
     public ClassSlabs Current;
+    /// <summary>Per class, the heads of two circular lists of slabs the thread keeps owning after they
+    /// stopped being current: exhausted ones, and ones the owner has since freed blocks into.</summary>
+    public ClassSlabs RetainedFull;
+    /// <inheritdoc cref="RetainedFull"/>
+    public ClassSlabs RetainedAvailable;
     public ClassCounts AllocCount;
     public ClassCounts FreeCount;
     /// <summary>Sum of the sizes callers asked for (before rounding to a class).</summary>

@@ -1,0 +1,70 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+using ScottPlot;
+
+namespace SlabAlloc.Bench;
+
+/// <summary>Writes the comparison to <c>docs/results/</c>: Markdown and CSV tables and one PNG
+/// chart per workload (threads against throughput, one line per allocator).</summary>
+internal static class ResultsWriter
+{
+    public static void Write(string directory, Summary summary, string command, TimeSpan elapsed)
+    {
+        Directory.CreateDirectory(directory);
+        File.WriteAllText(Path.Combine(directory, "ab-latest.csv"), summary.ToCsv());
+        string md = $"""
+            # A/B comparison: SlabAlloc lock-free vs mutex pool vs native allocators
+
+            Produced by `{command}` on {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC in {elapsed.TotalSeconds:F0} s.
+
+            Machine: {MachineDescription()}
+
+            Workloads: Larson `S 8 1000 5000 100 4141 T` (S seconds per run) and mid-large `T 40000 2048 42`
+            (unless the command says otherwise). Each cell is the median of its runs after the first was
+            dropped, with min and max; runs were interleaved across allocators. `x 1T` is the speed-up over
+            the same allocator at 1 thread, `x glibc` the ratio to glibc malloc through `NativeMemory` in the
+            same harness. Lock and CAS columns are SlabAlloc's own statistics (`SLABALLOC_LOCK_STATS=1`);
+            context switches, page faults and peak RSS are the child process's, from /proc.
+
+            ![Larson](ab-larson.png)
+            ![mid-large](ab-midlarge.png)
+
+            {summary.ToMarkdown()}
+            {summary.LockCheck()}
+            """;
+        File.WriteAllText(Path.Combine(directory, "ab-latest.md"), md);
+        foreach (string workload in summary.Rows.Select(r => r.Cell.Workload).Distinct())
+            Chart(summary, workload, Path.Combine(directory, $"ab-{workload}.png"));
+    }
+
+    private static void Chart(Summary summary, string workload, string path)
+    {
+        var plot = new Plot();
+        foreach (string contender in summary.Contenders)
+        {
+            var rows = summary.Rows.Where(r => r.Cell.Workload == workload && r.Cell.Contender == contender).OrderBy(r => r.Cell.Threads).ToArray();
+            if (rows.Length == 0) continue;
+            var line = plot.Add.Scatter(rows.Select(r => (double)r.Cell.Threads).ToArray(), rows.Select(r => r.MedianOps / 1e6).ToArray());
+            line.LegendText = contender;
+            line.LineWidth = contender.StartsWith("slab", StringComparison.Ordinal) ? 3 : 1.5f;
+            line.MarkerSize = 7;
+        }
+        plot.Title(workload == "larson" ? "Larson (8-1000 B, thread churn): throughput by threads, 2 cores" : "mid-large (8-34 KiB): throughput by threads, 2 cores");
+        plot.XLabel("threads");
+        plot.YLabel("million operations per second (median)");
+        plot.Axes.SetLimitsY(0, summary.Rows.Where(r => r.Cell.Workload == workload).Max(r => r.MaxOps) / 1e6 * 1.1);
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
+            summary.Rows.Select(r => r.Cell.Threads).Distinct().Select(t => new Tick(t, t.ToString(CultureInfo.InvariantCulture))).ToArray());
+        plot.ShowLegend(Alignment.UpperRight);
+        plot.SavePng(path, 900, 520);
+    }
+
+    private static string MachineDescription()
+    {
+        string cpu = "unknown CPU";
+        if (File.Exists("/proc/cpuinfo"))
+            cpu = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? cpu;
+        long memGiB = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes >> 30;
+        return $"{cpu}, {Environment.ProcessorCount} cores, {memGiB} GiB, {RuntimeInformation.OSDescription}, .NET {Environment.Version}";
+    }
+}
