@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SlabAlloc build entry point.
-#   ./build.sh          restore, build Release, run the main job (the self-check)
+#   ./build.sh          restore, build Release, run the main job: the A/B comparison (about 3 minutes)
+#                       (./build.sh run --quick for a short one; ./build.sh selfcheck for the self-check)
 #   ./build.sh test     restore, build, run every test
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -16,7 +17,11 @@ cmd="${1:-run}"
 case "$cmd" in
   run)
     dotnet build SlabAlloc.sln -c Release -nologo -v quiet
-    dotnet bench/SlabAlloc.Bench/bin/Release/net10.0/SlabAlloc.Bench.dll selfcheck "$@"
+    dotnet bench/SlabAlloc.Bench/bin/Release/net10.0/SlabAlloc.Bench.dll compare "$@"
+    ;;
+  selfcheck|larson|midlarge)
+    dotnet build SlabAlloc.sln -c Release -nologo -v quiet
+    dotnet bench/SlabAlloc.Bench/bin/Release/net10.0/SlabAlloc.Bench.dll "$cmd" "$@"
     ;;
   test)
     # The whole suite twice: the default configuration (lock-free pool), then the mutex pool with
@@ -49,7 +54,7 @@ case "$cmd" in
     exit "$status"
     ;;
   *)
-    echo "usage: ./build.sh [test]" >&2
+    echo "usage: ./build.sh [run [compare options] | test [dotnet test options] | selfcheck | larson ... | midlarge ...]" >&2
     exit 2
     ;;
 esac

@@ -45,7 +45,7 @@ internal static class Compare
         Console.WriteLine();
         Console.WriteLine(summary.ToTerminalTable());
         string command = "./build.sh" + (args.Count > 0 ? " " + string.Join(' ', args) : "");
-        ResultsWriter.Write(options.OutputDirectory, summary, command, clock.Elapsed);
+        ResultsWriter.Write(options.OutputDirectory, summary, command, clock.Elapsed, options);
         Console.WriteLine(summary.LockCheck());
         Console.WriteLine($"written: {Path.GetRelativePath(Environment.CurrentDirectory, options.OutputDirectory)}/ab-latest.{{md,csv}}, ab-larson.png, ab-midlarge.png ({clock.Elapsed.TotalSeconds:F0} s)");
         return summary.LockFreeTookNoLock ? 0 : 1;
@@ -80,7 +80,7 @@ internal static class Compare
     private static Options ParseOptions(List<string> args)
     {
         double seconds = 0.4;
-        int reps = 4, cycles = 40000;
+        int reps = 5, cycles = 1_000_000;
         int[] threads = [1, 2, 4, 8];
         string? output = null;
         for (int i = 0; i < args.Count; i++)

@@ -8,7 +8,7 @@ namespace SlabAlloc.Bench;
 /// chart per workload (threads against throughput, one line per allocator).</summary>
 internal static class ResultsWriter
 {
-    public static void Write(string directory, Summary summary, string command, TimeSpan elapsed)
+    public static void Write(string directory, Summary summary, string command, TimeSpan elapsed, Compare.Options options)
     {
         Directory.CreateDirectory(directory);
         File.WriteAllText(Path.Combine(directory, "ab-latest.csv"), summary.ToCsv());
@@ -19,8 +19,8 @@ internal static class ResultsWriter
 
             Machine: {MachineDescription()}
 
-            Workloads: Larson `S 8 1000 5000 100 4141 T` (S seconds per run) and mid-large `T 40000 2048 42`
-            (unless the command says otherwise). Each cell is the median of its runs after the first was
+            Workloads: Larson `{options.LarsonSeconds} 8 1000 5000 100 4141 T` and mid-large `T {options.MidLargeCycles} 2048 42`,
+            T = {string.Join(", ", options.Threads)}, {options.Repetitions} runs per cell. Each cell is the median of its runs after the first was
             dropped, with min and max; runs were interleaved across allocators. `x 1T` is the speed-up over
             the same allocator at 1 thread, `x glibc` the ratio to glibc malloc through `NativeMemory` in the
             same harness. Lock and CAS columns are SlabAlloc's own statistics (`SLABALLOC_LOCK_STATS=1`);
@@ -55,7 +55,7 @@ internal static class ResultsWriter
         plot.Axes.SetLimitsY(0, summary.Rows.Where(r => r.Cell.Workload == workload).Max(r => r.MaxOps) / 1e6 * 1.1);
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
             summary.Rows.Select(r => r.Cell.Threads).Distinct().Select(t => new Tick(t, t.ToString(CultureInfo.InvariantCulture))).ToArray());
-        plot.ShowLegend(Alignment.UpperRight);
+        plot.ShowLegend(Alignment.LowerRight);
         plot.SavePng(path, 900, 520);
     }
 
