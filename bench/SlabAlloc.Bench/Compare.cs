@@ -12,6 +12,15 @@ namespace SlabAlloc.Bench;
 /// </summary>
 internal static class Compare
 {
+    /// <summary>Larson with thread caches limited to 4 blocks, so most operations reach the shared pool:
+    /// the setting where the pool itself is the bottleneck (SlabAlloc's two pools only).</summary>
+    public const string PoolStress = "poolstress";
+    private static readonly Dictionary<string, string> PoolStressEnvironment = new()
+    {
+        ["SLABALLOC_THREAD_CACHE_LIMIT"] = "4",
+        ["SLABALLOC_EMPTY_SLABS_PER_CLASS"] = "64",
+    };
+
     public sealed record Options(double LarsonSeconds, int Repetitions, int[] Threads, string OutputDirectory, int MidLargeCycles);
 
     public static int Run(List<string> args)
@@ -21,13 +30,13 @@ internal static class Compare
         if (missing.Count > 0)
             Console.WriteLine($"not installed, skipped: {string.Join(", ", missing)} — install with: apt-get install libmimalloc2.0 libjemalloc2 libtcmalloc-minimal4");
 
-        var workloads = new[] { "larson", "midlarge" };
+        var workloads = new[] { "larson", "midlarge", PoolStress };
         var plan = new List<(int Rep, string Workload, int Threads, Contender Who)>();
         for (int rep = 0; rep < options.Repetitions; rep++)
             foreach (string w in workloads)
                 foreach (int t in options.Threads)
                     foreach (Contender c in contenders)
-                        plan.Add((rep, w, t, c));
+                        if (w != PoolStress || c.Allocator == "slab") plan.Add((rep, w, t, c));
 
         Console.WriteLine($"A/B comparison: {contenders.Count} allocators x {workloads.Length} workloads x threads {string.Join(",", options.Threads)} x {options.Repetitions} repetitions (first dropped) = {plan.Count} runs");
         var results = new List<(Cell Cell, RunFigures Figures)>();
@@ -47,7 +56,7 @@ internal static class Compare
         string command = "./build.sh" + (args.Count > 0 ? " " + string.Join(' ', args) : "");
         ResultsWriter.Write(options.OutputDirectory, summary, command, clock.Elapsed, options);
         Console.WriteLine(summary.LockCheck());
-        Console.WriteLine($"written: {Path.GetRelativePath(Environment.CurrentDirectory, options.OutputDirectory)}/ab-latest.{{md,csv}}, ab-larson.png, ab-midlarge.png ({clock.Elapsed.TotalSeconds:F0} s)");
+        Console.WriteLine($"written: {Path.GetRelativePath(Environment.CurrentDirectory, options.OutputDirectory)}/ab-latest.{{md,csv}}, ab-*.png ({clock.Elapsed.TotalSeconds:F0} s)");
         return summary.LockFreeTookNoLock ? 0 : 1;
     }
 
@@ -56,16 +65,18 @@ internal static class Compare
         string dll = typeof(Compare).Assembly.Location;
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         psi.ArgumentList.Add(dll);
-        psi.ArgumentList.Add(workload);
-        IEnumerable<string> workloadArgs = workload == "larson"
+        psi.ArgumentList.Add(workload == PoolStress ? "larson" : workload);
+        IEnumerable<string> workloadArgs = workload != "midlarge"
             ? [options.LarsonSeconds.ToString(CultureInfo.InvariantCulture), "8", "1000", "5000", "100", "4141", threads.ToString(CultureInfo.InvariantCulture)]
             : [threads.ToString(CultureInfo.InvariantCulture), options.MidLargeCycles.ToString(CultureInfo.InvariantCulture), "2048", "42"];
         foreach (string a in workloadArgs) psi.ArgumentList.Add(a);
         psi.ArgumentList.Add("--allocator");
         psi.ArgumentList.Add(who.Allocator);
         psi.ArgumentList.Add("--json");
-        foreach (string key in new[] { "SLABALLOC_POOL", "SLABALLOC_LOCK_STATS", "LD_PRELOAD" }) psi.Environment.Remove(key);
+        foreach (string key in psi.Environment.Keys.Where(k => k.StartsWith("SLABALLOC_", StringComparison.Ordinal) || k == "LD_PRELOAD").ToList())
+            psi.Environment.Remove(key);
         foreach (var (key, value) in who.Environment) psi.Environment[key] = value;
+        if (workload == PoolStress) foreach (var (key, value) in PoolStressEnvironment) psi.Environment[key] = value;
 
         using Process p = Process.Start(psi) ?? throw new InvalidOperationException("could not start a benchmark process");
         Task<string> stderr = p.StandardError.ReadToEndAsync();

@@ -40,6 +40,8 @@ static int Dispatch(string[] args)
         }
         case "compare":
             return Compare.Run(rest);
+        case "pairs" or "mixed":
+            return MicroLoops.Run(args[0], rest, allocator);
         default:
             throw new ArgumentException($"unknown command '{args[0]}'");
 }
@@ -67,6 +69,8 @@ partial class Program
           selfcheck [threads] [rounds]
           larson sleep_sec min_size max_size chunks_per_thread rounds seed threads [--allocator slab|native] [--json]
           midlarge threads cycles working_set seed [--allocator slab|native] [--json]
-          compare [--quick] [--seconds S] [--reps N] [--threads 1,2,4,8] [--out DIR]
+          compare [--quick] [--seconds S] [--reps N] [--cycles C] [--threads 1,2,4,8] [--out DIR]
+          pairs SIZE N [--allocator slab|native]      (for callgrind: N alloc+free pairs)
+          mixed N [--allocator slab|native]           (N batches of 1000 allocations then 1000 frees)
         """;
 }

@@ -50,6 +50,12 @@ internal static class SlabOptions
     /// retries in the shared pool, and print the report to stderr at exit. One atomic add per pool event.</summary>
     public static readonly bool LockStats = ReadBool("SLABALLOC_LOCK_STATS", "SlabAlloc.LockStats", false);
 
+    /// <summary><c>SLABALLOC_THREAD_CACHE_LIMIT</c> (default 0 = unlimited): the most free blocks a thread
+    /// cache takes from a slab at a time. When set, a thread that runs dry hands its slab back to the
+    /// shared pool and takes one from it again, instead of keeping it: every few allocations reach the
+    /// pool. A stress setting for comparing pools, not for production.</summary>
+    public static readonly int ThreadCacheLimit = ReadInt("SLABALLOC_THREAD_CACHE_LIMIT", "SlabAlloc.ThreadCacheLimit", 0, 0, 1 << 20);
+
     private static string? Raw(string variable, string switchName)
     {
         string? value = Environment.GetEnvironmentVariable(variable);

@@ -41,12 +41,12 @@ internal static unsafe class ThreadCache
     public static void* Allocate(int sizeClass, nuint requested)
     {
         ThreadHeap* h = Heap;
-        var s = (SlabMeta*)h->Current[sizeClass];
+        SlabMeta* s = ThreadHeap.CurrentSlab(h, sizeClass);
         void* block = s->Free;
         if (block == null) return AllocateSlow(sizeClass, requested);
         s->Free = *(void**)block;
         s->Used++;
-        h->AllocCount[sizeClass]++;
+        ThreadHeap.AllocCountOf(h, sizeClass)++;
         h->RequestedBytes += (long)requested;
         if (SlabOptions.Checked) SlabMeta.MarkAllocated(s, block);
         return block;
@@ -63,7 +63,7 @@ internal static unsafe class ThreadCache
             *(void**)block = s->LocalFree;
             s->LocalFree = block;
             s->Used--;
-            h->FreeCount[s->ClassIndex]++;
+            ThreadHeap.FreeCountOf(h, s->ClassIndex)++;
             if (s->OwnerList != SlabMeta.NotListed) FreeToRetained(h, s);
             return;
         }
@@ -93,6 +93,7 @@ internal static unsafe class ThreadCache
     {
         ThreadHeap* h = EnsureHeap();
         h->CacheMisses++;
+        if (SlabOptions.ThreadCacheLimit != 0) return AllocateThroughPool(h, sizeClass, requested);
         var s = (SlabMeta*)h->Current[sizeClass];
         if (s != s_emptySlab)
         {
@@ -112,6 +113,35 @@ internal static unsafe class ThreadCache
         }
         h->Current[sizeClass] = (nint)s;
         if (s->Free == null && !Refill(s)) ThrowHelper.ThrowCorruption("a slab chosen for allocation has no free block");
+        return Allocate(sizeClass, requested);
+    }
+
+    /// <summary>
+    /// The pool-stress path (<see cref="SlabOptions.ThreadCacheLimit"/>): the thread hands its slab back
+    /// to the shared pool on every miss and takes one from it again, and keeps at most the limit of free
+    /// blocks in hand, so that the pool, not the thread cache, serves most of the work.
+    /// </summary>
+    private static void* AllocateThroughPool(ThreadHeap* h, int sizeClass, nuint requested)
+    {
+        var s = (SlabMeta*)h->Current[sizeClass];
+        h->Current[sizeClass] = (nint)s_emptySlab;
+        if (s != s_emptySlab) LetGo(s);
+        s = SlabPool.Shared.Acquire(sizeClass, h);
+        if (s == null) ThrowHelper.ThrowOutOfMemory(requested);
+        h->Current[sizeClass] = (nint)s;
+        if (s->Free == null && !Refill(s)) ThrowHelper.ThrowCorruption("a slab chosen for allocation has no free block");
+        // Keep the first blocks in hand; the rest wait on the slab's local list for whoever owns it next.
+        void* last = s->Free;
+        for (int i = 1; i < SlabOptions.ThreadCacheLimit && *(void**)last != null; i++) last = *(void**)last;
+        void* rest = *(void**)last;
+        if (rest != null)
+        {
+            *(void**)last = null;
+            void* tail = rest;
+            while (*(void**)tail != null) tail = *(void**)tail;
+            *(void**)tail = s->LocalFree;
+            s->LocalFree = rest;
+        }
         return Allocate(sizeClass, requested);
     }
 

@@ -42,4 +42,16 @@ internal struct ThreadHeap
     public long RemoteFrees;
     /// <summary>Allocations that found the current slab's free list empty (thread-cache misses).</summary>
     public long CacheMisses;
+
+    // Unchecked views for the fast paths: the class index is in range by construction, and InlineArray
+    // indexing would add a bounds check to every allocation and free.
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe SlabMeta* CurrentSlab(ThreadHeap* h, int sizeClass) => (SlabMeta*)((nint*)&h->Current)[sizeClass];
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe ref long AllocCountOf(ThreadHeap* h, int sizeClass) => ref ((long*)&h->AllocCount)[sizeClass];
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe ref long FreeCountOf(ThreadHeap* h, int sizeClass) => ref ((long*)&h->FreeCount)[sizeClass];
 }

@@ -1,0 +1,64 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+
+namespace SlabAlloc.Bench;
+
+/// <summary>
+/// Tight single-thread loops for instruction counting under <c>valgrind --tool=callgrind</c>:
+/// run with two counts (say 1M and 3M), and the difference divided by the difference of counts is the cost of one
+/// iteration, free of start-up. <c>pairs SIZE N</c>: alloc+free of SIZE bytes. <c>mixed N</c>: batches of
+/// 1000 allocations of 16-256 bytes, then 1000 frees (N batches).
+/// </summary>
+internal static unsafe class MicroLoops
+{
+    public static int Run(string kind, IReadOnlyList<string> args, string allocator)
+    {
+        var clock = Stopwatch.StartNew();
+        long iterations = kind switch
+        {
+            "pairs" when allocator == "native" => Pairs<NativeAllocator>((nuint)int.Parse(args[0]), long.Parse(args[1])),
+            "pairs" => Pairs<SlabAllocator>((nuint)int.Parse(args[0]), long.Parse(args[1])),
+            "mixed" when allocator == "native" => Mixed<NativeAllocator>(long.Parse(args[0])),
+            "mixed" => Mixed<SlabAllocator>(long.Parse(args[0])),
+            _ => throw new ArgumentException($"unknown loop '{kind}'"),
+        };
+        Console.WriteLine($"{kind} {allocator}: {iterations} alloc+free pairs, {clock.Elapsed.TotalMilliseconds * 1e6 / Math.Max(1, iterations):F2} ns each");
+        return 0;
+    }
+
+    private static long Pairs<TAlloc>(nuint size, long count) where TAlloc : struct, IBenchAllocator
+    {
+        // Many short calls rather than one long loop, so the loop is promoted to fully optimized
+        // Tier-1 code like any hot method, instead of running as on-stack-replacement code.
+        const int Chunk = 1000;
+        for (long done = 0; done < count; done += Chunk) PairsChunk<TAlloc>(size, (int)Math.Min(Chunk, count - done));
+        return count;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void PairsChunk<TAlloc>(nuint size, int count) where TAlloc : struct, IBenchAllocator
+    {
+        for (int i = 0; i < count; i++)
+        {
+            byte* p = (byte*)TAlloc.Alloc(size);
+            *p = (byte)i;
+            TAlloc.Free(p);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static long Mixed<TAlloc>(long batches) where TAlloc : struct, IBenchAllocator
+    {
+        const int N = 1000;
+        var sizes = new nuint[N];
+        var rng = new Random(42);
+        for (int i = 0; i < N; i++) sizes[i] = (nuint)rng.Next(16, 257);
+        var blocks = new nint[N];
+        for (long b = 0; b < batches; b++)
+        {
+            for (int i = 0; i < N; i++) { blocks[i] = (nint)TAlloc.Alloc(sizes[i]); *(byte*)blocks[i] = 1; }
+            for (int i = 0; i < N; i++) TAlloc.Free((void*)blocks[i]);
+        }
+        return batches * N;
+    }
+}

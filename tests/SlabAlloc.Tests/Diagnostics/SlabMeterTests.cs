@@ -1,0 +1,234 @@
+using System.Diagnostics.Metrics;
+using SlabAlloc.Diagnostics;
+
+namespace SlabAlloc.Tests.Diagnostics;
+
+/// <summary>
+/// The "SlabAlloc" <see cref="Meter"/>: every instrument is published, its figures follow what the
+/// test thread allocates, they equal <see cref="SlabMemory.GetStatistics"/> at a quiescent moment,
+/// and nothing is computed while no listener collects.
+/// </summary>
+/// <remarks>In the non-parallel "SlabAlloc global state" collection: the tests compare global counters exactly.</remarks>
+[Collection("SlabAlloc global state")]
+public sealed unsafe class SlabMeterTests
+{
+    private const int N = 100;
+
+    /// <summary>One measurement: integral values in <see cref="Long"/>, the hit ratio in <see cref="Double"/>.</summary>
+    private sealed record Reading(string Name, long Long, double Double, string? Tag);
+
+    /// <summary>A <see cref="MeterListener"/> that enables every instrument of the SlabAlloc meter.</summary>
+    private sealed class Recorder : IDisposable
+    {
+        private readonly MeterListener _listener = new();
+        private readonly List<Reading> _readings = [];
+
+        public List<Instrument> Published { get; } = [];
+
+        public Recorder()
+        {
+            _listener.InstrumentPublished = (instrument, listener) =>
+            {
+                if (instrument.Meter.Name != SlabAllocMetrics.MeterName) return;
+                Published.Add(instrument);
+                listener.EnableMeasurementEvents(instrument);
+            };
+            _listener.SetMeasurementEventCallback<int>((i, v, tags, _) => _readings.Add(new(i.Name, v, v, TagOf(tags))));
+            _listener.SetMeasurementEventCallback<long>((i, v, tags, _) => _readings.Add(new(i.Name, v, v, TagOf(tags))));
+            _listener.SetMeasurementEventCallback<double>((i, v, tags, _) => _readings.Add(new(i.Name, (long)v, v, TagOf(tags))));
+            _listener.Start();
+        }
+
+        private static string? TagOf(ReadOnlySpan<KeyValuePair<string, object?>> tags) =>
+            tags.Length == 0 ? null : string.Join(',', tags.ToArray().Select(t => $"{t.Key}={t.Value}"));
+
+        /// <summary>One collection pass.</summary>
+        public List<Reading> Collect()
+        {
+            _readings.Clear();
+            _listener.RecordObservableInstruments();
+            return [.. _readings];
+        }
+
+        public void Dispose() => _listener.Dispose();
+    }
+
+    private static long Single(List<Reading> readings, string name) => readings.Single(r => r.Name == name && r.Tag is null).Long;
+
+    private static long Tagged(List<Reading> readings, string name, string tag) => readings.Single(r => r.Name == name && r.Tag == tag).Long;
+
+    /// <summary>Lets dead threads' finalizers run and hands their caches back, so nothing moves during a comparison.</summary>
+    private static void Quiesce()
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        SlabMemory.Trim();
+    }
+
+    [Fact]
+    public void TheMeterIsNamedSlabAllocAndExistsBeforeAnyListener()
+    {
+        Assert.NotNull(SlabMeter.Meter);
+        Assert.Equal("SlabAlloc", SlabAllocMetrics.MeterName);
+        Assert.Equal(SlabAllocMetrics.MeterName, SlabMeter.Meter.Name);
+    }
+
+    [Fact]
+    public void EveryInstrumentIsPublishedWithItsKindUnitAndDescription()
+    {
+        using var recorder = new Recorder();
+        Assert.All(recorder.Published, i => Assert.Same(SlabMeter.Meter, i.Meter));
+        Assert.Equal(SlabMeter.Names.All.Order(), recorder.Published.Select(i => i.Name).Order());
+        Assert.All(recorder.Published, i => Assert.False(string.IsNullOrWhiteSpace(i.Description), i.Name));
+        Assert.All(recorder.Published, i => Assert.True(i.IsObservable, i.Name));
+
+        Instrument Get(string name) => recorder.Published.Single(i => i.Name == name);
+        Assert.IsType<ObservableUpDownCounter<long>>(Get("slaballoc.memory.in_use"));
+        Assert.IsType<ObservableUpDownCounter<long>>(Get("slaballoc.memory.mapped"));
+        Assert.Equal("By", Get("slaballoc.memory.in_use").Unit);
+        Assert.Equal("By", Get("slaballoc.memory.mapped").Unit);
+        Assert.IsType<ObservableUpDownCounter<int>>(Get("slaballoc.superslabs"));
+        Assert.IsType<ObservableUpDownCounter<int>>(Get("slaballoc.slabs"));
+        Assert.IsType<ObservableUpDownCounter<int>>(Get("slaballoc.slots.unused"));
+        Assert.IsType<ObservableGauge<double>>(Get("slaballoc.thread_cache.hit_ratio"));
+        Assert.Equal("1", Get("slaballoc.thread_cache.hit_ratio").Unit);
+        foreach (string counter in new[]
+                 {
+                     "slaballoc.thread_cache.misses", "slaballoc.remote_frees", "slaballoc.allocations", "slaballoc.frees",
+                     "slaballoc.pool.lock.acquisitions", "slaballoc.pool.lock.contended_acquisitions", "slaballoc.pool.cas.retries",
+                 })
+            Assert.IsType<ObservableCounter<long>>(Get(counter));
+
+        // Every instrument reports in a pass, with the tags it promises.
+        List<Reading> readings = recorder.Collect();
+        foreach (string name in SlabMeter.Names.All) Assert.Contains(readings, r => r.Name == name);
+        Assert.Equal(["state=empty", "state=full", "state=owned", "state=partial"],
+            readings.Where(r => r.Name == "slaballoc.slabs").Select(r => r.Tag!).Order());
+        Assert.Equal(["path=acquire_slab", "path=release_slab"],
+            readings.Where(r => r.Name == "slaballoc.pool.lock.acquisitions").Select(r => r.Tag!).Order());
+        Assert.Equal(["path=acquire_slab", "path=release_slab"],
+            readings.Where(r => r.Name == "slaballoc.pool.lock.contended_acquisitions").Select(r => r.Tag!).Order());
+        Assert.Equal(["site=release", "site=stage1", "site=stage2", "site=stage3"],
+            readings.Where(r => r.Name == "slaballoc.pool.cas.retries").Select(r => r.Tag!).Order());
+        double ratio = readings.Single(r => r.Name == "slaballoc.thread_cache.hit_ratio").Double;
+        Assert.InRange(ratio, 0.0, 1.0);
+    }
+
+    [Fact]
+    public void BytesInUseAndAllocationsFollowTheBlocksOfThisThread()
+    {
+        // Attach this thread first, so the measured allocations need nothing but blocks.
+        SlabMemory.Free(SlabMemory.Alloc(64));
+        using var recorder = new Recorder();
+        List<Reading> before = recorder.Collect();
+
+        var blocks = new nint[N];
+        for (int i = 0; i < N; i++) blocks[i] = (nint)SlabMemory.Alloc(64);
+        List<Reading> during = recorder.Collect();
+        foreach (nint p in blocks) SlabMemory.Free((void*)p);
+        List<Reading> after = recorder.Collect();
+
+        long inUseBefore = Single(before, "slaballoc.memory.in_use");
+        Assert.True(Single(during, "slaballoc.memory.in_use") - inUseBefore >= N * 64,
+            $"bytes in use went from {inUseBefore} to {Single(during, "slaballoc.memory.in_use")} for {N} blocks of 64 bytes");
+        Assert.Equal(inUseBefore, Single(after, "slaballoc.memory.in_use"));
+
+        Assert.Equal(N, Single(during, "slaballoc.allocations") - Single(before, "slaballoc.allocations"));
+        Assert.Equal(0, Single(during, "slaballoc.frees") - Single(before, "slaballoc.frees"));
+        Assert.Equal(N, Single(after, "slaballoc.frees") - Single(during, "slaballoc.frees"));
+        Assert.Equal(N, Single(after, "slaballoc.allocations") - Single(before, "slaballoc.allocations"));
+        Assert.True(Single(during, "slaballoc.memory.mapped") >= Single(during, "slaballoc.memory.in_use"));
+    }
+
+    [Fact]
+    public void RemoteFreesAreCounted()
+    {
+        var blocks = new nint[N];
+        for (int i = 0; i < N; i++) blocks[i] = (nint)SlabMemory.Alloc(48);
+        using var recorder = new Recorder();
+        long before = Single(recorder.Collect(), "slaballoc.remote_frees");
+        var t = new Thread(() => { foreach (nint p in blocks) SlabMemory.Free((void*)p); });
+        t.Start();
+        t.Join();
+        Assert.Equal(N, Single(recorder.Collect(), "slaballoc.remote_frees") - before);
+    }
+
+    [Fact]
+    public void EveryFigureEqualsTheStatisticsAtAQuiescentMoment()
+    {
+        Quiesce();
+        var blocks = new nint[N];
+        for (int i = 0; i < N; i++) blocks[i] = (nint)SlabMemory.Alloc((nuint)(16 + i * 97)); // many size classes, up to 9.4 KiB
+        try
+        {
+            using var recorder = new Recorder();
+            List<Reading> r = recorder.Collect();
+            SlabStatistics s = SlabMemory.GetStatistics();
+            SlabLockStatistics l = SlabMemory.GetLockStatistics();
+
+            Assert.Equal(s.BytesInUse, Single(r, "slaballoc.memory.in_use"));
+            Assert.Equal(s.BytesMapped, Single(r, "slaballoc.memory.mapped"));
+            Assert.Equal(s.Superslabs, Single(r, "slaballoc.superslabs"));
+            Assert.Equal(s.UnusedSlots, Single(r, "slaballoc.slots.unused"));
+            Assert.Equal(s.SlabsOwned, Tagged(r, "slaballoc.slabs", "state=owned"));
+            Assert.Equal(s.SlabsFull, Tagged(r, "slaballoc.slabs", "state=full"));
+            Assert.Equal(s.SlabsPartial, Tagged(r, "slaballoc.slabs", "state=partial"));
+            Assert.Equal(s.SlabsEmpty, Tagged(r, "slaballoc.slabs", "state=empty"));
+            Assert.True(s.SlabsOwned > 0);
+
+            Assert.Equal(s.ThreadCacheMisses, Single(r, "slaballoc.thread_cache.misses"));
+            Assert.Equal(s.RemoteFrees, Single(r, "slaballoc.remote_frees"));
+            Assert.Equal(l.Allocations, Single(r, "slaballoc.allocations"));
+            Assert.Equal(l.Frees, Single(r, "slaballoc.frees"));
+            Assert.Equal(l.Allocations - l.Frees, s.BlocksInUse);
+            Assert.Equal(l.ThreadCacheHitRate, r.Single(x => x.Name == "slaballoc.thread_cache.hit_ratio").Double);
+            Assert.Equal(1 - (double)s.ThreadCacheMisses / l.Allocations, l.ThreadCacheHitRate, 12);
+
+            Assert.Equal(l.AcquireSlabLocks, Tagged(r, "slaballoc.pool.lock.acquisitions", "path=acquire_slab"));
+            Assert.Equal(l.ReleaseSlabLocks, Tagged(r, "slaballoc.pool.lock.acquisitions", "path=release_slab"));
+            Assert.Equal(l.AcquireSlabContended, Tagged(r, "slaballoc.pool.lock.contended_acquisitions", "path=acquire_slab"));
+            Assert.Equal(l.ReleaseSlabContended, Tagged(r, "slaballoc.pool.lock.contended_acquisitions", "path=release_slab"));
+            Assert.Equal(l.CasRetries, r.Where(x => x.Name == "slaballoc.pool.cas.retries").Sum(x => x.Long));
+        }
+        finally
+        {
+            foreach (nint p in blocks) SlabMemory.Free((void*)p);
+        }
+    }
+
+    [Fact]
+    public void OneCollectionPassTakesOneSnapshot()
+    {
+        using var recorder = new Recorder();
+        long snapshots = SlabMeter.SnapshotsTaken, callbacks = SlabMeter.CallbackInvocations;
+        recorder.Collect();
+        Assert.Equal(1, SlabMeter.SnapshotsTaken - snapshots);
+        Assert.Equal(SlabMeter.Names.All.Length, SlabMeter.CallbackInvocations - callbacks);
+
+        // A second pass right away is a new pass: it sees fresh figures, not the cached ones.
+        recorder.Collect();
+        Assert.Equal(2, SlabMeter.SnapshotsTaken - snapshots);
+    }
+
+    [Fact]
+    public void NothingIsComputedWhileNoListenerCollects()
+    {
+        long snapshots = SlabMeter.SnapshotsTaken, callbacks = SlabMeter.CallbackInvocations;
+        var blocks = new nint[10_000];
+        for (int i = 0; i < blocks.Length; i++) blocks[i] = (nint)SlabMemory.Alloc((nuint)(1 + i % 2000));
+        foreach (nint p in blocks) SlabMemory.Free((void*)p);
+        _ = SlabMemory.GetStatistics();
+        _ = SlabMemory.GetLockStatistics();
+        Assert.Equal(snapshots, SlabMeter.SnapshotsTaken);
+        Assert.Equal(callbacks, SlabMeter.CallbackInvocations);
+
+        // A listener that subscribes but does not collect does not run the callbacks either.
+        using (new Recorder())
+        {
+            for (int i = 0; i < blocks.Length; i++) blocks[i] = (nint)SlabMemory.Alloc(64);
+            foreach (nint p in blocks) SlabMemory.Free((void*)p);
+        }
+        Assert.Equal(snapshots, SlabMeter.SnapshotsTaken);
+        Assert.Equal(callbacks, SlabMeter.CallbackInvocations);
+    }
+}
