@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using SlabAlloc.Diagnostics;
 using SlabAlloc.Platform;
 
 namespace SlabAlloc.Core;
@@ -82,6 +83,8 @@ internal static unsafe class LargeObjects
             OsMemory.Release(region, mapped);
             return null;
         }
+        SlabLog.LargeBlockMapped((nuint)region, mapped, fresh);
+        SlabLog.RegistryCapacity(Registry.MappedBytes);
         if (zero && !fresh) NativeMemory.Clear(region + offset, size);
         Interlocked.Increment(ref s_liveCount);
         Interlocked.Add(ref s_liveBytes, (long)header->UsableBytes);
@@ -102,7 +105,9 @@ internal static unsafe class LargeObjects
         Interlocked.Decrement(ref s_liveCount);
         Interlocked.Add(ref s_liveBytes, -(long)header->UsableBytes);
         Unregister(region, mapped);
-        if (!TryCache(region, mapped)) OsMemory.Release(region, mapped);
+        if (TryCache(region, mapped)) return;
+        OsMemory.Release(region, mapped);
+        SlabLog.LargeBlockUnmapped((nuint)region, mapped);
     }
 
     /// <summary>Returns every cached region to the system.</summary>
@@ -115,6 +120,7 @@ internal static unsafe class LargeObjects
             nuint mapped = ((LargeHeader*)region)->MappedBytes;
             Interlocked.Add(ref s_cachedBytes, -(long)mapped);
             OsMemory.Release((void*)region, mapped);
+            SlabLog.LargeBlockUnmapped((nuint)region, mapped);
         }
     }
 

@@ -1,4 +1,5 @@
 using System.Numerics;
+using SlabAlloc.Diagnostics;
 using SlabAlloc.Platform;
 
 namespace SlabAlloc.Core;
@@ -97,6 +98,9 @@ internal static unsafe class Superslabs
         // Publish: the mask becomes non-zero only after Base is written (release semantics).
         Interlocked.Exchange(ref e->FreeMask, (long)(Geometry.AllSlotsFree & ~SpanBits(slot, span)));
         Interlocked.Increment(ref s_mappedCount);
+        SlabLog.SuperslabMapped((nuint)region, index);
+        SlabLog.DirectoryCapacity(SuperslabDirectory.Count, SuperslabDirectory.MappedBytes);
+        SlabLog.RegistryCapacity(Registry.MappedBytes);
         return e;
     }
 
@@ -172,6 +176,7 @@ internal static unsafe class Superslabs
         Volatile.Write(ref e->Base, 0);
         Interlocked.Increment(ref s_retiredCount);
         SuperslabDirectory.FreeIndex(index);
+        SlabLog.SuperslabRetired((nuint)region, index);
         return true;
     }
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
+using SlabAlloc.Diagnostics;
 
 namespace SlabAlloc.Core;
 
@@ -42,6 +43,7 @@ internal static unsafe class ThrowHelper
 
     private static T Report<T>(T exception) where T : Exception
     {
+        SlabLog.ErrorDetected(exception);
         ErrorDetected?.Invoke(exception.Message);
         return exception;
     }

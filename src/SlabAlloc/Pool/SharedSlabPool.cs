@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using SlabAlloc.Core;
+using SlabAlloc.Diagnostics;
 
 namespace SlabAlloc.Pool;
 
@@ -56,6 +57,7 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
             SlabMeta.Adopt(s, owner);
             s->Lifecycle = SlabLifecycle.Owned;
             Counters.Add(ref Counters.Stage1);
+            SlabLog.SlabAcquired(sizeClass, 1, g);
             return s;
         }
 
@@ -73,6 +75,7 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
             if (LockStatistics.Enabled) LockStatistics.RecordCas(CasSite.Stage2, failures);
             Volatile.Write(ref _scanHint, (int)i);
             Counters.Add(ref Counters.Stage2);
+            SlabLog.SlabAcquired(sizeClass, 2, i * Geometry.SlotsPerSuperslab + (uint)slot);
             return Own(Superslabs.Format(e, i, slot, sizeClass), owner);
         }
 
@@ -86,6 +89,7 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
             return null;
         }
         Counters.Add(ref Counters.Stage3);
+        SlabLog.SlabAcquired(sizeClass, 3, index * Geometry.SlotsPerSuperslab + (uint)first);
         return Own(Superslabs.Format(fresh, index, first, sizeClass), owner);
     }
 
@@ -117,6 +121,7 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
             {
                 s->Lifecycle = SlabLifecycle.Empty;
                 Counters.Add(ref Counters.ReleasedToEmptyList);
+                SlabLog.SlabReleasedToEmptyList(c, s->GlobalIndex);
                 int failures = _empty[c].Push(s->GlobalIndex, default(SlabLinks));
                 if (LockStatistics.Enabled) LockStatistics.RecordCas(CasSite.Release, failures);
                 return;
@@ -169,6 +174,7 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
             }
         }
         Superslabs.RetireEmpty(0);
+        SlabLog.PoolTrimmed(Superslabs.MappedCount, Superslabs.RetiredCount, Counters.ReleasedToUnused);
     }
 
     private void PushPartial(SlabMeta* s)
@@ -182,6 +188,7 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
     private void ReleaseToUnused(SlabMeta* s)
     {
         Counters.Add(ref Counters.ReleasedToUnused);
+        SlabLog.SlabReleasedToUnused(s->ClassIndex, s->GlobalIndex);
         int failures = Superslabs.ReleaseSlab(s);
         if (LockStatistics.Enabled) LockStatistics.RecordCas(CasSite.Release, failures);
     }

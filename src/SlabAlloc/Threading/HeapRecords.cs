@@ -1,4 +1,5 @@
 using SlabAlloc.Core;
+using SlabAlloc.Diagnostics;
 using SlabAlloc.Platform;
 using SlabAlloc.Pool;
 
@@ -84,6 +85,7 @@ internal static unsafe class HeapRecords
         long live = generation << 2 | StateLive;
         if (Interlocked.CompareExchange(ref r.StateWord, generation << 2 | StateReclaiming, live) != live) return;
         ThreadCache.ReleaseAllSlabs(r.Heap);
+        SlabLog.ThreadCacheFlushed((nuint)r.Heap, generation, r.Thread?.ManagedThreadId ?? -1);
         r.Thread = null;
         Interlocked.Increment(ref s_reclaimed);
         Volatile.Write(ref r.StateWord, generation << 2 | StateFree);
