@@ -6,13 +6,10 @@ namespace SlabAlloc.Core;
 
 /// <summary>
 /// Every exception SlabAlloc throws is built here, out of line, so that fast paths stay small.
+/// Each failure is logged at Error level (when a logger is configured, in every build) just before it is thrown.
 /// </summary>
 internal static unsafe class ThrowHelper
 {
-    /// <summary>Raised (with the message) before every corruption or bad-pointer exception; the
-    /// diagnostics layer hooks it to log errors in every build.</summary>
-    public static event Action<string>? ErrorDetected;
-
     [DoesNotReturn, MethodImpl(MethodImplOptions.NoInlining)]
     public static void ThrowForeignPointer(void* p) =>
         throw Report(new ArgumentException($"0x{(nuint)p:x} was not allocated by SlabAlloc (a foreign pointer, or memory SlabAlloc already returned to the system).", "ptr"));
@@ -44,7 +41,6 @@ internal static unsafe class ThrowHelper
     private static T Report<T>(T exception) where T : Exception
     {
         SlabLog.ErrorDetected(exception);
-        ErrorDetected?.Invoke(exception.Message);
         return exception;
     }
 }
