@@ -42,6 +42,17 @@ case "$cmd" in
     args=("$@")
     run_suite lockfree SLABALLOC_POOL=lockfree
     run_suite mutex SLABALLOC_POOL=mutex SLABALLOC_LOCK_STATS=1 SLABALLOC_CHECKED=1
+    # The NuGet package, and a sample that consumes the package (not the project) and runs the README's examples.
+    echo "=== package and sample ==="
+    sample=failed
+    rm -rf artifacts/packages artifacts/sample-packages
+    if dotnet pack src/SlabAlloc/SlabAlloc.csproj -c Release -nologo -v quiet -o artifacts/packages &&
+       dotnet restore samples/SlabAlloc.Sample/SlabAlloc.Sample.csproj --packages artifacts/sample-packages -v quiet &&
+       dotnet run --project samples/SlabAlloc.Sample/SlabAlloc.Sample.csproj -c Release --no-restore; then
+      sample=passed
+    else
+      status=1
+    fi
     # One plain closing line that any CI reads: "N passed, N failed".
     passed=0; failed=0
     for trx in "$results"/*.trx; do
@@ -49,6 +60,7 @@ case "$cmd" in
       passed=$((passed + $(sed -n 's/.* passed="\([0-9]*\)".*/\1/p' <<<"$counters")))
       failed=$((failed + $(sed -n 's/.* failed="\([0-9]*\)".*/\1/p' <<<"$counters")))
     done
+    if [ "$sample" = passed ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
     rm -rf "$results"
     echo "tests: $passed passed, $failed failed"
     exit "$status"

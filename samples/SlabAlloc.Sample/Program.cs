@@ -1,0 +1,75 @@
+using System.Buffers;
+using System.Diagnostics.Metrics;
+using System.IO.Pipelines;
+using Microsoft.Extensions.Logging;
+using SlabAlloc;
+
+// The README's examples, compiled against the SlabAlloc package. Exit code 0 when every check holds.
+unsafe
+{
+    // --- API (README "API") ---
+    byte* buffer = (byte*)SlabMemory.Alloc(4096);
+    buffer[0] = 42;
+    buffer = (byte*)SlabMemory.Realloc(buffer, 16384);    // contents kept
+    Check(buffer[0] == 42, "Realloc keeps contents");
+    void* page = SlabMemory.AlignedAlloc(8192, 4096);      // 4 KiB aligned
+    Check(((nuint)page & 4095) == 0, "AlignedAlloc aligns");
+    SlabMemory.Free(buffer);
+    SlabMemory.AlignedFree(page);
+    Console.WriteLine(SlabMemory.GetStatistics());
+
+    // --- Errors (README "Errors") ---
+    void* foreign = System.Runtime.InteropServices.NativeMemory.Alloc(64);
+    try { SlabMemory.Free(foreign); Check(false, "a foreign pointer is rejected"); }
+    catch (ArgumentException e) { Console.WriteLine($"rejected: {e.Message}"); }
+    System.Runtime.InteropServices.NativeMemory.Free(foreign);
+}
+
+// --- Logging (README "Logging") ---
+using (var factory = LoggerFactory.Create(b => b.AddConsole().SetMinimumLevel(LogLevel.Debug)))
+{
+    SlabAllocLogging.Configure(factory);
+    unsafe { void* p = SlabMemory.Alloc(100); SlabMemory.Free(p); }
+    SlabAllocLogging.Configure(null);   // before disposing the factory
+}
+
+// --- MemoryPool<byte> (README "MemoryPool<byte>") ---
+var pipe = new Pipe(new PipeOptions(pool: SlabMemoryPool.Shared));
+using (IMemoryOwner<byte> owner = SlabMemoryPool.Shared.Rent(16 * 1024))
+{
+    Span<byte> span = owner.Memory.Span;   // exactly 16 KiB
+    Check(span.Length == 16 * 1024, "Rent gives the size asked for");
+}
+byte[] message = "hello through SlabAlloc memory"u8.ToArray();
+await pipe.Writer.WriteAsync(message);
+await pipe.Writer.CompleteAsync();
+ReadResult read = await pipe.Reader.ReadAsync();
+Check(read.Buffer.ToArray().AsSpan().SequenceEqual(message), "a Pipe over SlabMemoryPool round-trips");
+pipe.Reader.AdvanceTo(read.Buffer.End);
+await pipe.Reader.CompleteAsync();
+
+// --- Metrics (README "Metrics") ---
+long inUse = -1;
+using (var listener = new MeterListener())
+{
+    listener.InstrumentPublished = (instrument, l) => { if (instrument.Meter.Name == SlabAllocMetrics.MeterName) l.EnableMeasurementEvents(instrument); };
+    listener.SetMeasurementEventCallback<long>((instrument, value, _, _) => { if (instrument.Name == "slaballoc.memory.in_use") inUse = value; });
+    listener.Start();
+    listener.RecordObservableInstruments();
+}
+Check(inUse >= 0, "the SlabAlloc meter publishes bytes in use");
+
+// --- Lock statistics (README "Lock statistics") ---
+SlabLockStatistics locks = SlabMemory.GetLockStatistics();
+Console.WriteLine($"pool {locks.Pool}, lock acquisitions {locks.LockAcquisitions}, hit rate {locks.ThreadCacheHitRate:P1}");
+
+SlabMemory.Trim();
+Console.WriteLine("sample ok");
+return 0;
+
+static void Check(bool condition, string what)
+{
+    if (condition) return;
+    Console.Error.WriteLine($"sample FAILED: {what}");
+    Environment.Exit(1);
+}
