@@ -56,6 +56,11 @@ internal static class SlabOptions
     /// pool. A stress setting for comparing pools, not for production.</summary>
     public static readonly int ThreadCacheLimit = ReadInt("SLABALLOC_THREAD_CACHE_LIMIT", "SlabAlloc.ThreadCacheLimit", 0, 0, 1 << 20);
 
+    /// <summary><c>SLABALLOC_MAX_MAPPED_MB</c> (default 0 = unlimited): the most memory SlabAlloc maps from the
+    /// system, metadata included, in MiB. Past it, allocations throw <see cref="OutOfMemoryException"/>;
+    /// memory freed afterwards can be allocated again. One comparison per mapping (never on the fast path).</summary>
+    public static readonly int MaxMappedMiB = ReadInt("SLABALLOC_MAX_MAPPED_MB", "SlabAlloc.MaxMappedMB", 0, 0, int.MaxValue);
+
     private static string? Raw(string variable, string switchName)
     {
         string? value = Environment.GetEnvironmentVariable(variable);

@@ -15,6 +15,7 @@ internal static unsafe class StatisticsCollector
     {
         var allocs = new long[SizeClasses.Count];
         var frees = new long[SizeClasses.Count];
+        for (int c = 0; c < SizeClasses.Count; c++) frees[c] = ThreadCache.UnattachedFrees(c);
         long requested = 0, misses = 0, remote = 0, cachedBlocks = 0;
         int live = 0;
         for (HeapRecord? r = HeapRecords.Head; r != null; r = r.Next)

@@ -21,7 +21,8 @@ namespace SlabAlloc.Platform;
 /// mapping the size plus the alignment and unmapping the two ends, so nothing is wasted.
 /// Elsewhere the portable fallback is <see cref="NativeMemory.AlignedAlloc"/>, where
 /// <see cref="Decommit"/> does nothing and the memory stays resident.
-/// A test-only fault hook (<see cref="FaultInjector"/>) can make the n-th reservation fail.
+/// A test-only fault hook (<see cref="FaultInjector"/>) can make the n-th reservation fail, and
+/// <c>SLABALLOC_MAX_MAPPED_MB</c> caps the total mapped.
 /// </remarks>
 internal static unsafe class OsMemory
 {
@@ -40,6 +41,14 @@ internal static unsafe class OsMemory
         if (UsesMmap) LibC.EnsureResolver();
     }
 
+    /// <summary>The mapping limit in bytes (0 = none), from <see cref="SlabOptions.MaxMappedMiB"/>; tests may change it.</summary>
+    internal static long LimitBytes = (long)SlabOptions.MaxMappedMiB << 20;
+
+    private static long s_refusedByLimit;
+
+    /// <summary>Reservations refused because they would have passed <see cref="LimitBytes"/>.</summary>
+    public static long RefusedByLimit => Volatile.Read(ref s_refusedByLimit);
+
     /// <summary>Bytes currently reserved from the system through this layer.</summary>
     public static long MappedBytes => Volatile.Read(ref s_mappedBytes);
 
@@ -57,12 +66,18 @@ internal static unsafe class OsMemory
     public static void* Reserve(nuint bytes, nuint alignment, bool populate = false)
     {
         if (FaultInjector.ShouldFail()) return null;
-        void* result = UsesMmap ? ReserveMmap(bytes, alignment, populate) : ReservePortable(bytes, alignment);
-        if (result != null)
+        // Count the bytes first, so that racing reservations cannot together pass the limit.
+        long after = Interlocked.Add(ref s_mappedBytes, (long)bytes);
+        long limit = Volatile.Read(ref LimitBytes);
+        if (limit != 0 && after > limit)
         {
-            Interlocked.Add(ref s_mappedBytes, (long)bytes);
-            Interlocked.Increment(ref s_reserveCalls);
+            Interlocked.Add(ref s_mappedBytes, -(long)bytes);
+            Interlocked.Increment(ref s_refusedByLimit);
+            return null;
         }
+        void* result = UsesMmap ? ReserveMmap(bytes, alignment, populate) : ReservePortable(bytes, alignment);
+        if (result == null) Interlocked.Add(ref s_mappedBytes, -(long)bytes);
+        else Interlocked.Increment(ref s_reserveCalls);
         return result;
     }
 

@@ -188,19 +188,38 @@ internal static unsafe class ThreadCache
     private static void FreeRemote(SlabMeta* s, void* block, int index)
     {
         if (s->Lifecycle == SlabLifecycle.Empty) ThrowHelper.ThrowDoubleFree(block); // a slab with no block out
-        ThreadHeap* h = EnsureHeap();
-        h->FreeCount[s->ClassIndex]++;
-        h->RemoteFrees++;
+        // A free must not fail: a thread that cannot get a cache (out of memory) counts its frees globally.
+        ThreadHeap* h = TryEnsureHeap();
+        if (h != null)
+        {
+            h->FreeCount[s->ClassIndex]++;
+            h->RemoteFrees++;
+        }
+        else Interlocked.Increment(ref s_unattachedFrees[s->ClassIndex]);
         if (SlabMeta.PushRemote(s, block)) SlabPool.Shared.PublishPartial(s);
     }
 
-    /// <summary>The calling thread's heap, attaching the thread first if needed.</summary>
+    /// <summary>Frees by threads that could not get a thread cache, per class (they are rare: out of memory).</summary>
+    private static readonly long[] s_unattachedFrees = new long[SizeClasses.Count];
+
+    /// <summary>Frees of <paramref name="sizeClass"/> counted outside any thread cache.</summary>
+    public static long UnattachedFrees(int sizeClass) => Volatile.Read(ref s_unattachedFrees[sizeClass]);
+
+    /// <summary>The calling thread's heap, attaching the thread first if needed; throws when out of memory.</summary>
     private static ThreadHeap* EnsureHeap()
+    {
+        ThreadHeap* h = TryEnsureHeap();
+        if (h == null) ThrowHelper.ThrowOutOfMemory((nuint)sizeof(ThreadHeap));
+        return h;
+    }
+
+    /// <summary>The calling thread's heap, attaching the thread first if needed; null when out of memory.</summary>
+    private static ThreadHeap* TryEnsureHeap()
     {
         ThreadHeap* h = Heap;
         if (h != s_emptyHeap) return h;
         HeapRecord? record = HeapRecords.Attach(Thread.CurrentThread, s_emptyHeap);
-        if (record == null) ThrowHelper.ThrowOutOfMemory((nuint)sizeof(ThreadHeap));
+        if (record == null) return null;
         t_sentinel = new ThreadExitSentinel(record, Volatile.Read(ref record.StateWord) >> 2);
         t_heapOffset = (nint)record.Heap - (nint)s_emptyHeap;
         return record.Heap;
