@@ -42,8 +42,13 @@ internal static unsafe class Program
             case "uncarved" when args.Length == 3 && Enum.TryParse(args[1], out Op op) && args[2] is "owner" or "remote":
                 foreach (nuint size in new nuint[] { 64, 20480 }) Uncarved(size, op, remote: args[2] == "remote");
                 break;
+            case "overflow":
+                return Overflow();
+            case "double-free-immediate":
+                DoubleFreeImmediate();
+                break;
             default:
-                Console.Error.WriteLine("usage: SlabAlloc.CheckedProbe [double-free | realloc-freed | uncarved <Free|AlignedFree|Realloc|AlignedRealloc|UsableSize> <owner|remote>]");
+                Console.Error.WriteLine("usage: SlabAlloc.CheckedProbe [double-free | realloc-freed | uncarved <Free|AlignedFree|Realloc|AlignedRealloc|UsableSize> <owner|remote> | overflow | double-free-immediate]");
                 return 2;
         }
 
@@ -51,6 +56,57 @@ internal static unsafe class Program
         if (s_failed) return 1;
         Console.WriteLine("PROBE_OK");
         return 0;
+    }
+
+    // ---- overflow: a heap overflow overwrites a free block's link (default, hardened mode) ----
+
+    /// <summary>Frees a 96-byte block, overwrites its free-list link with the address of foreign memory
+    /// (what an overflow from the block before it would do), then allocates from the class until the
+    /// allocator reaches that block. Prints <c>CORRUPTION_DETECTED: message</c> and exits 0 when it is
+    /// reported, or <c>FOREIGN_HANDED_OUT</c> and exits 3 when the foreign address comes back as a block.</summary>
+    private static int Overflow()
+    {
+        byte* foreign = (byte*)System.Runtime.InteropServices.NativeMemory.Alloc(4096);
+        var held = new List<nint>();
+        byte* victim = (byte*)SlabMemory.Alloc(96);
+        SlabMemory.Free(victim);
+        *(byte**)victim = foreign; // the overflow
+        try
+        {
+            for (int i = 0; i < 100_000; i++)
+            {
+                byte* p = (byte*)SlabMemory.Alloc(96);
+                if (p == foreign)
+                {
+                    Console.WriteLine("FOREIGN_HANDED_OUT");
+                    return 3;
+                }
+                held.Add((nint)p);
+            }
+            Console.WriteLine("NOT_REACHED");
+            return 1;
+        }
+        catch (InvalidOperationException e)
+        {
+            Console.WriteLine($"CORRUPTION_DETECTED: {OneLine(e.Message)}");
+            // The rest of the allocator still works: other classes, other threads.
+            CheckAllocatorWorks(SlabMemory.GetStatistics().BlocksInUse);
+            return s_failed ? 1 : 0;
+        }
+    }
+
+    // ---- double-free-immediate: the same block freed twice in a row (default, hardened mode) ----
+
+    private static void DoubleFreeImmediate()
+    {
+        void* p = SlabMemory.Alloc(64);
+        SlabMemory.Free(p);
+        try
+        {
+            SlabMemory.Free(p);
+            Fail("DOUBLE_FREE_NOT_DETECTED");
+        }
+        catch (ArgumentException e) { Console.WriteLine($"DOUBLE_FREE_DETECTED: {OneLine(e.Message)}"); }
     }
 
     // ---- double-free: run with SLABALLOC_CHECKED=1 ----

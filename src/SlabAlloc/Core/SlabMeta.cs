@@ -50,15 +50,17 @@ internal unsafe struct SlabMeta
     /// <summary>Blocks threaded onto the free lists so far; the rest of the slab is untouched (lazy carving).</summary>
     [FieldOffset(44)] public int Carved;
     [FieldOffset(48)] public int Used;
-    [FieldOffset(52)] public ushort ClassIndex;
-    [FieldOffset(54)] public byte SpanSlots;
-    [FieldOffset(55)] public SlabLifecycle Lifecycle;
-    /// <summary>Directory index × 64 + first slot: the slab's name in the pool's lists.</summary>
-    [FieldOffset(56)] public uint GlobalIndex;
+    [FieldOffset(52)] public byte ClassIndex;
     /// <summary>Which of its owner's lists the slab is on (owner only): <see cref="NotListed"/> while it is
     /// a class's current slab or has no owner, else <see cref="RetainedFull"/> or <see cref="RetainedAvailable"/>.
     /// Nonzero sends the owner's free down its slow path.</summary>
-    [FieldOffset(60)] public byte OwnerList;
+    [FieldOffset(53)] public byte OwnerList;
+    [FieldOffset(54)] public byte SpanSlots;
+    [FieldOffset(55)] public SlabLifecycle Lifecycle;
+    /// <summary>The secret every free-list link of this slab is XORed with (hardened mode), drawn when the
+    /// slab is formatted: a heap overflow that overwrites a free block's link without knowing it produces
+    /// a pointer that <see cref="NextOf"/> rejects.</summary>
+    [FieldOffset(56)] public nuint Key;
 
     // Second cache line: the only field other threads write, kept away from the owner's fields.
     [FieldOffset(64)] public nint ThreadFree;
@@ -68,6 +70,8 @@ internal unsafe struct SlabMeta
     [FieldOffset(80)] public SlabMeta* NextOwned;
     /// <inheritdoc cref="NextOwned"/>
     [FieldOffset(88)] public SlabMeta* PrevOwned;
+    /// <summary>Directory index × 64 + first slot: the slab's name in the pool's lists.</summary>
+    [FieldOffset(96)] public uint GlobalIndex;
 
     /// <summary>Values of <see cref="OwnerList"/>.</summary>
     public const byte NotListed = 0, RetainedFull = 1, RetainedAvailable = 2;
@@ -85,7 +89,8 @@ internal unsafe struct SlabMeta
         s->Capacity = SizeClasses.Capacity(sizeClass);
         s->Carved = 0;
         s->Used = 0;
-        s->ClassIndex = (ushort)sizeClass;
+        s->ClassIndex = (byte)sizeClass;
+        s->Key = SlabOptions.Hardened ? (nuint)Random.Shared.NextInt64() | 1 : 0;
         s->SpanSlots = (byte)SizeClasses.SpanSlots(sizeClass);
         s->GlobalIndex = globalIndex;
         s->OwnerList = NotListed;
@@ -113,6 +118,25 @@ internal unsafe struct SlabMeta
     public static bool IsAllocated(SlabMeta* s, int index) =>
         (Volatile.Read(ref s->CheckedBits[index >> 6]) & (1UL << (index & 63))) != 0;
 
+    /// <summary>The link stored in free block <paramref name="block"/>: the next free block, or null.</summary>
+    /// <remarks>Hardened mode stores links XORed with <see cref="Key"/> and checks that a decoded link
+    /// stays inside the block's own superslab, so an overwritten link is reported as corruption instead
+    /// of sending the allocator to arbitrary memory. Cost: a load, two XORs and a branch per pop.</remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void* NextOf(SlabMeta* s, void* block)
+    {
+        nuint stored = *(nuint*)block;
+        if (!SlabOptions.Hardened) return (void*)stored;
+        nuint next = stored ^ s->Key;
+        if (((next ^ (nuint)block) >> Geometry.SuperslabShift) != 0 && next != 0) ThrowHelper.ThrowCorruption($"the free-list link of block 0x{(nuint)block:x} was overwritten (a heap overflow or a use after free)");
+        return (void*)next;
+    }
+
+    /// <summary>Stores the link to <paramref name="next"/> in free block <paramref name="block"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void SetNext(SlabMeta* s, void* block, void* next) =>
+        *(nuint*)block = SlabOptions.Hardened ? (nuint)next ^ s->Key : (nuint)next;
+
     /// <summary>Threads the next batch of untouched blocks (about a page) onto <see cref="Free"/>.
     /// Returns false when the whole slab is carved. Holder only.</summary>
     public static bool TryCarve(SlabMeta* s)
@@ -122,8 +146,8 @@ internal unsafe struct SlabMeta
         int batch = Math.Clamp((int)(Platform.OsMemory.PageBytes / s->BlockBytes), 1, remaining);
         byte* first = s->Start + (nuint)s->Carved * s->BlockBytes;
         byte* p = first;
-        for (int i = 1; i < batch; i++, p += s->BlockBytes) *(void**)p = p + s->BlockBytes;
-        *(void**)p = s->Free;
+        for (int i = 1; i < batch; i++, p += s->BlockBytes) SetNext(s, p, p + s->BlockBytes);
+        SetNext(s, p, s->Free);
         s->Free = first;
         s->Carved += batch;
         return true;
@@ -145,12 +169,12 @@ internal unsafe struct SlabMeta
         if (head == null) return 0;
         int count = 1;
         void* tail = head;
-        while (*(void**)tail != null)
+        for (void* next; (next = NextOf(s, tail)) != null; )
         {
-            tail = *(void**)tail;
+            tail = next;
             if (++count > s->Capacity) ThrowHelper.ThrowCorruption("a slab's remote-free list is longer than the slab (a cycle or a double free)");
         }
-        *(void**)tail = s->Free;
+        SetNext(s, tail, s->Free);
         s->Free = head;
         s->Used -= count;
         return count;
@@ -165,7 +189,7 @@ internal unsafe struct SlabMeta
         {
             nint word = Volatile.Read(ref s->ThreadFree);
             nint state = word & StateMask;
-            *(void**)block = (void*)(word & ~StateMask);
+            SetNext(s, block, (void*)(word & ~StateMask));
             nint next = (nint)block | (state == StateDetached ? StateQueued : state);
             // Loses to another push or to the holder's exchange; both leave a consistent word to retry on.
             // ABA on the head is harmless: a push depends only on the current head value.

@@ -44,7 +44,7 @@ internal static unsafe class ThreadCache
         SlabMeta* s = ThreadHeap.CurrentSlab(h, sizeClass);
         void* block = s->Free;
         if (block == null) return AllocateSlow(sizeClass, requested);
-        s->Free = *(void**)block;
+        s->Free = SlabMeta.NextOf(s, block);
         s->Used++;
         ThreadHeap.AllocCountOf(h, sizeClass)++;
         h->RequestedBytes += (long)requested;
@@ -60,7 +60,9 @@ internal static unsafe class ThreadCache
         ThreadHeap* h = Heap;
         if (s->Owner == h)
         {
-            *(void**)block = s->LocalFree;
+            // Hardened: the commonest double free (the same block twice in a row) would loop the list.
+            if (SlabOptions.Hardened && block == s->LocalFree) ThrowHelper.ThrowDoubleFree(block);
+            SlabMeta.SetNext(s, block, s->LocalFree);
             s->LocalFree = block;
             s->Used--;
             ThreadHeap.FreeCountOf(h, s->ClassIndex)++;
@@ -132,14 +134,14 @@ internal static unsafe class ThreadCache
         if (s->Free == null && !Refill(s)) ThrowHelper.ThrowCorruption("a slab chosen for allocation has no free block");
         // Keep the first blocks in hand; the rest wait on the slab's local list for whoever owns it next.
         void* last = s->Free;
-        for (int i = 1; i < SlabOptions.ThreadCacheLimit && *(void**)last != null; i++) last = *(void**)last;
-        void* rest = *(void**)last;
+        for (int i = 1; i < SlabOptions.ThreadCacheLimit && SlabMeta.NextOf(s, last) != null; i++) last = SlabMeta.NextOf(s, last);
+        void* rest = SlabMeta.NextOf(s, last);
         if (rest != null)
         {
-            *(void**)last = null;
+            SlabMeta.SetNext(s, last, null);
             void* tail = rest;
-            while (*(void**)tail != null) tail = *(void**)tail;
-            *(void**)tail = s->LocalFree;
+            for (void* next; (next = SlabMeta.NextOf(s, tail)) != null; ) tail = next;
+            SlabMeta.SetNext(s, tail, s->LocalFree);
             s->LocalFree = rest;
         }
         return Allocate(sizeClass, requested);

@@ -3,6 +3,7 @@ using System.Reflection;
 using System.Runtime.InteropServices;
 using SlabAlloc.Core;
 using SlabAlloc.Platform;
+using static SlabAlloc.Tests.ProbeProcess;
 
 namespace SlabAlloc.Tests.Api;
 
@@ -493,74 +494,7 @@ public sealed unsafe class BadPointerTests
         return false;
     }
 
-    private sealed record ProbeResult(int ExitCode, string Stdout, string Stderr, string CommandLine)
-    {
-        public string[] Lines(string prefix) =>
-            Stdout.Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.StartsWith(prefix, StringComparison.Ordinal)).ToArray();
-
-        public override string ToString() =>
-            $"{CommandLine}\nexit code {ExitCode}\n--- stdout ---\n{Stdout}\n--- stderr ---\n{Stderr}";
-    }
-
-    /// <summary>Runs tests/SlabAlloc.CheckedProbe, built with the same configuration as this assembly,
-    /// with <c>SLABALLOC_CHECKED</c> set to <paramref name="checkedSetting"/> and no other SlabAlloc setting.</summary>
-    private static ProbeResult RunProbe(string checkedSetting, params string[] args)
-    {
-        string probe = ProbePath();
-        var start = new ProcessStartInfo(DotnetHost())
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add(probe);
-        foreach (string arg in args) start.ArgumentList.Add(arg);
-        foreach (string key in start.Environment.Keys.Where(k => k.StartsWith("SLABALLOC_", StringComparison.OrdinalIgnoreCase)).ToList())
-            start.Environment.Remove(key);
-        start.Environment["SLABALLOC_CHECKED"] = checkedSetting;
-        start.Environment["DOTNET_DbgEnableMiniDump"] = "0";
-        string commandLine = $"SLABALLOC_CHECKED={checkedSetting} {start.FileName} {string.Join(' ', start.ArgumentList)}";
-
-        using Process process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {commandLine}");
-        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
-        Task<string> stderr = process.StandardError.ReadToEndAsync();
-        // A hang guard only (the probe takes well under a second), not a timing assertion.
-        if (!process.WaitForExit(TimeSpan.FromMinutes(5)))
-        {
-            process.Kill(entireProcessTree: true);
-            Assert.Fail($"{commandLine} did not finish");
-        }
-        process.WaitForExit();
-        return new ProbeResult(process.ExitCode, stdout.GetAwaiter().GetResult(), stderr.GetAwaiter().GetResult(), commandLine);
-    }
-
-    private static string DotnetHost()
-    {
-        string? host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
-        if (!string.IsNullOrEmpty(host) && File.Exists(host)) return host;
-        string? self = Environment.ProcessPath;
-        if (self != null && Path.GetFileNameWithoutExtension(self) == "dotnet") return self;
-        return "dotnet";
-    }
-
-    private static string ProbePath()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir != null && !File.Exists(Path.Combine(dir.FullName, "SlabAlloc.sln"))) dir = dir.Parent;
-        Assert.True(dir != null, $"no SlabAlloc.sln above {AppContext.BaseDirectory}");
-        string configuration = typeof(BadPointerTests).Assembly.GetCustomAttribute<AssemblyConfigurationAttribute>()?.Configuration
-#if DEBUG
-            ?? "Debug";
-#else
-            ?? "Release";
-#endif
-        string[] candidates =
-        [
-            Path.Combine(dir.FullName, "tests", "SlabAlloc.CheckedProbe", "bin", configuration, "net10.0", "SlabAlloc.CheckedProbe.dll"),
-            Path.Combine(dir.FullName, "artifacts", "bin", "SlabAlloc.CheckedProbe", configuration.ToLowerInvariant(), "SlabAlloc.CheckedProbe.dll"),
-        ];
-        string? found = candidates.FirstOrDefault(File.Exists);
-        Assert.True(found != null, $"the probe is not built (looked for {string.Join(" and ", candidates)}); build SlabAlloc.sln with -c {configuration}");
-        return found;
-    }
+    /// <summary>Runs the probe with <c>SLABALLOC_CHECKED</c> set to <paramref name="checkedSetting"/> and no other SlabAlloc setting.</summary>
+    private static ProbeResult RunProbe(string checkedSetting, params string[] args) =>
+        ProbeProcess.Run(new Dictionary<string, string> { ["SLABALLOC_CHECKED"] = checkedSetting }, args);
 }

@@ -64,7 +64,7 @@ public sealed unsafe class SlabPoolContractTests
         while (s->Free != null || SlabMeta.TryCarve(s))
         {
             blocks.Add((nint)s->Free);
-            s->Free = *(void**)s->Free;
+            s->Free = SlabMeta.NextOf(s, s->Free);
             s->Used++;
         }
         Assert.Equal(SizeClasses.Capacity(SizeClass), blocks.Count);

@@ -1,0 +1,82 @@
+using System.Diagnostics;
+using System.Reflection;
+
+namespace SlabAlloc.Tests;
+
+/// <summary>
+/// Runs tests/SlabAlloc.CheckedProbe in a child process: for settings read once at start-up, and for
+/// scenarios that would corrupt the test process's own allocator if SlabAlloc failed to stop them.
+/// </summary>
+internal static class ProbeProcess
+{
+    internal sealed record ProbeResult(int ExitCode, string Stdout, string Stderr, string CommandLine)
+    {
+        public string[] Lines(string prefix) =>
+            Stdout.Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.StartsWith(prefix, StringComparison.Ordinal)).ToArray();
+
+        public override string ToString() =>
+            $"{CommandLine}\nexit code {ExitCode}\n--- stdout ---\n{Stdout}\n--- stderr ---\n{Stderr}";
+    }
+
+    /// <summary>Runs tests/SlabAlloc.CheckedProbe, built with the same configuration as this assembly,
+    /// with exactly the SlabAlloc settings in <paramref name="settings"/> (every other SLABALLOC_ variable removed).</summary>
+    public static ProbeResult Run(IReadOnlyDictionary<string, string> settings, params string[] args)
+    {
+        string probe = ProbePath();
+        var start = new ProcessStartInfo(DotnetHost())
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add(probe);
+        foreach (string arg in args) start.ArgumentList.Add(arg);
+        foreach (string key in start.Environment.Keys.Where(k => k.StartsWith("SLABALLOC_", StringComparison.OrdinalIgnoreCase)).ToList())
+            start.Environment.Remove(key);
+        foreach (var (key, value) in settings) start.Environment[key] = value;
+        start.Environment["DOTNET_DbgEnableMiniDump"] = "0";
+        string commandLine = $"{string.Join(' ', settings.Select(kv => $"{kv.Key}={kv.Value}"))} {start.FileName} {string.Join(' ', start.ArgumentList)}";
+
+        using Process process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {commandLine}");
+        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
+        Task<string> stderr = process.StandardError.ReadToEndAsync();
+        // A hang guard only (the probe takes well under a second), not a timing assertion.
+        if (!process.WaitForExit(TimeSpan.FromMinutes(5)))
+        {
+            process.Kill(entireProcessTree: true);
+            Assert.Fail($"{commandLine} did not finish");
+        }
+        process.WaitForExit();
+        return new ProbeResult(process.ExitCode, stdout.GetAwaiter().GetResult(), stderr.GetAwaiter().GetResult(), commandLine);
+    }
+
+    private static string DotnetHost()
+    {
+        string? host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
+        if (!string.IsNullOrEmpty(host) && File.Exists(host)) return host;
+        string? self = Environment.ProcessPath;
+        if (self != null && Path.GetFileNameWithoutExtension(self) == "dotnet") return self;
+        return "dotnet";
+    }
+
+    private static string ProbePath()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir != null && !File.Exists(Path.Combine(dir.FullName, "SlabAlloc.sln"))) dir = dir.Parent;
+        Assert.True(dir != null, $"no SlabAlloc.sln above {AppContext.BaseDirectory}");
+        string configuration = typeof(ProbeProcess).Assembly.GetCustomAttribute<AssemblyConfigurationAttribute>()?.Configuration
+#if DEBUG
+            ?? "Debug";
+#else
+            ?? "Release";
+#endif
+        string[] candidates =
+        [
+            Path.Combine(dir.FullName, "tests", "SlabAlloc.CheckedProbe", "bin", configuration, "net10.0", "SlabAlloc.CheckedProbe.dll"),
+            Path.Combine(dir.FullName, "artifacts", "bin", "SlabAlloc.CheckedProbe", configuration.ToLowerInvariant(), "SlabAlloc.CheckedProbe.dll"),
+        ];
+        string? found = candidates.FirstOrDefault(File.Exists);
+        Assert.True(found != null, $"the probe is not built (looked for {string.Join(" and ", candidates)}); build SlabAlloc.sln with -c {configuration}");
+        return found;
+    }
+}

@@ -1,0 +1,38 @@
+namespace SlabAlloc.Tests.Reliability;
+
+/// <summary>
+/// Free-list hardening (<c>SLABALLOC_HARDENED</c>, on by default): a heap overflow that overwrites a free
+/// block's link is reported as corruption instead of making the allocator hand out the address the
+/// attacker wrote, and the same block freed twice in a row is rejected. Each scenario corrupts a slab,
+/// so it runs in a child process.
+/// </summary>
+public sealed class HardeningTests
+{
+    [Fact]
+    public void AnOverwrittenFreeListLinkIsReportedNotFollowed()
+    {
+        var result = ProbeProcess.Run(new Dictionary<string, string>(), "overflow");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        string line = Assert.Single(result.Lines("CORRUPTION_DETECTED: "));
+        Assert.Contains("heap corruption", line);
+        Assert.Contains("overwritten", line);
+    }
+
+    [Fact]
+    public void WithoutHardeningTheSameOverflowHandsOutForeignMemory()
+    {
+        // The control: what the hardened run prevents.
+        var result = ProbeProcess.Run(new Dictionary<string, string> { ["SLABALLOC_HARDENED"] = "0" }, "overflow");
+        Assert.True(result.ExitCode == 3, result.ToString());
+        Assert.Single(result.Lines("FOREIGN_HANDED_OUT"));
+    }
+
+    [Fact]
+    public void TheSameBlockFreedTwiceInARowIsRejectedByDefault()
+    {
+        var result = ProbeProcess.Run(new Dictionary<string, string>(), "double-free-immediate");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Contains("double free", Assert.Single(result.Lines("DOUBLE_FREE_DETECTED: ")));
+        Assert.Single(result.Lines("PROBE_OK"));
+    }
+}
