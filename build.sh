@@ -19,7 +19,7 @@ case "$cmd" in
     dotnet build SlabAlloc.sln -c Release -nologo -v quiet
     dotnet bench/SlabAlloc.Bench/bin/Release/net10.0/SlabAlloc.Bench.dll compare "$@"
     ;;
-  selfcheck|larson|midlarge)
+  selfcheck|larson|midlarge|soak|hotthread|pairs|mixed)
     dotnet build SlabAlloc.sln -c Release -nologo -v quiet
     dotnet bench/SlabAlloc.Bench/bin/Release/net10.0/SlabAlloc.Bench.dll "$cmd" "$@"
     ;;
@@ -61,6 +61,14 @@ case "$cmd" in
       failed=$((failed + $(sed -n 's/.* failed="\([0-9]*\)".*/\1/p' <<<"$counters")))
     done
     if [ "$sample" = passed ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+    # 30 seconds of the soak: mixed workload, thread churn, stamped blocks, exact accounting, bounded RSS.
+    # (An hour: ./build.sh soak --seconds 3600.)
+    echo "=== soak (30 s) ==="
+    if dotnet bench/SlabAlloc.Bench/bin/Release/net10.0/SlabAlloc.Bench.dll soak --seconds 30; then
+      passed=$((passed + 1))
+    else
+      failed=$((failed + 1)); status=1
+    fi
     rm -rf "$results"
     echo "tests: $passed passed, $failed failed"
     exit "$status"

@@ -40,6 +40,10 @@ static int Dispatch(string[] args)
         }
         case "compare":
             return Compare.Run(rest);
+        case "hotthread":
+            return HotThread.Run(rest);
+        case "soak":
+            return Soak.Run(rest);
         case "pairs" or "mixed":
             return MicroLoops.Run(args[0], rest, allocator);
         default:
@@ -70,7 +74,9 @@ partial class Program
           larson sleep_sec min_size max_size chunks_per_thread rounds seed threads [--allocator slab|native] [--json]
           midlarge threads cycles working_set seed [--allocator slab|native] [--json]
           compare [--quick] [--seconds S] [--reps N] [--cycles C] [--threads 1,2,4,8] [--out DIR]
+          soak [--seconds S] [--threads T] [--report-every R] [--seed N]   (thread churn with verification; exit 1 on failure)
           pairs SIZE N [--allocator slab|native]      (for callgrind: N alloc+free pairs)
           mixed N [--allocator slab|native]           (N batches of 1000 allocations then 1000 frees)
+          hotthread [size] [slots] [iterations]       (page faults of a hot thread, cold vs ReserveThreadCache)
         """;
 }

@@ -137,13 +137,15 @@ internal unsafe struct SlabMeta
     public static void SetNext(SlabMeta* s, void* block, void* next) =>
         *(nuint*)block = SlabOptions.Hardened ? (nuint)next ^ s->Key : (nuint)next;
 
-    /// <summary>Threads the next batch of untouched blocks (about a page) onto <see cref="Free"/>.
+    /// <summary>Threads the next batch of untouched blocks onto <see cref="Free"/>.
     /// Returns false when the whole slab is carved. Holder only.</summary>
     public static bool TryCarve(SlabMeta* s)
     {
         int remaining = s->Capacity - s->Carved;
         if (remaining == 0) return false;
-        int batch = Math.Clamp((int)(Platform.OsMemory.PageBytes / s->BlockBytes), 1, remaining);
+        // About a page of small blocks; at least 8 larger ones (one page touched each), so a slab of
+        // mid-size blocks is not carved one miss at a time.
+        int batch = Math.Min(Math.Max((int)(Platform.OsMemory.PageBytes / s->BlockBytes), 8), remaining);
         byte* first = s->Start + (nuint)s->Carved * s->BlockBytes;
         byte* p = first;
         for (int i = 1; i < batch; i++, p += s->BlockBytes) SetNext(s, p, p + s->BlockBytes);

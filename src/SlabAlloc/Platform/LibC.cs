@@ -44,4 +44,18 @@ internal static unsafe partial class LibC
 
     [LibraryImport(Library, EntryPoint = "madvise", SetLastError = true)]
     public static partial int Madvise(void* address, nuint length, int advice);
+
+    public const int RusageThread = 1;
+
+    /// <summary>struct rusage on 64-bit Linux: two timevals, then 14 longs (maxrss, ixrss, idrss, isrss, minflt, majflt, ...).</summary>
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
+    public struct Rusage
+    {
+        public long UserSeconds, UserMicroseconds, SystemSeconds, SystemMicroseconds;
+        public long MaxRss, SharedText, UnsharedData, UnsharedStack, MinorFaults, MajorFaults;
+        public long Swaps, BlockIn, BlockOut, MessagesSent, MessagesReceived, Signals, VoluntarySwitches, InvoluntarySwitches;
+    }
+
+    [LibraryImport(Library, EntryPoint = "getrusage", SetLastError = true)]
+    public static partial int Getrusage(int who, Rusage* usage);
 }

@@ -36,6 +36,16 @@ public readonly record struct ProcessCounters(
         return new ProcessCounters(voluntary, involuntary, minor, major);
     }
 
+    /// <summary>Page faults taken by the calling thread alone (<c>getrusage(RUSAGE_THREAD)</c>), as
+    /// (minor, major); zeros where the system does not count per thread.</summary>
+    public static unsafe (long Minor, long Major) ThreadPageFaults()
+    {
+        if (!OperatingSystem.IsLinux()) return (0, 0);
+        SlabAlloc.Platform.LibC.Rusage usage;
+        if (SlabAlloc.Platform.LibC.Getrusage(SlabAlloc.Platform.LibC.RusageThread, &usage) != 0) return (0, 0);
+        return (usage.MinorFaults, usage.MajorFaults);
+    }
+
     /// <summary>The counts between <paramref name="earlier"/> and this reading.</summary>
     public ProcessCounters Since(ProcessCounters earlier) => new(
         VoluntaryContextSwitches - earlier.VoluntaryContextSwitches,

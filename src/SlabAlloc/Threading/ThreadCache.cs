@@ -78,7 +78,7 @@ internal static unsafe class ThreadCache
     private static void FreeToRetained(ThreadHeap* h, SlabMeta* s)
     {
         int c = s->ClassIndex;
-        if (s->Used == 0)
+        if (s->Used == 0 && h->KeepEmpty[c] == 0)
         {
             OwnedSlabList.Remove(ref s->OwnerList == SlabMeta.RetainedFull ? ref h->RetainedFull[c] : ref h->RetainedAvailable[c], s);
             LetGo(s);
@@ -283,6 +283,34 @@ internal static unsafe class ThreadCache
     {
         SlabMeta.CollectRemote(s, SlabMeta.StateOwned);
         return s->Used == 0;
+    }
+
+    /// <summary>
+    /// Makes at least <paramref name="count"/> blocks of <paramref name="sizeClass"/> ready in the calling
+    /// thread's cache, with every page behind them (and behind the thread's own metadata) already
+    /// touched, so that a hot loop allocating and freeing up to that many blocks takes no page fault.
+    /// </summary>
+    /// <remarks>The blocks are allocated, touched page by page and freed again by this thread, so they
+    /// stay on slabs the thread owns (the current slab and its retained lists); from now on the thread
+    /// keeps its slabs of this class even when they become empty (until <c>Trim</c>).</remarks>
+    public static void Reserve(int sizeClass, int count)
+    {
+        EnsureHeap()->KeepEmpty[sizeClass] = 1;
+        var blocks = new nint[count];
+        nuint blockBytes = (nuint)SizeClasses.BlockBytes(sizeClass);
+        for (int i = 0; i < count; i++)
+        {
+            var p = (byte*)Allocate(sizeClass, blockBytes);
+            OsMemory.Prefault(p, blockBytes);
+            p[blockBytes - 1] = 0;
+            blocks[i] = (nint)p;
+        }
+        for (int i = count - 1; i >= 0; i--)
+        {
+            void* p = (void*)blocks[i];
+            SlabMeta* s = SuperslabHeader.SlabOf(p);
+            Free(s, p, SlabMeta.BlockIndexOf(s, p));
+        }
     }
 
     /// <summary>True if <paramref name="s"/> is the placeholder slab of classes with no slab.</summary>

@@ -8,6 +8,10 @@ namespace SlabAlloc.Threading;
 [InlineArray(SizeClasses.Count)]
 internal struct ClassSlabs { private nint _first; }
 
+/// <summary>One flag per size class.</summary>
+[InlineArray(SizeClasses.Count)]
+internal struct ClassFlags { private byte _first; }
+
 /// <summary>One counter per size class.</summary>
 [InlineArray(SizeClasses.Count)]
 internal struct ClassCounts { private long _first; }
@@ -36,6 +40,9 @@ internal struct ThreadHeap
     public ClassSlabs RetainedAvailable;
     public ClassCounts AllocCount;
     public ClassCounts FreeCount;
+    /// <summary>Per class: set by <c>ReserveThreadCache</c>, the thread keeps its slabs of the class even
+    /// when they become empty, instead of handing them back to the pool.</summary>
+    public ClassFlags KeepEmpty;
     /// <summary>Sum of the sizes callers asked for (before rounding to a class).</summary>
     public long RequestedBytes;
     /// <summary>Frees of blocks whose slab another thread (or no thread) owned.</summary>
