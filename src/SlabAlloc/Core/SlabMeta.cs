@@ -128,7 +128,7 @@ internal unsafe struct SlabMeta
         nuint stored = *(nuint*)block;
         if (!SlabOptions.Hardened) return (void*)stored;
         nuint next = stored ^ s->Key;
-        if (((next ^ (nuint)block) >> Geometry.SuperslabShift) != 0 && next != 0) ThrowHelper.ThrowCorruption($"the free-list link of block 0x{(nuint)block:x} was overwritten (a heap overflow or a use after free)");
+        if (((next ^ (nuint)block) >> Geometry.SuperslabShift) != 0 && next != 0) ThrowHelper.ThrowLinkOverwritten(block);
         return (void*)next;
     }
 

@@ -27,6 +27,10 @@ internal static unsafe class ThrowHelper
         throw Report(new InvalidOperationException($"SlabAlloc detected heap corruption: {what}."));
 
     [DoesNotReturn, MethodImpl(MethodImplOptions.NoInlining)]
+    public static void ThrowLinkOverwritten(void* block) =>
+        ThrowCorruption($"the free-list link of block 0x{(nuint)block:x} was overwritten (a heap overflow or a use after free)");
+
+    [DoesNotReturn, MethodImpl(MethodImplOptions.NoInlining)]
     public static void ThrowOutOfMemory(nuint bytes) =>
         throw Report(new OutOfMemoryException($"SlabAlloc could not allocate {bytes} bytes."));
 

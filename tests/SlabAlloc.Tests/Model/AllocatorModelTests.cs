@@ -140,6 +140,7 @@ internal static class FixedSeeds
 
     public static void Run(string name, int samples, Action<string, long> sample)
     {
+        samples *= TestScale.Factor;
         for (int i = 0; i < samples; i++)
         {
             string seed = Seed(name, i);
