@@ -139,9 +139,13 @@ internal static unsafe class ThreadCache
         if (rest != null)
         {
             SlabMeta.SetNext(s, last, null);
-            void* tail = rest;
-            for (void* next; (next = SlabMeta.NextOf(s, tail)) != null; ) tail = next;
-            SlabMeta.SetNext(s, tail, s->LocalFree);
+            if (s->LocalFree != null)
+            {
+                // Rare (the refill above empties the local list): append it behind the rest.
+                void* tail = rest;
+                for (void* next; (next = SlabMeta.NextOf(s, tail)) != null; ) tail = next;
+                SlabMeta.SetNext(s, tail, s->LocalFree);
+            }
             s->LocalFree = rest;
         }
         return Allocate(sizeClass, requested);
