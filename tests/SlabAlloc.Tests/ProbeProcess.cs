@@ -19,7 +19,8 @@ internal static class ProbeProcess
     }
 
     /// <summary>Runs tests/SlabAlloc.CheckedProbe, built with the same configuration as this assembly,
-    /// with exactly the SlabAlloc settings in <paramref name="settings"/> (every other SLABALLOC_ variable removed).</summary>
+    /// with exactly the SlabAlloc settings in <paramref name="settings"/> (every other SLABALLOC_ variable
+    /// removed, except the pool of the current test run).</summary>
     public static ProbeResult Run(IReadOnlyDictionary<string, string> settings, params string[] args)
     {
         string probe = ProbePath();
@@ -33,6 +34,8 @@ internal static class ProbeProcess
         foreach (string arg in args) start.ArgumentList.Add(arg);
         foreach (string key in start.Environment.Keys.Where(k => k.StartsWith("SLABALLOC_", StringComparison.OrdinalIgnoreCase)).ToList())
             start.Environment.Remove(key);
+        // The pool follows the test run's (./build.sh test runs the suite with each pool), unless a test sets it.
+        if (Environment.GetEnvironmentVariable("SLABALLOC_POOL") is { Length: > 0 } pool) start.Environment["SLABALLOC_POOL"] = pool;
         foreach (var (key, value) in settings) start.Environment[key] = value;
         start.Environment["DOTNET_DbgEnableMiniDump"] = "0";
         string commandLine = $"{string.Join(' ', settings.Select(kv => $"{kv.Key}={kv.Value}"))} {start.FileName} {string.Join(' ', start.ArgumentList)}";
