@@ -37,7 +37,8 @@ public sealed class SlabStatistics
     public int SlabsPartial { get; init; }
     /// <inheritdoc cref="SlabsOwned"/>
     public int SlabsEmpty { get; init; }
-    /// <summary>Free blocks ready in slabs that thread caches own (carved and not handed out).</summary>
+    /// <summary>Free blocks ready in the slabs thread caches currently allocate from (carved and not
+    /// handed out; slabs a thread retains but does not allocate from are not counted).</summary>
     public long BlocksInThreadCaches { get; init; }
     /// <summary>Threads with a cache now, and the most that ever existed at once.</summary>
     public int ThreadCaches { get; init; }
