@@ -164,6 +164,8 @@ internal static unsafe class LargeObjects
             if (Volatile.Read(ref s_cache[i]) != 0) continue;
             // A hint for takers, who must not read a header they do not own (it may be unmapped).
             Volatile.Write(ref s_cacheSizes[i], (nint)mapped);
+            // Loses to another thread filling the same empty cell; try the next one. No ABA concern:
+            // only an empty cell is filled, and a taker re-checks the header once the region is its own.
             if (Interlocked.CompareExchange(ref s_cache[i], (nint)region, 0) == 0) return true;
         }
         Interlocked.Add(ref s_cachedBytes, -(long)mapped);
