@@ -183,6 +183,8 @@ internal static unsafe class LargeObjects
             if (region == 0) continue;
             nuint hint = (nuint)Volatile.Read(ref s_cacheSizes[i]);
             if (hint < mapped || hint / 2 > mapped || ((nuint)region & (regionAlignment - 1)) != 0) continue;
+            // Loses to another taker of this region; the winner owns it. A cell refilled with the same
+            // address in between (ABA) is harmless: the header is re-checked below once the region is ours.
             if (Interlocked.CompareExchange(ref s_cache[i], 0, region) != region) continue;
             // Ours now, so the header is safe to read; the hint may belong to a later occupant of the cell.
             nuint size = ((LargeHeader*)region)->MappedBytes;

@@ -70,6 +70,8 @@ internal static unsafe class Registry
         if (leaf != null) return leaf;
         var fresh = (uint*)OsMemory.Reserve((nuint)(LeafEntries * sizeof(uint)), OsMemory.PageBytes);
         if (fresh == null) return null;
+        // Loses to another thread installing this leaf at the same time; the cell goes from null to a leaf
+        // once and never back, so there is no ABA.
         nint raced = Interlocked.CompareExchange(ref *(nint*)&s_top[top], (nint)fresh, 0);
         if (raced == 0) { Interlocked.Increment(ref s_leafCount); return fresh; }
         OsMemory.Release(fresh, (nuint)(LeafEntries * sizeof(uint))); // lost the install race

@@ -33,8 +33,6 @@ internal static unsafe class OsMemory
     public static readonly nuint PageBytes = (nuint)Environment.SystemPageSize;
 
     private static long s_mappedBytes;
-    private static long s_reserveCalls;
-    private static long s_releaseCalls;
 
     static OsMemory()
     {
@@ -51,12 +49,6 @@ internal static unsafe class OsMemory
 
     /// <summary>Bytes currently reserved from the system through this layer.</summary>
     public static long MappedBytes => Volatile.Read(ref s_mappedBytes);
-
-    /// <summary>Number of successful reservations and releases, for statistics.</summary>
-    public static long ReserveCalls => Volatile.Read(ref s_reserveCalls);
-
-    /// <inheritdoc cref="ReserveCalls"/>
-    public static long ReleaseCalls => Volatile.Read(ref s_releaseCalls);
 
     /// <summary>Reserves <paramref name="bytes"/> of zeroed read-write memory aligned to
     /// <paramref name="alignment"/> (a power of two). Returns null when the system refuses.</summary>
@@ -77,7 +69,6 @@ internal static unsafe class OsMemory
         }
         void* result = UsesMmap ? ReserveMmap(bytes, alignment, populate) : ReservePortable(bytes, alignment);
         if (result == null) Interlocked.Add(ref s_mappedBytes, -(long)bytes);
-        else Interlocked.Increment(ref s_reserveCalls);
         return result;
     }
 
@@ -87,7 +78,6 @@ internal static unsafe class OsMemory
         if (UsesMmap) LibC.Munmap(address, bytes);
         else NativeMemory.AlignedFree(address);
         Interlocked.Add(ref s_mappedBytes, -(long)bytes);
-        Interlocked.Increment(ref s_releaseCalls);
     }
 
     /// <summary>Gives the physical pages behind a range back; the range stays mapped.</summary>

@@ -8,12 +8,8 @@ internal sealed class PoolCounters
 {
     /// <summary>Acquisitions served by stage 1 (a listed slab of the class), 2 (claimed slots), 3 (new superslab).</summary>
     public long Stage1, Stage2, Stage3;
-    /// <summary>Acquisitions that failed because the system refused memory.</summary>
-    public long Failed;
-    /// <summary>Slabs released: put on the empty list, or their slots freed.</summary>
-    public long ReleasedToEmptyList, ReleasedToUnused;
-    /// <summary>Slabs published to a partial list.</summary>
-    public long PublishedPartial;
+    /// <summary>Slabs whose slots were released (decommitted), beyond the empty-list bound or by a trim.</summary>
+    public long ReleasedToUnused;
 
     public void Add(ref long counter) => Interlocked.Increment(ref counter);
 }

@@ -16,8 +16,8 @@ namespace SlabAlloc.Pool;
 /// one pop). The stacks' links live in the directory (never unmapped), so a pop that reads the link of
 /// a slab another thread has just popped and released reads valid memory, and its CAS then fails on
 /// the version. See <see cref="TaggedIndexStack"/> for the ABA argument.</para>
-/// <para>The list counts are approximate (incremented before a push, decremented after a pop); they
-/// bound the empty-slab hysteresis and feed statistics, they are not an invariant.</para>
+/// <para>The empty-list counts are approximate (incremented before a push, decremented after a pop);
+/// they bound the empty-slab hysteresis, they are not an invariant.</para>
 /// </remarks>
 internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : struct, IPoolGuard
 {
@@ -25,7 +25,6 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
     private readonly TaggedIndexStack[] _partial = new TaggedIndexStack[SizeClasses.Count];
     private readonly TaggedIndexStack[] _empty = new TaggedIndexStack[SizeClasses.Count];
     private readonly int[] _emptyCount = new int[SizeClasses.Count];
-    private readonly int[] _partialCount = new int[SizeClasses.Count];
     private int _scanHint;
 
     public SharedSlabPool(TGuard guard, SlabPoolKind kind) : base(kind) => _guard = guard;
@@ -48,8 +47,7 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
         // Stage 1: a slab of this class that no thread owns, partial ones first (their memory is already touched).
         int failures = 0;
         bool popped = _partial[sizeClass].TryPop(out uint g, default(SlabLinks), ref failures);
-        if (popped) Interlocked.Decrement(ref _partialCount[sizeClass]);
-        else if (popped = _empty[sizeClass].TryPop(out g, default(SlabLinks), ref failures)) Interlocked.Decrement(ref _emptyCount[sizeClass]);
+        if (!popped && (popped = _empty[sizeClass].TryPop(out g, default(SlabLinks), ref failures))) Interlocked.Decrement(ref _emptyCount[sizeClass]);
         if (LockStatistics.Enabled) LockStatistics.RecordCas(CasSite.Stage1, failures);
         if (popped)
         {
@@ -85,7 +83,6 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
         if (LockStatistics.Enabled) LockStatistics.RecordCas(CasSite.Stage3, failures);
         if (fresh == null)
         {
-            Counters.Add(ref Counters.Failed);
             return null;
         }
         Counters.Add(ref Counters.Stage3);
@@ -105,7 +102,6 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
         _guard.Enter(PoolPath.ReleaseSlab);
         try
         {
-            Counters.Add(ref Counters.PublishedPartial);
             PushPartial(s);
         }
         finally { _guard.Exit(); }
@@ -120,7 +116,6 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
             if (Interlocked.Increment(ref _emptyCount[c]) <= SlabOptions.EmptySlabsPerClass)
             {
                 s->Lifecycle = SlabLifecycle.Empty;
-                Counters.Add(ref Counters.ReleasedToEmptyList);
                 SlabLog.SlabReleasedToEmptyList(c, s->GlobalIndex);
                 int failures = _empty[c].Push(s->GlobalIndex, default(SlabLinks));
                 if (LockStatistics.Enabled) LockStatistics.RecordCas(CasSite.Release, failures);
@@ -154,7 +149,6 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
             uint keptHead = uint.MaxValue;
             while (_partial[c].TryPop(out uint g, default(SlabLinks)))
             {
-                Interlocked.Decrement(ref _partialCount[c]);
                 SlabMeta* s = Superslabs.SlabByIndex(g);
                 SlabMeta.CollectRemote(s, SlabMeta.StateQueued);
                 if (s->Used == 0)
@@ -180,7 +174,6 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
     private void PushPartial(SlabMeta* s)
     {
         s->Lifecycle = SlabLifecycle.Partial;
-        Interlocked.Increment(ref _partialCount[s->ClassIndex]);
         int failures = _partial[s->ClassIndex].Push(s->GlobalIndex, default(SlabLinks));
         if (LockStatistics.Enabled) LockStatistics.RecordCas(CasSite.Release, failures);
     }
@@ -192,7 +185,4 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
         int failures = Superslabs.ReleaseSlab(s);
         if (LockStatistics.Enabled) LockStatistics.RecordCas(CasSite.Release, failures);
     }
-
-    public override (int Partial, int Empty) ListedSlabs(int sizeClass) =>
-        (Math.Max(0, Volatile.Read(ref _partialCount[sizeClass])), Math.Max(0, Volatile.Read(ref _emptyCount[sizeClass])));
 }

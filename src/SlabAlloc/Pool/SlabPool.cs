@@ -47,7 +47,4 @@ internal abstract unsafe class SlabPool
     /// <summary>Releases every empty slab (including partial ones that became empty) and returns
     /// empty superslabs to the system.</summary>
     public abstract void Trim();
-
-    /// <summary>Slabs currently in the partial and empty lists of <paramref name="sizeClass"/>.</summary>
-    public abstract (int Partial, int Empty) ListedSlabs(int sizeClass);
 }

@@ -83,6 +83,8 @@ internal static unsafe class HeapRecords
     public static void TryReclaim(HeapRecord r, long generation)
     {
         long live = generation << 2 | StateLive;
+        // Loses to the other reclaimer (the finalizer or an attach-time scan): one of them hands the heap
+        // back. The generation in the word makes a late finalizer of an earlier thread lose too (no ABA).
         if (Interlocked.CompareExchange(ref r.StateWord, generation << 2 | StateReclaiming, live) != live) return;
         ThreadCache.ReleaseAllSlabs(r.Heap);
         SlabLog.ThreadCacheFlushed((nuint)r.Heap, generation, r.Thread?.ManagedThreadId ?? -1);

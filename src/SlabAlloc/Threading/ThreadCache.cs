@@ -103,19 +103,25 @@ internal static unsafe class ThreadCache
             // Exhausted: keep owning it (the owner's frees into it stay atomic-free) and look elsewhere.
             OwnedSlabList.Add(ref h->RetainedFull[sizeClass], s, SlabMeta.RetainedFull);
         }
+        h->Current[sizeClass] = (nint)s_emptySlab;
         s = TakeRetained(h, sizeClass);
-        if (s == null)
-        {
-            s = SlabPool.Shared.Acquire(sizeClass, h);
-            if (s == null)
-            {
-                h->Current[sizeClass] = (nint)s_emptySlab;
-                ThrowHelper.ThrowOutOfMemory(requested);
-            }
-        }
+        MakeCurrent(h, sizeClass, s != null ? s : AcquireFromPool(h, sizeClass, requested));
+        return Allocate(sizeClass, requested);
+    }
+
+    /// <summary>A slab of the class from the shared pool; throws when the system has no memory.</summary>
+    private static SlabMeta* AcquireFromPool(ThreadHeap* h, int sizeClass, nuint requested)
+    {
+        SlabMeta* s = SlabPool.Shared.Acquire(sizeClass, h);
+        if (s == null) ThrowHelper.ThrowOutOfMemory(requested);
+        return s;
+    }
+
+    /// <summary>Makes <paramref name="s"/> the class's current slab, with its free list ready.</summary>
+    private static void MakeCurrent(ThreadHeap* h, int sizeClass, SlabMeta* s)
+    {
         h->Current[sizeClass] = (nint)s;
         if (s->Free == null && !Refill(s)) ThrowHelper.ThrowCorruption("a slab chosen for allocation has no free block");
-        return Allocate(sizeClass, requested);
     }
 
     /// <summary>
@@ -128,10 +134,8 @@ internal static unsafe class ThreadCache
         var s = (SlabMeta*)h->Current[sizeClass];
         h->Current[sizeClass] = (nint)s_emptySlab;
         if (s != s_emptySlab) LetGo(s);
-        s = SlabPool.Shared.Acquire(sizeClass, h);
-        if (s == null) ThrowHelper.ThrowOutOfMemory(requested);
-        h->Current[sizeClass] = (nint)s;
-        if (s->Free == null && !Refill(s)) ThrowHelper.ThrowCorruption("a slab chosen for allocation has no free block");
+        s = AcquireFromPool(h, sizeClass, requested);
+        MakeCurrent(h, sizeClass, s);
         // Keep the first blocks in hand; the rest wait on the slab's local list for whoever owns it next.
         void* last = s->Free;
         for (int i = 1; i < SlabOptions.ThreadCacheLimit && SlabMeta.NextOf(s, last) != null; i++) last = SlabMeta.NextOf(s, last);
