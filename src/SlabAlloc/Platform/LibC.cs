@@ -58,4 +58,33 @@ internal static unsafe partial class LibC
 
     [LibraryImport(Library, EntryPoint = "getrusage", SetLastError = true)]
     public static partial int Getrusage(int who, Rusage* usage);
+
+    // Threads (in libc.so.6 since glibc 2.34 and in musl; ThreadStacks checks they resolve).
+
+    /// <summary>Large enough for pthread_attr_t on every 64-bit Linux ABI (56 or 64 bytes).</summary>
+    public const int PthreadAttrBytes = 128;
+
+    [LibraryImport(Library, EntryPoint = "pthread_self")]
+    public static partial nuint PthreadSelf();
+
+    [LibraryImport(Library, EntryPoint = "pthread_getattr_np")]
+    public static partial int PthreadGetattrNp(nuint thread, void* attr);
+
+    [LibraryImport(Library, EntryPoint = "pthread_attr_getstack")]
+    public static partial int PthreadAttrGetstack(void* attr, void** stackAddress, nuint* stackBytes);
+
+    [LibraryImport(Library, EntryPoint = "pthread_attr_destroy")]
+    public static partial int PthreadAttrDestroy(void* attr);
+
+    [LibraryImport(Library, EntryPoint = "pthread_key_create")]
+    public static partial int PthreadKeyCreate(uint* key, nint destructor);
+
+    [LibraryImport(Library, EntryPoint = "pthread_setspecific")]
+    public static partial int PthreadSetspecific(uint key, void* value);
+
+    [LibraryImport(Library, EntryPoint = "pthread_mutex_trylock")]
+    public static partial int PthreadMutexTrylock(void* mutex);
+
+    [LibraryImport(Library, EntryPoint = "pthread_mutex_unlock")]
+    public static partial int PthreadMutexUnlock(void* mutex);
 }

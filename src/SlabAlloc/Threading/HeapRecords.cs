@@ -86,6 +86,7 @@ internal static unsafe class HeapRecords
         // Loses to the other reclaimer (the finalizer or an attach-time scan): one of them hands the heap
         // back. The generation in the word makes a late finalizer of an earlier thread lose too (no ABA).
         if (Interlocked.CompareExchange(ref r.StateWord, generation << 2 | StateReclaiming, live) != live) return;
+        StackHeapMap.Unregister(r.Heap);
         ThreadCache.ReleaseAllSlabs(r.Heap);
         SlabLog.ThreadCacheFlushed((nuint)r.Heap, generation, r.Thread?.ManagedThreadId ?? -1);
         r.Thread = null;

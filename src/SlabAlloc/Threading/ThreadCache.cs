@@ -29,11 +29,44 @@ internal static unsafe class ThreadCache
     private static readonly SlabMeta* s_emptySlab = MakeEmptySlab();
     private static readonly ThreadHeap* s_emptyHeap = MakeEmptyHeap(s_emptySlab);
 
-    /// <summary>The calling thread's heap, or the shared empty heap if it has none yet.</summary>
+    /// <summary>The calling thread's heap, or the shared empty heap if it has none yet: found from the
+    /// stack address when the stack map vouches for it, else from the thread-static.</summary>
     private static ThreadHeap* Heap
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get
+        {
+            byte marker;
+            nuint stackAddress = (nuint)(&marker);
+            ThreadHeap* h = StackHeapMap.Candidate(s_emptyHeap, stackAddress);
+            return StackHeapMap.Vouches(h, stackAddress) ? h : HeapAfterMapMiss(stackAddress);
+        }
+    }
+
+    /// <summary>The calling thread's heap from the thread-static (always right, slower than the map).</summary>
+    private static ThreadHeap* HeapFromThreadStatic
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         get => (ThreadHeap*)((nint)s_emptyHeap + t_heapOffset);
+    }
+
+    /// <summary>For tests: the heap the stack map vouches for at the caller's stack, or null.</summary>
+    internal static ThreadHeap* HeapVouchedByStackMap()
+    {
+        byte marker;
+        ThreadHeap* h = StackHeapMap.Candidate(s_emptyHeap, (nuint)(&marker));
+        return StackHeapMap.Vouches(h, (nuint)(&marker)) ? h : null;
+    }
+
+    /// <summary>For tests: the calling thread's heap from the thread-static (null before it attached).</summary>
+    internal static ThreadHeap* HeapOfCallingThread() => HeapFromThreadStatic == s_emptyHeap ? null : HeapFromThreadStatic;
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static ThreadHeap* HeapAfterMapMiss(nuint stackAddress)
+    {
+        ThreadHeap* h = HeapFromThreadStatic;
+        if (h != s_emptyHeap) StackHeapMap.Repoint(h, s_emptyHeap, stackAddress);
+        return h;
     }
 
     /// <summary>Allocates a block of <paramref name="sizeClass"/> for a request of <paramref name="requested"/> bytes.</summary>
@@ -57,19 +90,38 @@ internal static unsafe class ThreadCache
     public static void Free(SlabMeta* s, void* block, int index)
     {
         if (SlabOptions.Checked) SlabMeta.MarkFreed(s, block, index);
-        ThreadHeap* h = Heap;
-        if (s->Owner == h)
+        // The owner's heap vouches for the caller's stack only if the caller is the owner (StackHeapMap).
+        var owner = (ThreadHeap*)s->Owner;
+        byte marker;
+        if (owner != null && StackHeapMap.Vouches(owner, (nuint)(&marker)))
         {
-            // Hardened: the commonest double free (the same block twice in a row) would loop the list.
-            if (SlabOptions.Hardened && block == s->LocalFree) ThrowHelper.ThrowDoubleFree(block);
-            SlabMeta.SetNext(s, block, s->LocalFree);
-            s->LocalFree = block;
-            s->Used--;
-            ThreadHeap.FreeCountOf(h, s->ClassIndex)++;
-            if (s->OwnerList != SlabMeta.NotListed) FreeToRetained(h, s);
+            FreeByOwner(owner, s, block);
             return;
         }
-        FreeRemote(s, block, index);
+        FreeNotVouched(s, block, index);
+    }
+
+    /// <summary>The owner's free: no atomic, onto the slab's local list.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void FreeByOwner(ThreadHeap* h, SlabMeta* s, void* block)
+    {
+        // Hardened: the commonest double free (the same block twice in a row) would loop the list.
+        if (SlabOptions.Hardened && block == s->LocalFree) ThrowHelper.ThrowDoubleFree(block);
+        SlabMeta.SetNext(s, block, s->LocalFree);
+        s->LocalFree = block;
+        s->Used--;
+        ThreadHeap.FreeCountOf(h, s->ClassIndex)++;
+        if (s->OwnerList != SlabMeta.NotListed) FreeToRetained(h, s);
+    }
+
+    /// <summary>A free the stack map could not vouch for: the owner's, if the thread-static says the
+    /// caller owns the slab (a thread not in the map), else a remote free.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void FreeNotVouched(SlabMeta* s, void* block, int index)
+    {
+        ThreadHeap* h = HeapFromThreadStatic;
+        if (s->Owner == h) FreeByOwner(h, s, block);
+        else FreeRemote(s, block, index);
     }
 
     /// <summary>The owner freed into a slab it retains but does not allocate from: a full slab now has
@@ -95,6 +147,7 @@ internal static unsafe class ThreadCache
     {
         ThreadHeap* h = EnsureHeap();
         h->CacheMisses++;
+        if (h->StackBytes == 0 && h->StackRegistrationFailures < MaxStackRegistrationFailures) RegisterStack(h);
         if (SlabOptions.ThreadCacheLimit != 0) return AllocateThroughPool(h, sizeClass, requested);
         var s = (SlabMeta*)h->Current[sizeClass];
         if (s != s_emptySlab)
@@ -194,7 +247,6 @@ internal static unsafe class ThreadCache
         return SlabMeta.TryCarve(s);
     }
 
-    [MethodImpl(MethodImplOptions.NoInlining)]
     private static void FreeRemote(SlabMeta* s, void* block, int index)
     {
         if (s->Lifecycle == SlabLifecycle.Empty) ThrowHelper.ThrowDoubleFree(block); // a slab with no block out
@@ -226,13 +278,24 @@ internal static unsafe class ThreadCache
     /// <summary>The calling thread's heap, attaching the thread first if needed; null when out of memory.</summary>
     private static ThreadHeap* TryEnsureHeap()
     {
-        ThreadHeap* h = Heap;
+        ThreadHeap* h = HeapFromThreadStatic;
         if (h != s_emptyHeap) return h;
         HeapRecord? record = HeapRecords.Attach(Thread.CurrentThread, s_emptyHeap);
         if (record == null) return null;
+        h = record.Heap;
+        h->StackRegistrationFailures = 0;
         t_sentinel = new ThreadExitSentinel(record, Volatile.Read(ref record.StateWord) >> 2);
-        t_heapOffset = (nint)record.Heap - (nint)s_emptyHeap;
-        return record.Heap;
+        t_heapOffset = (nint)h - (nint)s_emptyHeap;
+        RegisterStack(h);
+        return h;
+    }
+
+    /// <summary>Attempts at registering in the stack map before a thread settles for the thread-static.</summary>
+    private const int MaxStackRegistrationFailures = 8;
+
+    private static void RegisterStack(ThreadHeap* h)
+    {
+        if (!StackHeapMap.TryRegister(h, s_emptyHeap)) h->StackRegistrationFailures++;
     }
 
     private static void LetGo(SlabMeta* s)
@@ -251,7 +314,7 @@ internal static unsafe class ThreadCache
     /// <summary>Releases the calling thread's slabs that have no block out.</summary>
     public static void TrimCurrentThread()
     {
-        ThreadHeap* h = Heap;
+        ThreadHeap* h = HeapFromThreadStatic;
         if (h != s_emptyHeap) ReleaseSlabs(h, onlyEmpty: true);
     }
 

@@ -12,6 +12,10 @@ internal struct ClassSlabs { private nint _first; }
 [InlineArray(SizeClasses.Count)]
 internal struct ClassFlags { private byte _first; }
 
+/// <summary>Room for a thread-exit latch (a pthread_mutex_t, see <see cref="Platform.ThreadStacks"/>).</summary>
+[InlineArray(Platform.ThreadStacks.LatchBytes / sizeof(long))]
+internal struct ExitLatch { private long _first; }
+
 /// <summary>One counter per size class.</summary>
 [InlineArray(SizeClasses.Count)]
 internal struct ClassCounts { private long _first; }
@@ -32,6 +36,17 @@ internal struct ClassCounts { private long _first; }
 [StructLayout(LayoutKind.Sequential)]
 internal struct ThreadHeap
 {
+    // The first cache line is what StackHeapMap reads to vouch for a heap: the owner's stack range and
+    // its exit latch. Written only by the owner when it registers (range, then latch), and StackBytes
+    // set to 0 when the heap is reclaimed.
+
+    /// <summary>Lowest address of the owner thread's stack.</summary>
+    public nuint StackLow;
+    /// <summary>Size of the owner's stack; 0 while the heap is not registered in the stack map.</summary>
+    public nuint StackBytes;
+    /// <summary>Armed by the owner when it registers; the owner's exit disarms it.</summary>
+    public ExitLatch Latch;
+
     public ClassSlabs Current;
     /// <summary>Per class, the heads of two circular lists of slabs the thread keeps owning after they
     /// stopped being current: exhausted ones, and ones the owner has since freed blocks into.</summary>
@@ -49,6 +64,9 @@ internal struct ThreadHeap
     public long RemoteFrees;
     /// <summary>Allocations that found the current slab's free list empty (thread-cache misses).</summary>
     public long CacheMisses;
+    /// <summary>Failed attempts to register in the stack map (the latch still held by an exiting
+    /// previous owner, or no stack range); the thread stops trying after a few.</summary>
+    public int StackRegistrationFailures;
 
     // Unchecked views for the fast paths: the class index is in range by construction, and InlineArray
     // indexing would add a bounds check to every allocation and free.

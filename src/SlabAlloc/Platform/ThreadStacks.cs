@@ -1,0 +1,86 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace SlabAlloc.Platform;
+
+/// <summary>
+/// The calling thread's stack range, and an exit latch: a word that the thread's exit clears, written
+/// by the C library on that thread before its stack can be handed to another thread.
+/// </summary>
+/// <remarks>
+/// <para>The latch is a <c>pthread_mutex_t</c> in caller-owned memory that is never freed. Arming it
+/// locks it on the calling thread and stores its address in a pthread key whose destructor is
+/// <c>pthread_mutex_unlock</c>, so when the thread ends, the C library unlocks it on that thread. Key
+/// destructors run in the exiting thread before its stack is released (for reuse by a new thread or
+/// for unmapping), so once another thread can run on those addresses, the latch already reads
+/// unlocked. This is the thread-exit callback .NET does not have, and it runs no managed code.</para>
+/// <para>Supported on Linux with glibc 2.34 or later and on musl (pthread functions in the C library
+/// itself); elsewhere <see cref="Supported"/> is false and nothing is armed.</para>
+/// </remarks>
+internal static unsafe class ThreadStacks
+{
+    /// <summary>Bytes reserved for a latch: pthread_mutex_t is 40 bytes on x64 and 48 on arm64 (glibc and musl).</summary>
+    public const int LatchBytes = 48;
+
+    private static readonly uint s_exitKey;
+
+    /// <summary>True when stack ranges and exit latches are available on this system.</summary>
+    public static readonly bool Supported = Initialize(out s_exitKey);
+
+    private static bool Initialize(out uint key)
+    {
+        key = 0;
+        if (!OperatingSystem.IsLinux()) return false;
+        if (!NativeLibrary.TryLoad("libc.so.6", out nint libc) && !NativeLibrary.TryLoad("libc.so", out libc)) return false;
+        // All of them in the C library itself, or none is used (before glibc 2.34 they live in libpthread).
+        foreach (string name in (ReadOnlySpan<string>)["pthread_self", "pthread_getattr_np", "pthread_attr_getstack",
+                     "pthread_attr_destroy", "pthread_key_create", "pthread_setspecific", "pthread_mutex_trylock"])
+            if (!NativeLibrary.TryGetExport(libc, name, out _)) return false;
+        if (!NativeLibrary.TryGetExport(libc, "pthread_mutex_unlock", out nint unlock)) return false;
+        LibC.EnsureResolver();
+        uint k;
+        if (LibC.PthreadKeyCreate(&k, unlock) != 0) return false;
+        key = k;
+        return true;
+    }
+
+    /// <summary>The calling thread's stack, lowest address first. False when it cannot be known.</summary>
+    public static bool TryGetCurrent(out nuint low, out nuint bytes)
+    {
+        low = 0;
+        bytes = 0;
+        if (!Supported) return false;
+        byte* attr = stackalloc byte[LibC.PthreadAttrBytes];
+        if (LibC.PthreadGetattrNp(LibC.PthreadSelf(), attr) != 0) return false;
+        void* address;
+        nuint size;
+        int status = LibC.PthreadAttrGetstack(attr, &address, &size);
+        LibC.PthreadAttrDestroy(attr);
+        if (status != 0 || size == 0) return false;
+        low = (nuint)address;
+        bytes = size;
+        return true;
+    }
+
+    /// <summary>
+    /// Arms the exit latch at <paramref name="latch"/> (<see cref="LatchBytes"/> bytes, zeroed before its
+    /// first use and never freed) for the calling thread. False when the latch is still held by a thread
+    /// that has not finished exiting, or the platform has no latch.
+    /// </summary>
+    public static bool TryArmExitLatch(void* latch)
+    {
+        if (!Supported) return false;
+        if (LibC.PthreadMutexTrylock(latch) != 0) return false; // EBUSY: the previous owner is still exiting
+        // The key holds one latch per thread; a thread arms at most one (its heap's), so this replaces
+        // nothing. A latch that reads unlocked although locked (lock elision), or that the exit would not
+        // release, must not stay armed: an armed latch of a dead thread would vouch for its stack.
+        if (IsArmed(latch) && LibC.PthreadSetspecific(s_exitKey, latch) == 0) return true;
+        LibC.PthreadMutexUnlock(latch);
+        return false;
+    }
+
+    /// <summary>True while the thread that armed the latch has not exited. A non-zero first word means
+    /// locked in both glibc (the lock word at offset 0) and musl (the lock word at offset 4).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool IsArmed(void* latch) => Volatile.Read(ref *(long*)latch) != 0;
+}

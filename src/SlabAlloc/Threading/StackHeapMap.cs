@@ -1,0 +1,103 @@
+using System.Runtime.CompilerServices;
+using SlabAlloc.Platform;
+
+namespace SlabAlloc.Threading;
+
+/// <summary>
+/// Finds the calling thread's heap from the address of its stack, without a thread-static access.
+/// </summary>
+/// <remarks>
+/// <para><b>Why.</b> On linux-x64 a [ThreadStatic] read is a call into the C library's
+/// <c>__tls_get_addr</c>; the call also clobbers the caller-saved registers, so the loop around it
+/// spills. Measured in a loop the JIT could not hoist it from, the two thread-static reads of an
+/// alloc+free pair cost about as much as the rest of the pair. A stack address is free: it is the
+/// address of a local.</para>
+/// <para><b>The map.</b> A table indexed by stack address in 64 KiB granules, modulo its size; each
+/// entry names a heap (as an offset from the shared empty heap, so a zeroed entry names the empty
+/// heap, which never vouches). An entry is only a candidate: several stacks can share an entry
+/// (aliasing, or two stacks meeting inside one granule), and a stale entry can name the heap of a
+/// dead thread. Entries are plain aligned words, written by the thread whose stack they cover and
+/// read by anyone; any value read is some heap, and the check below decides.</para>
+/// <para><b>The check.</b> Candidate heap <c>h</c> is the caller's heap iff its exit latch is armed
+/// and the caller's stack address lies in <c>[h.StackLow, h.StackLow + h.StackBytes)</c>. Argument:
+/// an armed latch means the thread T that armed it has not finished exiting, so T's stack is still
+/// T's (the C library releases a stack only after the thread's key destructors ran, and the exit
+/// latch is released by one of them). The stacks of threads that exist at the same time are
+/// disjoint, so a caller whose stack address lies in T's stack is T. T wrote its range before
+/// arming the latch (the arming is a locked instruction, a full fence), and the caller reads the
+/// latch before the range (an acquire read), so a caller that sees the latch armed by T sees T's
+/// range, not a previous owner's. A heap handed to a new thread is re-registered by that thread
+/// in the same order; until then its latch is disarmed (the old owner's exit) or its range is zero
+/// (reclaim), and either fails the check.</para>
+/// <para><b>Misses</b> (an unregistered thread, an entry taken by another stack, a platform without
+/// latches) fall back to the thread-static, which is always right, and re-point the entry at the
+/// caller's heap.</para>
+/// </remarks>
+internal static unsafe class StackHeapMap
+{
+    private const int GranuleShift = 16;
+    private const int EntryCount = 1 << 15; // 2 GiB of address space before entries alias
+    private const nuint EntryMask = EntryCount - 1;
+
+    /// <summary>Entries: heap address minus the empty heap's address.</summary>
+    private static readonly nint* s_entries = Reserve();
+
+    /// <summary>The entry for stack address <paramref name="stackAddress"/>: a candidate, not an answer.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ThreadHeap* Candidate(ThreadHeap* emptyHeap, nuint stackAddress) =>
+        (ThreadHeap*)((nint)emptyHeap + s_entries[(stackAddress >> GranuleShift) & EntryMask]);
+
+    /// <summary>True if <paramref name="h"/> is the heap of the thread whose stack holds <paramref name="stackAddress"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool Vouches(ThreadHeap* h, nuint stackAddress) =>
+        ThreadStacks.IsArmed(&h->Latch) && stackAddress - h->StackLow < h->StackBytes; // latch first: see remarks
+
+    /// <summary>
+    /// Registers the calling thread's heap <paramref name="h"/>: records the thread's stack range, arms
+    /// the exit latch and points the entries of the stack at the heap. False when the latch is still
+    /// held by the heap's previous owner (still exiting) or the platform has no stack ranges.
+    /// </summary>
+    public static bool TryRegister(ThreadHeap* h, ThreadHeap* emptyHeap)
+    {
+        if (!ThreadStacks.TryGetCurrent(out nuint low, out nuint bytes)) return false;
+        // Range before latch (see remarks); StackBytes = 0 first, so the range is never seen half-written.
+        Volatile.Write(ref h->StackBytes, 0);
+        Volatile.Write(ref h->StackLow, low);
+        Volatile.Write(ref h->StackBytes, bytes);
+        if (!ThreadStacks.TryArmExitLatch(&h->Latch))
+        {
+            Volatile.Write(ref h->StackBytes, 0);
+            return false;
+        }
+        // The top of the stack first: that is where frames are. A stack larger than the table covers it
+        // all anyway, entries aliasing.
+        nuint first = low >> GranuleShift, last = (low + bytes - 1) >> GranuleShift;
+        if (last - first >= EntryCount) first = last - EntryCount + 1;
+        for (nuint g = last; ; g--)
+        {
+            s_entries[g & EntryMask] = (nint)h - (nint)emptyHeap;
+            if (g == first) break;
+        }
+        return true;
+    }
+
+    /// <summary>After a miss by the owner of <paramref name="h"/>: points the entry of
+    /// <paramref name="stackAddress"/> back at it if it is registered (another stack took the entry).</summary>
+    public static void Repoint(ThreadHeap* h, ThreadHeap* emptyHeap, nuint stackAddress)
+    {
+        if (Vouches(h, stackAddress))
+            s_entries[(stackAddress >> GranuleShift) & EntryMask] = (nint)h - (nint)emptyHeap;
+    }
+
+    /// <summary>Makes <paramref name="h"/> vouch for no stack (its thread is gone; called when it is reclaimed).</summary>
+    public static void Unregister(ThreadHeap* h) => Volatile.Write(ref h->StackBytes, 0);
+
+    private static nint* Reserve()
+    {
+        // Full size even where nothing registers (no stack ranges): the lookups index it all the same,
+        // and untouched pages of a zeroed mapping read as zero without taking memory.
+        var entries = (nint*)OsMemory.Reserve((nuint)EntryCount * (nuint)sizeof(nint), OsMemory.PageBytes);
+        if (entries == null) throw new OutOfMemoryException("SlabAlloc could not start.");
+        return entries;
+    }
+}
