@@ -105,10 +105,14 @@ internal static unsafe class ThreadCache
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void FreeByOwner(ThreadHeap* h, SlabMeta* s, void* block)
     {
+        // Onto the list allocations pop (last in, first out), so the next allocation of the class gets the
+        // block just freed, still in the cache. The pool-stress setting keeps its few blocks in hand and
+        // sends the rest to the local list instead (see AllocateThroughPool).
+        ref void* list = ref SlabOptions.ThreadCacheLimit == 0 ? ref s->Free : ref s->LocalFree;
         // Hardened: the commonest double free (the same block twice in a row) would loop the list.
-        if (SlabOptions.Hardened && block == s->LocalFree) ThrowHelper.ThrowDoubleFree(block);
-        SlabMeta.SetNext(s, block, s->LocalFree);
-        s->LocalFree = block;
+        if (SlabOptions.Hardened && block == list) ThrowHelper.ThrowDoubleFree(block);
+        SlabMeta.SetNext(s, block, list);
+        list = block;
         s->Used--;
         ThreadHeap.FreeCountOf(h, s->ClassIndex)++;
         if (s->OwnerList != SlabMeta.NotListed) FreeToRetained(h, s);
