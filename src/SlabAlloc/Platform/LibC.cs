@@ -5,7 +5,8 @@ namespace SlabAlloc.Platform;
 
 /// <summary>
 /// The Linux system calls SlabAlloc uses, bound through source-generated <c>LibraryImport</c>.
-/// Only <see cref="OsMemory"/> calls these.
+/// Only the platform layer calls these: <see cref="OsMemory"/>, <see cref="ThreadStacks"/> and
+/// <see cref="ProcessCounters"/>.
 /// </summary>
 internal static unsafe partial class LibC
 {
@@ -84,6 +85,12 @@ internal static unsafe partial class LibC
 
     [LibraryImport(Library, EntryPoint = "pthread_mutex_trylock")]
     public static partial int PthreadMutexTrylock(void* mutex);
+
+    [LibraryImport(Library, EntryPoint = "pthread_getspecific")]
+    public static partial void* PthreadGetspecific(uint key);
+
+    [LibraryImport(Library, EntryPoint = "gettid")]
+    public static partial int Gettid();
 
     [LibraryImport(Library, EntryPoint = "pthread_mutex_unlock")]
     public static partial int PthreadMutexUnlock(void* mutex);

@@ -16,6 +16,11 @@ namespace SlabAlloc.Platform;
 /// unlocked. This is the thread-exit callback .NET does not have, and it runs no managed code.</para>
 /// <para>Supported on Linux with glibc 2.34 or later and on musl (pthread functions in the C library
 /// itself); elsewhere <see cref="Supported"/> is false and nothing is armed.</para>
+/// <para>Limits, where a latch would outlive its thread: code that arms a latch from inside another
+/// key's destructor in the C library's last destructor round (SlabAlloc attaches threads only when
+/// they allocate, and the runtime runs no managed code there), and <c>fork()</c> without
+/// <c>exec</c> (the child's copies of other threads' latches stay armed while the C library reuses
+/// those threads' stacks; .NET does not support fork without exec either).</para>
 /// </remarks>
 internal static unsafe class ThreadStacks
 {
@@ -34,7 +39,8 @@ internal static unsafe class ThreadStacks
         if (!NativeLibrary.TryLoad("libc.so.6", out nint libc) && !NativeLibrary.TryLoad("libc.so", out libc)) return false;
         // All of them in the C library itself, or none is used (before glibc 2.34 they live in libpthread).
         foreach (string name in (ReadOnlySpan<string>)["pthread_self", "pthread_getattr_np", "pthread_attr_getstack",
-                     "pthread_attr_destroy", "pthread_key_create", "pthread_setspecific", "pthread_mutex_trylock"])
+                     "pthread_attr_destroy", "pthread_key_create", "pthread_setspecific", "pthread_getspecific",
+                     "pthread_mutex_trylock", "gettid"])
             if (!NativeLibrary.TryGetExport(libc, name, out _)) return false;
         if (!NativeLibrary.TryGetExport(libc, "pthread_mutex_unlock", out nint unlock)) return false;
         LibC.EnsureResolver();
@@ -44,7 +50,18 @@ internal static unsafe class ThreadStacks
         return true;
     }
 
-    /// <summary>The calling thread's stack, lowest address first. False when it cannot be known.</summary>
+    /// <summary>Larger reported stacks are not believed (nothing is registered for them).</summary>
+    private const ulong MaxStackBytes = 1UL << 30;
+
+    /// <summary>
+    /// The calling thread's stack, lowest address first: memory that no other thread's stack can
+    /// overlap while this thread lives. False when it cannot be known.
+    /// </summary>
+    /// <remarks>For threads the C library created, <c>pthread_getattr_np</c> reports the thread's own
+    /// stack mapping. For the main thread it reports the stack limit's worth of address space below the
+    /// top of the stack, which with a large or unlimited limit can take in other mappings, thread
+    /// stacks included; so the main thread's range is cut to the one mapping that holds its stack now,
+    /// from <c>/proc/self/maps</c> (a stack mapping only grows, so that much stays its own).</remarks>
     public static bool TryGetCurrent(out nuint low, out nuint bytes)
     {
         low = 0;
@@ -57,9 +74,42 @@ internal static unsafe class ThreadStacks
         int status = LibC.PthreadAttrGetstack(attr, &address, &size);
         LibC.PthreadAttrDestroy(attr);
         if (status != 0 || size == 0) return false;
-        low = (nuint)address;
-        bytes = size;
+        nuint start = (nuint)address, end = start + size;
+        if (LibC.Gettid() == Environment.ProcessId)
+        {
+            byte marker;
+            if (!TryFindMapping((nuint)(&marker), out nuint mapStart, out nuint mapEnd)) return false;
+            start = Math.Max(start, mapStart);
+            end = Math.Min(end, mapEnd);
+            if (end <= start) return false;
+        }
+        if (end - start > MaxStackBytes) return false;
+        low = start;
+        bytes = end - start;
         return true;
+    }
+
+    /// <summary>The mapping of /proc/self/maps that holds <paramref name="address"/>.</summary>
+    private static bool TryFindMapping(nuint address, out nuint start, out nuint end)
+    {
+        start = end = 0;
+        try
+        {
+            foreach (string line in File.ReadLines("/proc/self/maps"))
+            {
+                int dash = line.IndexOf('-'), space = line.IndexOf(' ');
+                if (dash <= 0 || space <= dash) continue;
+                nuint s = nuint.Parse(line.AsSpan(0, dash), System.Globalization.NumberStyles.HexNumber);
+                nuint e = nuint.Parse(line.AsSpan(dash + 1, space - dash - 1), System.Globalization.NumberStyles.HexNumber);
+                if (address < s || address >= e) continue;
+                start = s;
+                end = e;
+                return true;
+            }
+        }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+        return false;
     }
 
     /// <summary>
@@ -70,6 +120,9 @@ internal static unsafe class ThreadStacks
     public static bool TryArmExitLatch(void* latch)
     {
         if (!Supported) return false;
+        // One latch per thread: arming a second one would replace the first in the key, and the first
+        // would then stay armed after this thread's exit, vouching for a dead thread's stack.
+        if (LibC.PthreadGetspecific(s_exitKey) != null) return false;
         if (LibC.PthreadMutexTrylock(latch) != 0) return false; // EBUSY: the previous owner is still exiting
         // The key holds one latch per thread; a thread arms at most one (its heap's), so this replaces
         // nothing. A latch that reads unlocked although locked (lock elision), or that the exit would not

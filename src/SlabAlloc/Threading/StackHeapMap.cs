@@ -23,12 +23,18 @@ namespace SlabAlloc.Threading;
 /// an armed latch means the thread T that armed it has not finished exiting, so T's stack is still
 /// T's (the C library releases a stack only after the thread's key destructors ran, and the exit
 /// latch is released by one of them). The stacks of threads that exist at the same time are
-/// disjoint, so a caller whose stack address lies in T's stack is T. T wrote its range before
-/// arming the latch (the arming is a locked instruction, a full fence), and the caller reads the
-/// latch before the range (an acquire read), so a caller that sees the latch armed by T sees T's
-/// range, not a previous owner's. A heap handed to a new thread is re-registered by that thread
-/// in the same order; until then its latch is disarmed (the old owner's exit) or its range is zero
-/// (reclaim), and either fails the check.</para>
+/// disjoint, so a caller whose stack address lies in T's stack is T.</para>
+/// <para><b>Which range.</b> A heap's range is zeroed (<c>StackBytes = 0</c>) when the heap is
+/// reclaimed. A new owner arms the latch first and only then writes its range, start before size
+/// (release writes); a reader reads the latch, then the size (acquire), then the start. So a reader
+/// that sees a non-zero size sees the start written with it, and while a previous owner that is still
+/// exiting holds the latch, the new owner writes nothing (its trylock fails) and the size stays zero.
+/// A reader never combines one owner's start with another's size.</para>
+/// <para>The main thread's reported stack can take in other mappings (see
+/// <see cref="ThreadStacks.TryGetCurrent"/>), so it is cut to the mapping that holds it. Threads
+/// found by review to break the argument, and how each is handled: a second latch armed by one thread
+/// (refused), a thread arming during the C library's last destructor round, and fork without exec
+/// (both documented on <see cref="ThreadStacks"/>).</para>
 /// <para><b>Misses</b> (an unregistered thread, an entry taken by another stack, a platform without
 /// latches) fall back to the thread-static, which is always right, and re-point the entry at the
 /// caller's heap.</para>
@@ -50,7 +56,15 @@ internal static unsafe class StackHeapMap
     /// <summary>True if <paramref name="h"/> is the heap of the thread whose stack holds <paramref name="stackAddress"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool Vouches(ThreadHeap* h, nuint stackAddress) =>
-        ThreadStacks.IsArmed(&h->Latch) && stackAddress - h->StackLow < h->StackBytes; // latch first: see remarks
+        // Latch, then size, then start: see remarks.
+        ThreadStacks.IsArmed(&h->Latch) && Below(stackAddress, h);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool Below(nuint stackAddress, ThreadHeap* h)
+    {
+        nuint bytes = Volatile.Read(ref h->StackBytes);
+        return stackAddress - h->StackLow < bytes;
+    }
 
     /// <summary>
     /// Registers the calling thread's heap <paramref name="h"/>: records the thread's stack range, arms
@@ -60,15 +74,11 @@ internal static unsafe class StackHeapMap
     public static bool TryRegister(ThreadHeap* h, ThreadHeap* emptyHeap)
     {
         if (!ThreadStacks.TryGetCurrent(out nuint low, out nuint bytes)) return false;
-        // Range before latch (see remarks); StackBytes = 0 first, so the range is never seen half-written.
-        Volatile.Write(ref h->StackBytes, 0);
+        // The range is written only once the latch is ours (a previous owner still exiting keeps it, and
+        // its readers must not see a mix of its range and ours), start before size (see remarks).
+        if (!ThreadStacks.TryArmExitLatch(&h->Latch)) return false;
         Volatile.Write(ref h->StackLow, low);
         Volatile.Write(ref h->StackBytes, bytes);
-        if (!ThreadStacks.TryArmExitLatch(&h->Latch))
-        {
-            Volatile.Write(ref h->StackBytes, 0);
-            return false;
-        }
         // The top of the stack first: that is where frames are. A stack larger than the table covers it
         // all anyway, entries aliasing.
         nuint first = low >> GranuleShift, last = (low + bytes - 1) >> GranuleShift;
