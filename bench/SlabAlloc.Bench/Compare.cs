@@ -56,6 +56,7 @@ internal static class Compare
         string command = "./build.sh" + (args.Count > 0 ? " " + string.Join(' ', args) : "");
         ResultsWriter.Write(options.OutputDirectory, summary, command, clock.Elapsed, options);
         Console.WriteLine(summary.LockCheck());
+        Console.WriteLine(summary.MemoryTarget());
         Console.WriteLine($"written: {Path.GetRelativePath(Environment.CurrentDirectory, options.OutputDirectory)}/ab-latest.{{md,csv}}, ab-*.png ({clock.Elapsed.TotalSeconds:F0} s)");
         return summary.LockFreeTookNoLock ? 0 : 1;
     }

@@ -8,6 +8,9 @@ namespace SlabAlloc.Bench;
 /// one, else allocates 8-10, 16-18 or 32-34 KiB and touches every page of it. One cycle is one
 /// operation.
 /// </summary>
+/// <remarks>Memory: each thread keeps a running total of the bytes its slots hold and its own peak;
+/// the live-bytes peak reported is the sum of the threads' peaks, an upper bound on the process's
+/// (the threads need not peak together). The baseline RSS is read before the threads start.</remarks>
 internal static unsafe class MidLarge
 {
     public sealed record Arguments(int Threads, int Cycles, int WorkingSet, int Seed);
@@ -21,24 +24,33 @@ internal static unsafe class MidLarge
     public static RunFigures Run<TAlloc>(Arguments args) where TAlloc : struct, IBenchAllocator =>
         RunFigures.Measure("midlarge", TAlloc.Name, args.Threads, () =>
         {
+            long baselineRssKiB = ResidentMemory.CurrentKiB();
             using var start = new Barrier(args.Threads + 1);
             var threads = new Thread[args.Threads];
+            var livePeaks = new long[args.Threads];
             for (int t = 0; t < args.Threads; t++)
             {
-                int seed = args.Seed + t * 7919;
-                threads[t] = new Thread(() => Worker<TAlloc>(args, seed, start));
+                int seed = args.Seed + t * 7919, index = t;
+                threads[t] = new Thread(() => livePeaks[index] = Worker<TAlloc>(args, seed, start));
                 threads[t].Start();
             }
             start.SignalAndWait();
             var clock = Stopwatch.StartNew();
             foreach (Thread t in threads) t.Join();
             clock.Stop();
-            return ((long)args.Threads * args.Cycles, clock.Elapsed.TotalSeconds, args.Threads);
+            return new RunOutcome((long)args.Threads * args.Cycles, clock.Elapsed.TotalSeconds, args.Threads)
+            {
+                BaselineRssKiB = baselineRssKiB,
+                LiveBytesPeak = livePeaks.Sum(),
+            };
         });
 
-    private static void Worker<TAlloc>(Arguments args, int seed, Barrier start) where TAlloc : struct, IBenchAllocator
+    /// <summary>Runs one thread's cycles; returns the most bytes its slots held at once.</summary>
+    private static long Worker<TAlloc>(Arguments args, int seed, Barrier start) where TAlloc : struct, IBenchAllocator
     {
         var slots = new nint[args.WorkingSet];
+        var sizes = new int[args.WorkingSet];
+        long live = 0, peak = 0;
         var rng = new Random(seed);
         start.SignalAndWait();
         for (int i = 0; i < args.Cycles; i++)
@@ -48,6 +60,7 @@ internal static unsafe class MidLarge
             {
                 TAlloc.Free((void*)slots[k]);
                 slots[k] = 0;
+                live -= sizes[k];
                 continue;
             }
             int kib = rng.Next(3) switch { 0 => 8, 1 => 16, _ => 32 };
@@ -56,7 +69,11 @@ internal static unsafe class MidLarge
             for (nuint offset = 0; offset < size; offset += 4096) p[offset] = (byte)i;
             p[size - 1] = (byte)i;
             slots[k] = (nint)p;
+            sizes[k] = (int)size;
+            live += (int)size;
+            if (live > peak) peak = live;
         }
         foreach (nint p in slots) if (p != 0) TAlloc.Free((void*)p);
+        return peak;
     }
 }

@@ -28,20 +28,22 @@ static int Dispatch(string[] args)
         {
             var a = Larson.Parse(rest);
             RunFigures r = allocator == "native" ? Larson.Run<NativeAllocator>(a) : Larson.Run<SlabAllocator>(CheckSlab(allocator, a));
-            Console.WriteLine(json ? r.ToJson() : $"Throughput = {r.OpsPerSecond,8:F0} operations per second, relative time: {1e9 / r.OpsPerSecond:F3}s.");
+            Console.WriteLine(json ? r.ToJson() : $"Throughput = {r.OpsPerSecond,8:F0} operations per second, relative time: {1e9 / r.OpsPerSecond:F3}s. {MemoryLine(r)}");
             return 0;
         }
         case "midlarge":
         {
             var a = MidLarge.Parse(rest);
             RunFigures r = allocator == "native" ? MidLarge.Run<NativeAllocator>(a) : MidLarge.Run<SlabAllocator>(CheckSlab(allocator, a));
-            Console.WriteLine(json ? r.ToJson() : $"Throughput = {r.OpsPerSecond:F0} ops/s [t={a.Threads} iter={a.Cycles} ws={a.WorkingSet}] time={r.Seconds:F3}s");
+            Console.WriteLine(json ? r.ToJson() : $"Throughput = {r.OpsPerSecond:F0} ops/s [t={a.Threads} iter={a.Cycles} ws={a.WorkingSet}] time={r.Seconds:F3}s {MemoryLine(r)}");
             return 0;
         }
         case "compare":
             return Compare.Run(rest);
         case "hotthread":
             return HotThread.Run(rest);
+        case "threadcycles":
+            return ThreadCycles.Run(rest);
         case "soak":
             return Soak.Run(rest);
         case "pairs" or "mixed":
@@ -50,6 +52,12 @@ static int Dispatch(string[] args)
             throw new ArgumentException($"unknown command '{args[0]}'");
 }
 }
+
+static string MemoryLine(RunFigures r) =>
+    $"Memory: live peak {Mib(r.LiveBytesPeak):F1} MiB, RSS peak {r.PeakRssKiB / 1024.0:F1} - baseline {r.BaselineRssKiB / 1024.0:F1} = growth {r.RssGrowthKiB / 1024.0:F1} MiB" +
+    (r.SlabMappedBytes > 0 ? $", slab mapped {Mib(r.SlabMappedBytes):F1} MiB." : ".");
+
+static double Mib(long bytes) => bytes / (1024.0 * 1024.0);
 
 static T CheckSlab<T>(string allocator, T a) =>
     allocator == "slab" ? a : throw new ArgumentException($"--allocator must be slab or native, not '{allocator}'");
@@ -78,5 +86,6 @@ partial class Program
           pairs SIZE N [--allocator slab|native]      (for callgrind: N alloc+free pairs)
           mixed N [--allocator slab|native]           (N batches of 1000 allocations then 1000 frees)
           hotthread [size] [slots] [iterations]       (page faults of a hot thread, cold vs ReserveThreadCache)
+          threadcycles [cycles] [threads-at-once]     (mapped memory across thread create/exit cycles; default 10000 4)
         """;
 }

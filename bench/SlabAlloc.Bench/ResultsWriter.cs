@@ -26,7 +26,11 @@ internal static class ResultsWriter
             dropped, with min and max; runs were interleaved across allocators. `x 1T` is the speed-up over
             the same allocator at 1 thread, `x glibc` the ratio to glibc malloc through `NativeMemory` in the
             same harness. Lock and CAS columns are SlabAlloc's own statistics (`SLABALLOC_LOCK_STATS=1`);
-            context switches, page faults and peak RSS are the child process's, from /proc.
+            context switches, page faults and peak RSS are the child process's, from /proc. `live MiB` is
+            the most bytes the workload held at once, as requested sizes (Larson: exact, summed at the end
+            of the warm-up and at the stop; mid-large: the sum of each thread's own peak, an upper bound);
+            `RSS growth MiB` is peak RSS less the RSS read just before the first allocation, that is, the
+            allocator's footprint (and the workload threads') beyond the .NET runtime's.
 
             ![Larson](ab-larson.png)
             ![mid-large](ab-midlarge.png)
@@ -34,6 +38,8 @@ internal static class ResultsWriter
 
             {summary.ToMarkdown()}
             {summary.LockCheck()}
+
+            {summary.MemoryTarget()}
             """;
         File.WriteAllText(Path.Combine(directory, "ab-latest.md"), md);
         foreach (string workload in summary.Rows.Select(r => r.Cell.Workload).Distinct())

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text.Json;
 
 namespace SlabAlloc.Bench;
@@ -31,14 +30,27 @@ internal sealed record RunFigures
     public long PeakRssKiB { get; init; }
     public long ThreadsCreated { get; init; }
 
-    /// <summary>Measures <paramref name="body"/>, which returns (operations, seconds, threads created),
+    /// <summary>Process RSS (KiB) just before the workload's first allocation (see <see cref="RunOutcome.BaselineRssKiB"/>); 0 if not measured.</summary>
+    public long BaselineRssKiB { get; init; }
+
+    /// <summary><see cref="PeakRssKiB"/> less <see cref="BaselineRssKiB"/>: the allocator's footprint (and the
+    /// workload's threads') beyond the .NET runtime's; 0 if the baseline was not measured.</summary>
+    public long RssGrowthKiB => BaselineRssKiB <= 0 ? 0 : PeakRssKiB - BaselineRssKiB;
+
+    /// <summary>The most bytes the workload held at once, as requested sizes (see the workload for how it is sampled); 0 if not measured.</summary>
+    public long LiveBytesPeak { get; init; }
+
+    /// <summary>SlabAlloc only: its mapped bytes, sampled by the workload (see there); 0 otherwise.</summary>
+    public long SlabMappedBytes { get; init; }
+
+    /// <summary>Measures <paramref name="body"/>, which returns what it did and the memory figures it knows,
     /// with the process counters and the allocator's lock statistics taken around it.</summary>
-    public static RunFigures Measure(string workload, string allocator, int threads, Func<(long Ops, double Seconds, long ThreadsCreated)> body)
+    public static RunFigures Measure(string workload, string allocator, int threads, Func<RunOutcome> body)
     {
         bool slab = allocator == SlabAllocator.Name;
         SlabLockStatistics? locksBefore = slab ? SlabMemory.GetLockStatistics() : null;
         ProcessCounters before = ProcessCounters.Read();
-        var (ops, seconds, created) = body();
+        RunOutcome outcome = body();
         ProcessCounters process = ProcessCounters.Read().Since(before);
         SlabLockStatistics? locks = slab ? SlabMemory.GetLockStatistics() : null;
         long Delta(Func<SlabLockStatistics, long> f) => locks is null ? 0 : f(locks) - f(locksBefore!);
@@ -49,8 +61,8 @@ internal sealed record RunFigures
             Workload = workload,
             Allocator = allocator,
             Threads = threads,
-            Operations = ops,
-            Seconds = seconds,
+            Operations = outcome.Ops,
+            Seconds = outcome.Seconds,
             Pool = slab ? (locks!.Pool == SlabPoolKind.Mutex ? "mutex" : "lockfree") : null,
             Preload = Environment.GetEnvironmentVariable("LD_PRELOAD") is { Length: > 0 } p ? Path.GetFileName(p) : null,
             LockAcquisitions = lockAcquisitions,
@@ -64,8 +76,11 @@ internal sealed record RunFigures
             InvoluntaryContextSwitches = process.InvoluntaryContextSwitches,
             MinorPageFaults = process.MinorPageFaults,
             MajorPageFaults = process.MajorPageFaults,
-            PeakRssKiB = ReadPeakRssKiB(),
-            ThreadsCreated = created,
+            PeakRssKiB = ResidentMemory.PeakKiB(),
+            ThreadsCreated = outcome.ThreadsCreated,
+            BaselineRssKiB = outcome.BaselineRssKiB,
+            LiveBytesPeak = outcome.LiveBytesPeak,
+            SlabMappedBytes = slab ? outcome.SlabMappedBytes : 0,
         };
     }
 
@@ -73,13 +88,4 @@ internal sealed record RunFigures
 
     public static RunFigures FromJson(string line) =>
         JsonSerializer.Deserialize(line, BenchJson.Default.RunFigures) ?? throw new FormatException("empty run figures");
-
-    private static long ReadPeakRssKiB()
-    {
-        if (!OperatingSystem.IsLinux()) return 0;
-        foreach (string line in File.ReadLines("/proc/self/status"))
-            if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
-                return long.Parse(line[6..].Replace("kB", "").Trim(), CultureInfo.InvariantCulture);
-        return 0;
-    }
 }
