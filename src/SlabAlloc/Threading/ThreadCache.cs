@@ -29,20 +29,6 @@ internal static unsafe class ThreadCache
     private static readonly SlabMeta* s_emptySlab = MakeEmptySlab();
     private static readonly ThreadHeap* s_emptyHeap = MakeEmptyHeap(s_emptySlab);
 
-    /// <summary>The calling thread's heap, or the shared empty heap if it has none yet: found from the
-    /// stack address when the stack map vouches for it, else from the thread-static.</summary>
-    private static ThreadHeap* Heap
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        get
-        {
-            byte marker;
-            nuint stackAddress = (nuint)(&marker);
-            ThreadHeap* h = StackHeapMap.Candidate(s_emptyHeap, stackAddress);
-            return StackHeapMap.Vouches(h, stackAddress) ? h : HeapAfterMapMiss(stackAddress);
-        }
-    }
-
     /// <summary>The calling thread's heap from the thread-static (always right, slower than the map).</summary>
     private static ThreadHeap* HeapFromThreadStatic
     {
@@ -61,19 +47,34 @@ internal static unsafe class ThreadCache
     /// <summary>For tests: the calling thread's heap from the thread-static (null before it attached).</summary>
     internal static ThreadHeap* HeapOfCallingThread() => HeapFromThreadStatic == s_emptyHeap ? null : HeapFromThreadStatic;
 
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private static ThreadHeap* HeapAfterMapMiss(nuint stackAddress)
-    {
-        ThreadHeap* h = HeapFromThreadStatic;
-        if (h != s_emptyHeap) StackHeapMap.Repoint(h, s_emptyHeap, stackAddress);
-        return h;
-    }
 
     /// <summary>Allocates a block of <paramref name="sizeClass"/> for a request of <paramref name="requested"/> bytes.</summary>
+    /// <remarks>The heap is found from the stack address when the stack map vouches for it; otherwise
+    /// the whole allocation goes out of line (<see cref="AllocateAfterMapMiss"/>), so that no value has
+    /// to survive a call here and the fast path needs few registers.</remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void* Allocate(int sizeClass, nuint requested)
     {
-        ThreadHeap* h = Heap;
+        byte marker;
+        nuint stackAddress = (nuint)(&marker);
+        ThreadHeap* h = StackHeapMap.Candidate(s_emptyHeap, stackAddress);
+        if (!StackHeapMap.Vouches(h, stackAddress)) return AllocateAfterMapMiss(sizeClass, requested, stackAddress);
+        return AllocateFrom(h, sizeClass, requested);
+    }
+
+    /// <summary>The stack map did not vouch: the heap from the thread-static (the empty heap for a thread
+    /// not attached yet), and the entry re-pointed at it if another stack had taken it.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void* AllocateAfterMapMiss(int sizeClass, nuint requested, nuint stackAddress)
+    {
+        ThreadHeap* h = HeapFromThreadStatic;
+        if (h != s_emptyHeap) StackHeapMap.Repoint(h, s_emptyHeap, stackAddress);
+        return AllocateFrom(h, sizeClass, requested);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void* AllocateFrom(ThreadHeap* h, int sizeClass, nuint requested)
+    {
         SlabMeta* s = ThreadHeap.CurrentSlab(h, sizeClass);
         void* block = s->Free;
         if (block == null) return AllocateSlow(sizeClass, requested);
