@@ -45,6 +45,9 @@ internal static unsafe class HeapRecords
         {
             long word = Volatile.Read(ref r.StateWord);
             if ((word & StateMask) != StateFree) continue;
+            // Its last thread has not finished exiting (its exit latch is still armed): the new thread
+            // could not register that heap in the stack map, so take another.
+            if (ThreadStacks.IsArmed(&r.Heap->Latch)) continue;
             long live = ((word >> 2) + 1) << 2 | StateLive;
             // Loses to another attaching thread taking the same record; look further.
             if (Interlocked.CompareExchange(ref r.StateWord, live, word) != word) continue;

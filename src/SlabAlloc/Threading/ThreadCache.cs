@@ -155,7 +155,8 @@ internal static unsafe class ThreadCache
     {
         ThreadHeap* h = EnsureHeap();
         h->CacheMisses++;
-        if (h->StackBytes == 0 && h->StackRegistrationFailures < MaxStackRegistrationFailures) RegisterStack(h);
+        // Not in the stack map yet (its latch was still held): try again now and then.
+        if (h->StackBytes == 0 && (h->CacheMisses & 63) == 0 && h->StackRegistrationFailures < MaxStackRegistrationFailures) RegisterStack(h);
         if (SlabOptions.ThreadCacheLimit != 0) return AllocateThroughPool(h, sizeClass, requested);
         var s = (SlabMeta*)h->Current[sizeClass];
         if (s != s_emptySlab)
@@ -299,7 +300,7 @@ internal static unsafe class ThreadCache
     }
 
     /// <summary>Attempts at registering in the stack map before a thread settles for the thread-static.</summary>
-    private const int MaxStackRegistrationFailures = 8;
+    private const int MaxStackRegistrationFailures = 16;
 
     private static void RegisterStack(ThreadHeap* h)
     {

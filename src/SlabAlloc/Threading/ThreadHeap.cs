@@ -65,7 +65,7 @@ internal struct ThreadHeap
     /// <summary>Allocations that found the current slab's free list empty (thread-cache misses).</summary>
     public long CacheMisses;
     /// <summary>Failed attempts to register in the stack map (the latch still held by an exiting
-    /// previous owner, or no stack range); the thread stops trying after a few.</summary>
+    /// previous owner, or no stack range); retried every 64 cache misses, at most 16 times.</summary>
     public int StackRegistrationFailures;
 
     // Unchecked views for the fast paths: the class index is in range by construction, and InlineArray
