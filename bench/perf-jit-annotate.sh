@@ -8,7 +8,8 @@
 # Example:
 #   bench/perf-jit-annotate.sh "Larson+Session" Exercise \
 #       dotnet bench/SlabAlloc.Bench/bin/Release/net10.0/SlabAlloc.Bench.dll larson 3 8 1000 5000 100 4141 1
-# Prints the share of all samples in the method, then the listing with a percentage per instruction
+# Tier-1 code is used, or the on-stack-replacement code of a method that runs once (a benchmark loop;
+# with several OSR variants, the last one printed is used). Prints the share of all samples in the method, then the listing with a percentage per instruction
 # (samples land on the instruction after a stalled one). Needs perf (apt-get install linux-perf).
 set -euo pipefail
 sub="$1"; method="$2"; shift 2
@@ -17,13 +18,15 @@ trap 'rm -rf "$work"' EXIT
 DOTNET_JitStdOutFile="$work/jit.asm" DOTNET_JitDisasm="$method" DOTNET_JitDisasmWithCodeBytes=1 \
 DOTNET_EnableWriteXorExecute=0 DOTNET_PerfMapEnabled=3 \
   perf record -F 10000 -o "$work/perf.data" "$@" >/dev/null 2>&1
-pid=$(perf script -i "$work/perf.data" -F pid 2>/dev/null | head -1 | tr -d ' ')
+pid=$(perf script -i "$work/perf.data" -F pid 2>/dev/null | awk 'NR == 1 { print $1 }')
 perf script -i "$work/perf.data" -F ip 2>/dev/null > "$work/ips"
 python3 - "$sub" "/tmp/perf-$pid.map" "$work/ips" "$work/jit.asm" <<'PY'
 import sys, re, collections
 sub, mapfile, ipfile, asmfile = sys.argv[1:]
 entries = [l.split(' ', 2) for l in open(mapfile)]
-cands = [(int(a, 16), int(b, 16), n.strip()) for a, b, n in entries if sub in n and 'OptimizedTier1]' in n]
+# Tier-1 code, or on-stack-replacement code for a method called once (a benchmark's loop).
+def tier(n): return 'osr' if 'OptimizedTier1OSR]' in n else 'tier1' if 'OptimizedTier1]' in n else None
+cands = [(int(a, 16), int(b, 16), n.strip()) for a, b, n in entries if sub in n and tier(n)]
 ips = [int(l.split()[0], 16) for l in open(ipfile) if l.strip()]
 if not cands: sys.exit(f'no Tier-1 code matching {sub!r} in the perf map')
 best = max(cands, key=lambda c: sum(1 for x in ips if c[0] <= x < c[0] + c[1]))
@@ -32,8 +35,9 @@ hits = collections.Counter(x - start for x in ips if start <= x < start + size)
 total = sum(hits.values())
 print(f'{name}: {total} of {len(ips)} samples ({100 * total / max(1, len(ips)):.1f}%)')
 listings = open(asmfile).read().split('; Assembly listing for method ')
-tier1 = [b for b in listings if '(Tier1)' in b.split('\n')[0]]
-if not tier1: sys.exit('the JIT printed no Tier-1 listing for that method')
+want = '(Tier1-OSR)' if tier(name) == 'osr' else '(Tier1)'
+tier1 = [b for b in listings if want in b.split('\n')[0]]
+if not tier1: sys.exit(f'the JIT printed no {want} listing for that method')
 offset = 0
 for line in tier1[-1].split('\n'):
     m = re.search(r';; offset=0x([0-9A-F]+)', line)
