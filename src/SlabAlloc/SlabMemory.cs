@@ -59,11 +59,10 @@ public static unsafe class SlabMemory
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Free(void* ptr)
     {
-        if (ptr == null) return;
-        uint region = Registry.Lookup(ptr);
-        if (region != Registry.SuperslabValue)
+        // One bit says whether the header at ptr & ~(4 MiB - 1) is a superslab's (null is not).
+        if (!Registry.IsSuperslab(ptr))
         {
-            FreeLargeOrForeign(ptr, region);
+            FreeLargeOrForeign(ptr);
             return;
         }
         SlabMeta* s = SuperslabHeader.SlabOf(ptr);
@@ -195,10 +194,16 @@ public static unsafe class SlabMemory
         return p;
     }
 
+    /// <summary>Null, a large block, or not SlabAlloc's.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void FreeLargeOrForeign(void* ptr, uint region)
+    private static void FreeLargeOrForeign(void* ptr)
     {
+        if (ptr == null) return;
+        uint region = Registry.Lookup(ptr);
         if (region == 0) ThrowHelper.ThrowForeignPointer(ptr);
+        // A superslab value with its bit clear: the superslab is being mapped or retired right now, so
+        // no live block of it can be freed (the bit is set before the value's memory is handed out).
+        if (region == Registry.SuperslabValue) ThrowHelper.ThrowInteriorPointer(ptr);
         LargeObjects.Free(ptr, region);
     }
 

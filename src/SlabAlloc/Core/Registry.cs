@@ -17,6 +17,11 @@ namespace SlabAlloc.Core;
 /// <para>A value is written before the memory it describes is handed out, and cleared before the
 /// memory is unmapped; a lookup racing with a clear can only concern a pointer the caller no longer
 /// owns (a use after free), which this map makes detectable but not safe.</para>
+/// <para><b>Superslab bits.</b> Beside the map, one bit per granule says "a superslab starts here",
+/// in a flat bitmap over the whole 47-bit space (4 MiB of address space, of which only the pages
+/// holding set bits are ever touched: one page per 128 GiB of address space in use). <c>Free</c>
+/// tests the bit (one load) instead of the two dependent loads of the radix map. The bit is set after
+/// the value and cleared before it, by atomic OR / AND (neighbouring granules share a word).</para>
 /// </remarks>
 internal static unsafe class Registry
 {
@@ -27,6 +32,22 @@ internal static unsafe class Registry
     private const int LeafEntries = 1 << LeafBits;
 
     private static readonly uint** s_top = ReserveTop();
+
+    private const int BitWordShift = GranuleShift + 6;                       // 64 granules per word
+    private const nuint BitWords = (nuint)1 << (Geometry.AddressBits - BitWordShift);
+    private const int BitmapPageShift = 12;                                   // pages counted as touched
+    private static readonly ulong* s_superslabBits = ReserveBitmap();
+    private static readonly int[] s_bitmapPageTouched = new int[(int)(BitWords * sizeof(ulong) >> BitmapPageShift)];
+
+    /// <summary>True if a superslab starts at the granule of <paramref name="p"/> (its header is at
+    /// <c>p &amp; ~(4 MiB − 1)</c>). One load; false for null and for addresses above 47 bits.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool IsSuperslab(void* p)
+    {
+        nuint word = (nuint)p >> BitWordShift;
+        if (word >= BitWords) return false;
+        return ((s_superslabBits[word] >> (int)(((nuint)p >> GranuleShift) & 63)) & 1) != 0;
+    }
     private static int s_leafCount;
 
     /// <summary>Bytes of registry memory mapped (top table plus leaves).</summary>
@@ -52,14 +73,33 @@ internal static unsafe class Registry
         uint* leaf = EnsureLeaf(granule);
         if (leaf == null) return false;
         Volatile.Write(ref leaf[(granule >> GranuleShift) & (LeafEntries - 1)], value);
+        if (value == SuperslabValue) SetSuperslabBit(granule);
         return true;
     }
 
     /// <summary>Forgets the granule at <paramref name="granule"/>.</summary>
     public static void Clear(nuint granule)
     {
+        ClearSuperslabBit(granule);
         uint* leaf = s_top[granule >> (GranuleShift + LeafBits)];
         if (leaf != null) Volatile.Write(ref leaf[(granule >> GranuleShift) & (LeafEntries - 1)], 0u);
+    }
+
+    private static void SetSuperslabBit(nuint granule)
+    {
+        nuint word = granule >> BitWordShift;
+        // Other granules of the word may change at the same time: an atomic OR loses none of them.
+        Interlocked.Or(ref *(long*)&s_superslabBits[word], 1L << (int)((granule >> GranuleShift) & 63));
+        // The first bit in a page of the bitmap makes that page resident: count it as mapped.
+        if (Interlocked.Exchange(ref s_bitmapPageTouched[(int)(word * sizeof(ulong) >> BitmapPageShift)], 1) == 0)
+            OsMemory.CountTouched((long)1 << BitmapPageShift);
+    }
+
+    private static void ClearSuperslabBit(nuint granule)
+    {
+        nuint word = granule >> BitWordShift;
+        if (word >= BitWords) return;
+        Interlocked.And(ref *(long*)&s_superslabBits[word], ~(1L << (int)((granule >> GranuleShift) & 63)));
     }
 
     private static uint* EnsureLeaf(nuint granule)
@@ -76,6 +116,13 @@ internal static unsafe class Registry
         if (raced == 0) { Interlocked.Increment(ref s_leafCount); return fresh; }
         OsMemory.Release(fresh, (nuint)(LeafEntries * sizeof(uint))); // lost the install race
         return (uint*)raced;
+    }
+
+    private static ulong* ReserveBitmap()
+    {
+        void* bits = OsMemory.ReserveAddressSpace(BitWords * sizeof(ulong));
+        if (bits == null) throw new OutOfMemoryException("SlabAlloc could not reserve its address registry.");
+        return (ulong*)bits;
     }
 
     private static uint** ReserveTop()

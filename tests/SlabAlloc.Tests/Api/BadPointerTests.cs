@@ -308,6 +308,7 @@ public sealed unsafe class BadPointerTests
         Assert.True(stats.SuperslabsReturnedTotal > returnedBefore,
             $"Trim returned no empty superslab (returned in all: {returnedBefore} before, {stats.SuperslabsReturnedTotal} after)\n{stats}");
         Assert.True(Registry.Lookup((void*)victim) == 0, $"the superslab of 0x{victim:x} is still mapped after Trim\n{stats}");
+        Assert.False(Registry.IsSuperslab((void*)victim), $"the superslab bit of 0x{victim:x} is still set after Trim");
 
         // All calls before any allocation, so the returned address range cannot be SlabAlloc's again.
         nuint superslab = victim & ~(GranuleBytes - 1);

@@ -25,6 +25,61 @@ public unsafe class RegistryTests
         Assert.Equal(0u, Registry.Lookup((void*)0xffff_8000_0000_1000));
         Assert.Equal(0u, Registry.Lookup((void*)(1UL << 47)));
         Assert.Equal(0u, Registry.Lookup(null));
+        Assert.False(Registry.IsSuperslab((void*)0xffff_8000_0000_1000));
+        Assert.False(Registry.IsSuperslab((void*)(1UL << 47)));
+        Assert.False(Registry.IsSuperslab((void*)ulong.MaxValue));
+        Assert.False(Registry.IsSuperslab(null));
+    }
+
+    [Fact]
+    public void TheSuperslabBitFollowsTheValueOfItsGranuleOnly()
+    {
+        // Granules that share a bitmap word with the probe (64 granules per word) keep their own bits.
+        nuint neighbour = Probe + Geometry.SuperslabBytes;
+        Assert.True(Registry.TrySet(Probe, Registry.SuperslabValue));
+        Assert.True(Registry.TrySet(neighbour, Registry.LargeValue(0)));
+        Assert.True(Registry.IsSuperslab((void*)Probe));
+        Assert.True(Registry.IsSuperslab((void*)(Probe + Geometry.SuperslabBytes - 1)));
+        Assert.False(Registry.IsSuperslab((void*)neighbour));
+        Assert.False(Registry.IsSuperslab((void*)(Probe - 1)));
+        Assert.True(Registry.TrySet(neighbour, Registry.SuperslabValue));
+        Registry.Clear(Probe);
+        Assert.False(Registry.IsSuperslab((void*)Probe));
+        Assert.True(Registry.IsSuperslab((void*)neighbour));
+        Registry.Clear(neighbour);
+        Assert.False(Registry.IsSuperslab((void*)neighbour));
+        Assert.Equal(0u, Registry.Lookup((void*)neighbour));
+    }
+
+    [Fact]
+    public void ConcurrentBitChangesInOneWordLoseNothing()
+    {
+        // Four threads each own 16 granules of one bitmap word and set and clear them over and over; at
+        // the end each granule's bit must be exactly its own last write.
+        const int Threads = 4, PerThread = 16, Rounds = 2000;
+        nuint wordBase = unchecked((nuint)0x7e00_0000_0000);
+        using var start = new Barrier(Threads);
+        var threads = Enumerable.Range(0, Threads).Select(t => new Thread(() =>
+        {
+            start.SignalAndWait();
+            for (int r = 0; r < Rounds; r++)
+                for (int i = 0; i < PerThread; i++)
+                {
+                    nuint g = wordBase + (nuint)(t * PerThread + i) * Geometry.SuperslabBytes;
+                    if ((r + i) % 2 == 0) Assert.True(Registry.TrySet(g, Registry.SuperslabValue));
+                    else Registry.Clear(g);
+                }
+        })).ToArray();
+        foreach (Thread th in threads) th.Start();
+        foreach (Thread th in threads) th.Join();
+        for (int t = 0; t < Threads; t++)
+            for (int i = 0; i < PerThread; i++)
+            {
+                nuint g = wordBase + (nuint)(t * PerThread + i) * Geometry.SuperslabBytes;
+                bool lastSet = (Rounds - 1 + i) % 2 == 0;
+                Assert.Equal(lastSet, Registry.IsSuperslab((void*)g));
+                Registry.Clear(g);
+            }
     }
 
     [Fact]
