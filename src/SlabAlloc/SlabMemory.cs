@@ -178,7 +178,8 @@ public static unsafe class SlabMemory
         return byteCount > SizeClasses.MaxBlockBytes && byteCount >= usable / 2;
     }
 
-    [MethodImpl(MethodImplOptions.NoInlining)]
+    // Every allocation above 1 KiB comes here: compiled optimized at once rather than tiered up.
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void* AllocGeneral(nuint byteCount, bool zero)
     {
         if (byteCount <= SizeClasses.MaxBlockBytes)

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Globalization;
 
 namespace SlabAlloc;
@@ -23,6 +24,15 @@ public enum SlabPoolKind
 /// </remarks>
 internal static class SlabOptions
 {
+#pragma warning disable CA2255 // options are read once at load, before any allocation: see the comment
+    /// <summary>Reads the options when the assembly loads. The slow paths are compiled fully optimized
+    /// on their first call (<c>AggressiveOptimization</c>, so that a short-lived program does not run
+    /// them as unoptimized code), and the JIT folds these <c>static readonly</c> options into
+    /// constants only if they were read before it compiles.</summary>
+    [ModuleInitializer]
+    internal static void ReadAtLoad() => RuntimeHelpers.RunClassConstructor(typeof(SlabOptions).TypeHandle);
+#pragma warning restore CA2255
+
     /// <summary><c>SLABALLOC_CHECKED</c> (default 0): track every block in a bitmap so a double free is reported.
     /// Costs two atomic bit operations per allocation and free.</summary>
     public static readonly bool Checked = ReadBool("SLABALLOC_CHECKED", "SlabAlloc.Checked", false);

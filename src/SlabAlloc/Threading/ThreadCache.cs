@@ -64,7 +64,7 @@ internal static unsafe class ThreadCache
 
     /// <summary>The stack map did not vouch: the heap from the thread-static (the empty heap for a thread
     /// not attached yet), and the entry re-pointed at it if another stack had taken it.</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void* AllocateAfterMapMiss(int sizeClass, nuint requested, nuint stackAddress)
     {
         ThreadHeap* h = HeapFromThreadStatic;
@@ -124,7 +124,7 @@ internal static unsafe class ThreadCache
 
     /// <summary>A free the stack map could not vouch for: the owner's, if the thread-static says the
     /// caller owns the slab (a thread not in the map), else a remote free.</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void FreeNotVouched(SlabMeta* s, void* block, int index)
     {
         ThreadHeap* h = HeapFromThreadStatic;
@@ -134,7 +134,7 @@ internal static unsafe class ThreadCache
 
     /// <summary>The owner freed into a slab it retains but does not allocate from: a full slab now has
     /// a free block, and a slab with no block out goes back to the pool.</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void FreeToRetained(ThreadHeap* h, SlabMeta* s)
     {
         int c = s->ClassIndex;
@@ -150,7 +150,7 @@ internal static unsafe class ThreadCache
         }
     }
 
-    [MethodImpl(MethodImplOptions.NoInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void* AllocateSlow(int sizeClass, nuint requested)
     {
         ThreadHeap* h = EnsureHeap();
