@@ -37,9 +37,10 @@ internal unsafe struct SlabMeta
 
     /// <summary>First byte of the first block.</summary>
     [FieldOffset(0)] public byte* Start;
-    /// <summary>Blocks ready to hand out (owner only).</summary>
+    /// <summary>Blocks ready to hand out, the owner's frees pushed on top (owner only).</summary>
     [FieldOffset(8)] public void* Free;
-    /// <summary>Blocks the owner freed, moved to <see cref="Free"/> when it runs dry (owner only).</summary>
+    /// <summary>Blocks set aside, moved to <see cref="Free"/> when it runs dry (owner only): the pool-stress
+    /// setting's blocks beyond its in-hand limit, and its owner frees.</summary>
     [FieldOffset(16)] public void* LocalFree;
     /// <summary>The owning thread heap, or null. Written by the exclusive holder; other threads only compare it with their own heap.</summary>
     [FieldOffset(24)] public void* Owner;

@@ -10,14 +10,17 @@ namespace SlabAlloc.Threading;
 /// blocks without atomics, and pushes other threads' blocks onto their slabs' remote-free lists.
 /// </summary>
 /// <remarks>
-/// <para><b>Fast paths.</b> Allocation: read the thread's heap, pop the current slab's free list,
-/// count. Owner free: validate the pointer, push onto the slab's local list, count. Neither uses an
-/// atomic instruction or a lock, and neither tests whether the thread was initialized: until a
-/// thread's first miss, its thread-static offset is 0, which lands on a shared empty heap whose
+/// <para><b>Fast paths.</b> Allocation: find the thread's heap in the stack map
+/// (<see cref="StackHeapMap"/>), pop the current slab's free list, count. Owner free: validate the
+/// pointer, have the slab's owner heap vouch for the caller's stack, push onto the slab's free list,
+/// count. Neither uses an atomic instruction, a lock or a call, and neither tests whether the thread
+/// was initialized. When the map does not vouch, the heap comes from the thread-static offset
+/// instead: until a thread's first miss that offset is 0, which lands on a shared empty heap whose
 /// slabs never have a free block, so the first allocation simply misses into
-/// <see cref="AllocateSlow"/>, which attaches the thread.</para>
-/// <para><b>Ownership.</b> <c>s->Owner == heap</c> is read by any thread but only ever equals the
-/// reader's own heap when the reader owns the slab, because an owner writes its own heap when it
+/// <see cref="AllocateSlow"/>, which attaches the thread and registers its stack.</para>
+/// <para><b>Ownership.</b> <c>s->Owner</c> is read by any thread. A heap that vouches for the caller
+/// is the caller's own heap (see <see cref="StackHeapMap"/>), and <c>s->Owner</c> only ever equals
+/// the caller's own heap when the caller owns the slab, because an owner writes its own heap when it
 /// takes a slab and writes null (before any other thread can take it) when it lets it go.</para>
 /// </remarks>
 internal static unsafe class ThreadCache
@@ -46,7 +49,6 @@ internal static unsafe class ThreadCache
 
     /// <summary>For tests: the calling thread's heap from the thread-static (null before it attached).</summary>
     internal static ThreadHeap* HeapOfCallingThread() => HeapFromThreadStatic == s_emptyHeap ? null : HeapFromThreadStatic;
-
 
     /// <summary>Allocates a block of <paramref name="sizeClass"/> for a request of <paramref name="requested"/> bytes.</summary>
     /// <remarks>The heap is found from the stack address when the stack map vouches for it; otherwise
@@ -105,7 +107,7 @@ internal static unsafe class ThreadCache
         FreeNotVouched(s, block, index);
     }
 
-    /// <summary>The owner's free: no atomic, onto the slab's local list.</summary>
+    /// <summary>The owner's free: no atomic, onto the slab's free list.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void FreeByOwner(ThreadHeap* h, SlabMeta* s, void* block)
     {
@@ -243,7 +245,8 @@ internal static unsafe class ThreadCache
         return null;
     }
 
-    /// <summary>Refills the owner's free list: its own frees first (no atomic), then remote frees, then fresh blocks.</summary>
+    /// <summary>Refills the owner's free list: its local list first (no atomic; only the pool-stress setting
+    /// fills it), then remote frees, then fresh blocks.</summary>
     private static bool Refill(SlabMeta* s)
     {
         if (s->LocalFree != null)
