@@ -90,7 +90,7 @@ internal static unsafe class ThreadStacks
     }
 
     /// <summary>The mapping of /proc/self/maps that holds <paramref name="address"/>.</summary>
-    private static bool TryFindMapping(nuint address, out nuint start, out nuint end)
+    internal static bool TryFindMapping(nuint address, out nuint start, out nuint end)
     {
         start = end = 0;
         try

@@ -30,6 +30,28 @@ public sealed unsafe class StackHeapMapTests
     }
 
     [Fact]
+    public void AThreadsStackRangeHoldsItsFramesAndLiesInOneMapping()
+    {
+        nuint low = 0, bytes = 0, frame = 0, mapStart = 0, mapEnd = 0;
+        bool known = false, mapped = false;
+        var t = new Thread(() =>
+        {
+            byte marker;
+            frame = (nuint)(&marker);
+            known = ThreadStacks.TryGetCurrent(out low, out bytes);
+            mapped = ThreadStacks.TryFindMapping(frame, out mapStart, out mapEnd);
+        }, maxStackSize: 512 * 1024);
+        t.Start();
+        t.Join();
+        Assert.True(known && mapped);
+        Assert.InRange(frame, low, low + bytes - 1);
+        // The range never reaches beyond the mapping that holds the stack (no other thread's memory).
+        Assert.InRange(low, mapStart, mapEnd - 1);
+        Assert.InRange(low + bytes, mapStart + 1, mapEnd);
+        Assert.InRange(bytes, (nuint)(256 * 1024), (nuint)(2 * 1024 * 1024));
+    }
+
+    [Fact]
     public void AThreadOnAReusedStackNeverInheritsTheDeadThreadsHeap()
     {
         // Threads one after another with small stacks: the C library hands a joined thread's stack to the
