@@ -38,7 +38,8 @@ internal static class SlabOptions
     public static readonly bool Checked = ReadBool("SLABALLOC_CHECKED", "SlabAlloc.Checked", false);
 
     /// <summary><c>SLABALLOC_EMPTY_SLABS_PER_CLASS</c> (default 2): empty slabs kept formatted per size
-    /// class before further empty slabs are released (decommitted).</summary>
+    /// class before further empty slabs are released (decommitted); half as many, rounded up, for the
+    /// eight-slot (512 KiB) slabs of classes above 8 KiB.</summary>
     public static readonly int EmptySlabsPerClass = ReadInt("SLABALLOC_EMPTY_SLABS_PER_CLASS", "SlabAlloc.EmptySlabsPerClass", 2, 0, 1 << 20);
 
     /// <summary><c>SLABALLOC_SUPERSLAB_CACHE</c> (default 2): empty superslabs kept mapped before further

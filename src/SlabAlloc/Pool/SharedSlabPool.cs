@@ -25,7 +25,19 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
     private readonly TaggedIndexStack[] _partial = new TaggedIndexStack[SizeClasses.Count];
     private readonly TaggedIndexStack[] _empty = new TaggedIndexStack[SizeClasses.Count];
     private readonly int[] _emptyCount = new int[SizeClasses.Count];
+    private readonly int[] _emptyLimit = EmptyLimits();
     private int _scanHint;
+
+    /// <summary>Empty slabs kept per class: <see cref="SlabOptions.EmptySlabsPerClass"/> for one-slot
+    /// slabs, half of it (rounded up) for the eight-slot slabs of medium classes, each of which holds
+    /// 512 KiB resident.</summary>
+    private static int[] EmptyLimits()
+    {
+        var limits = new int[SizeClasses.Count];
+        for (int c = 0; c < limits.Length; c++)
+            limits[c] = SizeClasses.SpanSlots(c) > 1 ? (SlabOptions.EmptySlabsPerClass + 1) / 2 : SlabOptions.EmptySlabsPerClass;
+        return limits;
+    }
 
     public SharedSlabPool(TGuard guard, SlabPoolKind kind) : base(kind) => _guard = guard;
 
@@ -113,7 +125,7 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
         try
         {
             int c = s->ClassIndex;
-            if (Interlocked.Increment(ref _emptyCount[c]) <= SlabOptions.EmptySlabsPerClass)
+            if (Interlocked.Increment(ref _emptyCount[c]) <= _emptyLimit[c])
             {
                 s->Lifecycle = SlabLifecycle.Empty;
                 SlabLog.SlabReleasedToEmptyList(c, s->GlobalIndex);
@@ -126,6 +138,8 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
         }
         finally { _guard.Exit(); }
     }
+
+    public override int EmptySlabs(int sizeClass) => Volatile.Read(ref _emptyCount[sizeClass]);
 
     public override void Trim()
     {

@@ -44,6 +44,9 @@ internal abstract unsafe class SlabPool
     /// <summary>Keeps an empty slab on its class's empty list, or releases its slots when enough are kept.</summary>
     public abstract void ReleaseEmpty(SlabMeta* s);
 
+    /// <summary>Empty slabs of <paramref name="sizeClass"/> kept on its empty list now.</summary>
+    public abstract int EmptySlabs(int sizeClass);
+
     /// <summary>Releases every empty slab (including partial ones that became empty) and returns
     /// empty superslabs to the system.</summary>
     public abstract void Trim();

@@ -159,6 +159,19 @@ public sealed unsafe class SlabPoolContractTests
         Assert.Empty(holders);
     }
 
+    [Theory]
+    [InlineData(3)]      // 64-byte blocks: one-slot slabs, two kept
+    [InlineData(84)]     // 40 KiB blocks: eight-slot slabs (512 KiB each), one kept
+    public void ThePoolKeepsFewEmptySlabsOfAClassAndFewerOfTheLargeOnes(int sizeClass)
+    {
+        int limit = SizeClasses.SpanSlots(sizeClass) > 1 ? 1 : 2;
+        Assert.Equal(2, SlabOptions.EmptySlabsPerClass);
+        var slabs = new List<nint>();
+        for (int i = 0; i < 4; i++) slabs.Add((nint)SlabPool.Shared.Acquire(sizeClass, OwnerA));
+        foreach (nint s in slabs) GiveBack((SlabMeta*)s);
+        Assert.Equal(limit, SlabPool.Shared.EmptySlabs(sizeClass));
+    }
+
     /// <summary>Lets a slab with no block out go, the way a thread cache does.</summary>
     private static void GiveBack(SlabMeta* s)
     {
