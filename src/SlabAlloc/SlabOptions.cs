@@ -28,7 +28,9 @@ internal static class SlabOptions
     /// <summary>Reads the options when the assembly loads. The slow paths are compiled fully optimized
     /// on their first call (<c>AggressiveOptimization</c>, so that a short-lived program does not run
     /// them as unoptimized code), and the JIT folds these <c>static readonly</c> options into
-    /// constants only if they were read before it compiles.</summary>
+    /// constants only if they were read before it compiles. An invalid setting therefore fails when
+    /// the assembly loads, naming the variable, as it already did through the lock-statistics exit
+    /// report's initializer (tested: <c>InvalidCheckedSetting_FailsAtStartUp_NamingTheVariable</c>).</summary>
     [ModuleInitializer]
     internal static void ReadAtLoad() => RuntimeHelpers.RunClassConstructor(typeof(SlabOptions).TypeHandle);
 #pragma warning restore CA2255
