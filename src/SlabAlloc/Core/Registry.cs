@@ -18,10 +18,12 @@ namespace SlabAlloc.Core;
 /// memory is unmapped; a lookup racing with a clear can only concern a pointer the caller no longer
 /// owns (a use after free), which this map makes detectable but not safe.</para>
 /// <para><b>Superslab bits.</b> Beside the map, one bit per granule says "a superslab starts here",
-/// in a flat bitmap over the whole 47-bit space (4 MiB of address space, of which only the pages
-/// holding set bits are ever touched: one page per 128 GiB of address space in use). <c>Free</c>
-/// tests the bit (one load) instead of the two dependent loads of the radix map. The bit is set after
-/// the value and cleared before it, by atomic OR / AND (neighbouring granules share a word).</para>
+/// in a flat bitmap over the whole 47-bit space (4 MiB of address space, huge pages refused, of which
+/// only the pages holding set bits are ever touched: one page per 128 GiB of address space in use).
+/// <c>Free</c> tests the bit (one load) instead of the two dependent loads of the radix map. The bit
+/// is set after the value and cleared before it, by atomic OR / AND (neighbouring granules share a
+/// word); clearing an already clear bit writes nothing. Where address space cannot be reserved
+/// without committing it (not Linux) there is no bitmap and the radix map answers.</para>
 /// </remarks>
 internal static unsafe class Registry
 {
@@ -35,15 +37,17 @@ internal static unsafe class Registry
 
     private const int BitWordShift = GranuleShift + 6;                       // 64 granules per word
     private const nuint BitWords = (nuint)1 << (Geometry.AddressBits - BitWordShift);
-    private const int BitmapPageShift = 12;                                   // pages counted as touched
+    /// <summary>The bitmap, or null where address space cannot be reserved without committing it
+    /// (not Linux): there <see cref="IsSuperslab"/> asks the radix map.</summary>
     private static readonly ulong* s_superslabBits = ReserveBitmap();
-    private static readonly int[] s_bitmapPageTouched = new int[(int)(BitWords * sizeof(ulong) >> BitmapPageShift)];
+    private static readonly int[] s_bitmapPageTouched = new int[(int)((BitWords * sizeof(ulong) + OsMemory.PageBytes - 1) / OsMemory.PageBytes)];
 
     /// <summary>True if a superslab starts at the granule of <paramref name="p"/> (its header is at
     /// <c>p &amp; ~(4 MiB − 1)</c>). One load; false for null and for addresses above 47 bits.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool IsSuperslab(void* p)
     {
+        if (s_superslabBits == null) return Lookup(p) == SuperslabValue;
         nuint word = (nuint)p >> BitWordShift;
         if (word >= BitWords) return false;
         return ((s_superslabBits[word] >> (int)(((nuint)p >> GranuleShift) & 63)) & 1) != 0;
@@ -87,19 +91,27 @@ internal static unsafe class Registry
 
     private static void SetSuperslabBit(nuint granule)
     {
+        if (s_superslabBits == null) return;
         nuint word = granule >> BitWordShift;
         // Other granules of the word may change at the same time: an atomic OR loses none of them.
         Interlocked.Or(ref *(long*)&s_superslabBits[word], 1L << (int)((granule >> GranuleShift) & 63));
         // The first bit in a page of the bitmap makes that page resident: count it as mapped.
-        if (Interlocked.Exchange(ref s_bitmapPageTouched[(int)(word * sizeof(ulong) >> BitmapPageShift)], 1) == 0)
-            OsMemory.CountTouched((long)1 << BitmapPageShift);
+        if (Interlocked.Exchange(ref s_bitmapPageTouched[(int)(word * sizeof(ulong) / OsMemory.PageBytes)], 1) == 0)
+            OsMemory.CountTouched((long)OsMemory.PageBytes);
     }
 
     private static void ClearSuperslabBit(nuint granule)
     {
+        if (s_superslabBits == null) return;
         nuint word = granule >> BitWordShift;
         if (word >= BitWords) return;
-        Interlocked.And(ref *(long*)&s_superslabBits[word], ~(1L << (int)((granule >> GranuleShift) & 63)));
+        long bit = 1L << (int)((granule >> GranuleShift) & 63);
+        // Only a superslab's granule has its bit set (and only MapNew sets it, never while a large block
+        // holds the granule), so a clear bit stays clear: skip the write. Large blocks clear their
+        // granules all the time, and an atomic AND would dirty the cache line every Free reads, and
+        // touch bitmap pages that were never counted.
+        if ((Volatile.Read(ref *(long*)&s_superslabBits[word]) & bit) == 0) return;
+        Interlocked.And(ref *(long*)&s_superslabBits[word], ~bit);
     }
 
     private static uint* EnsureLeaf(nuint granule)
@@ -118,12 +130,9 @@ internal static unsafe class Registry
         return (uint*)raced;
     }
 
-    private static ulong* ReserveBitmap()
-    {
-        void* bits = OsMemory.ReserveAddressSpace(BitWords * sizeof(ulong));
-        if (bits == null) throw new OutOfMemoryException("SlabAlloc could not reserve its address registry.");
-        return (ulong*)bits;
-    }
+    private static ulong* ReserveBitmap() =>
+        // Null where it cannot be reserved lazily, or when the system refuses: the radix map answers then.
+        (ulong*)OsMemory.ReserveAddressSpace(BitWords * sizeof(ulong));
 
     private static uint** ReserveTop()
     {

@@ -19,6 +19,7 @@ internal static unsafe partial class LibC
     public const int MapNoReserve = 0x4000;
     public const int MapPopulate = 0x8000;
     public const int MadvDontNeed = 4;
+    public const int MadvNoHugePage = 15;
     public static readonly void* MapFailed = (void*)(-1);
 
     static LibC()

@@ -74,23 +74,23 @@ internal static unsafe class OsMemory
 
     /// <summary>
     /// Reserves zeroed read-write address space for a large, sparsely written table, without counting
-    /// it in <see cref="MappedBytes"/>: on Linux untouched pages take no memory, and the owner counts
-    /// the pages it writes with <see cref="CountTouched"/>. Elsewhere the memory is allocated and
-    /// zeroed (all resident) and counted at once. Never released. Null when the system refuses.
+    /// it in <see cref="MappedBytes"/>: untouched pages take no memory, and the owner counts the pages
+    /// it writes with <see cref="CountTouched"/>. Transparent huge pages are refused for the range, so a
+    /// write makes one page resident, not 2 MiB. Linux only (<see cref="UsesMmap"/>); never released.
+    /// Null when the system refuses.
     /// </summary>
     public static void* ReserveAddressSpace(nuint bytes)
     {
-        if (!UsesMmap) return Reserve(bytes, PageBytes);
+        if (!UsesMmap) return null;
         void* p = LibC.Mmap(null, bytes, LibC.ProtRead | LibC.ProtWrite, LibC.MapPrivate | LibC.MapAnonymous | LibC.MapNoReserve, -1, 0);
-        return p == LibC.MapFailed ? null : p;
+        if (p == LibC.MapFailed) return null;
+        LibC.Madvise(p, bytes, LibC.MadvNoHugePage); // advice only: a kernel without THP refuses it harmlessly
+        return p;
     }
 
     /// <summary>Counts <paramref name="bytes"/> of a <see cref="ReserveAddressSpace"/> table as mapped
-    /// (pages it has written). Does nothing where that table was counted whole.</summary>
-    public static void CountTouched(long bytes)
-    {
-        if (UsesMmap) Interlocked.Add(ref s_mappedBytes, bytes);
-    }
+    /// (pages it has written).</summary>
+    public static void CountTouched(long bytes) => Interlocked.Add(ref s_mappedBytes, bytes);
 
     /// <summary>Returns a range obtained from <see cref="Reserve"/> to the system.</summary>
     public static void Release(void* address, nuint bytes)

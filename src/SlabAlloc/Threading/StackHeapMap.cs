@@ -45,13 +45,17 @@ internal static unsafe class StackHeapMap
     private const int EntryCount = 1 << 15; // 2 GiB of address space before entries alias
     private const nuint EntryMask = EntryCount - 1;
 
+    /// <summary>The mask of the table index: 0 where the platform has no exit latches, so that every
+    /// lookup reads the one entry there is (which names the empty heap and never vouches).</summary>
+    private static readonly nuint s_entryMask = ThreadStacks.Supported ? EntryMask : 0;
+
     /// <summary>Entries: heap address minus the empty heap's address.</summary>
     private static readonly nint* s_entries = Reserve();
 
     /// <summary>The entry for stack address <paramref name="stackAddress"/>: a candidate, not an answer.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ThreadHeap* Candidate(ThreadHeap* emptyHeap, nuint stackAddress) =>
-        (ThreadHeap*)((nint)emptyHeap + s_entries[(stackAddress >> GranuleShift) & EntryMask]);
+        (ThreadHeap*)((nint)emptyHeap + s_entries[(stackAddress >> GranuleShift) & s_entryMask]);
 
     /// <summary>True if <paramref name="h"/> is the heap of the thread whose stack holds <paramref name="stackAddress"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -85,7 +89,7 @@ internal static unsafe class StackHeapMap
         if (last - first >= EntryCount) first = last - EntryCount + 1;
         for (nuint g = last; ; g--)
         {
-            s_entries[g & EntryMask] = (nint)h - (nint)emptyHeap;
+            s_entries[g & s_entryMask] = (nint)h - (nint)emptyHeap;
             if (g == first) break;
         }
         return true;
@@ -96,7 +100,7 @@ internal static unsafe class StackHeapMap
     public static void Repoint(ThreadHeap* h, ThreadHeap* emptyHeap, nuint stackAddress)
     {
         if (Vouches(h, stackAddress))
-            s_entries[(stackAddress >> GranuleShift) & EntryMask] = (nint)h - (nint)emptyHeap;
+            s_entries[(stackAddress >> GranuleShift) & s_entryMask] = (nint)h - (nint)emptyHeap;
     }
 
     /// <summary>Makes <paramref name="h"/> vouch for no stack (its thread is gone; called when it is reclaimed).</summary>
@@ -104,9 +108,10 @@ internal static unsafe class StackHeapMap
 
     private static nint* Reserve()
     {
-        // Full size even where nothing registers (no stack ranges): the lookups index it all the same,
-        // and untouched pages of a zeroed mapping read as zero without taking memory.
-        var entries = (nint*)OsMemory.Reserve((nuint)EntryCount * (nuint)sizeof(nint), OsMemory.PageBytes);
+        // Untouched pages of the mapping read as zero without taking memory. Where nothing can register,
+        // one page holds the single entry the zero mask reads.
+        nuint bytes = s_entryMask == 0 ? OsMemory.PageBytes : (nuint)EntryCount * (nuint)sizeof(nint);
+        var entries = (nint*)OsMemory.Reserve(bytes, OsMemory.PageBytes);
         if (entries == null) throw new OutOfMemoryException("SlabAlloc could not start.");
         return entries;
     }
