@@ -163,14 +163,14 @@ internal static unsafe class ThreadCache
         var s = (SlabMeta*)h->Current[sizeClass];
         if (s != s_emptySlab)
         {
-            if (Refill(s)) return Allocate(sizeClass, requested);
+            if (Refill(s)) return AllocateFrom(h, sizeClass, requested);
             // Exhausted: keep owning it (the owner's frees into it stay atomic-free) and look elsewhere.
             OwnedSlabList.Add(ref h->RetainedFull[sizeClass], s, SlabMeta.RetainedFull);
         }
         h->Current[sizeClass] = (nint)s_emptySlab;
         s = TakeRetained(h, sizeClass);
         MakeCurrent(h, sizeClass, s != null ? s : AcquireFromPool(h, sizeClass, requested));
-        return Allocate(sizeClass, requested);
+        return AllocateFrom(h, sizeClass, requested);
     }
 
     /// <summary>A slab of the class from the shared pool; throws when the system has no memory.</summary>
@@ -216,7 +216,7 @@ internal static unsafe class ThreadCache
             }
             s->LocalFree = rest;
         }
-        return Allocate(sizeClass, requested);
+        return AllocateFrom(h, sizeClass, requested);
     }
 
     /// <summary>
