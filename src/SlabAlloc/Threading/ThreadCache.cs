@@ -80,10 +80,7 @@ internal static unsafe class ThreadCache
         SlabMeta* s = ThreadHeap.CurrentSlab(h, sizeClass);
         void* block = s->Free;
         if (block == null) return AllocateSlow(sizeClass, requested);
-        void* next = SlabMeta.NextOf(s, block);
-        s->Free = next;
-        // The next allocation of this class reads that block's link: start fetching its line now.
-        if (System.Runtime.Intrinsics.X86.Sse.IsSupported) System.Runtime.Intrinsics.X86.Sse.Prefetch0(next);
+        s->Free = SlabMeta.NextOf(s, block);
         s->Used++;
         ThreadHeap.AllocCountOf(h, sizeClass)++;
         h->RequestedBytes += (long)requested;
