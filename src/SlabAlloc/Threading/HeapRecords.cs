@@ -49,7 +49,8 @@ internal static unsafe class HeapRecords
             // could not register that heap in the stack map, so take another.
             if (ThreadStacks.IsArmed(&r.Heap->Latch)) continue;
             long live = ((word >> 2) + 1) << 2 | StateLive;
-            // Loses to another attaching thread taking the same record; look further.
+            // Loses to another attaching thread taking the same record; look further. No ABA: every take
+            // bumps the generation in the word, so a word read before a take-and-free cycle never matches.
             if (Interlocked.CompareExchange(ref r.StateWord, live, word) != word) continue;
             r.Thread = thread;
             return r;
