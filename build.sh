@@ -61,6 +61,20 @@ case "$cmd" in
       failed=$((failed + $(sed -n 's/.* failed="\([0-9]*\)".*/\1/p' <<<"$counters")))
     done
     if [ "$sample" = passed ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+    # Name every failed test, with the first lines of its message, where a CI log's tail shows it.
+    failures="$(for trx in "$results"/*.trx; do
+      python3 - "$trx" <<'PY' 2>/dev/null || grep -o 'testName="[^"]*" [^>]*outcome="Failed"' "$trx" || true
+import sys, xml.etree.ElementTree as ET
+ns = {"t": "http://microsoft.com/schemas/VisualStudio/TeamTest/2010"}
+name = sys.argv[1].rsplit("/", 1)[-1].removesuffix(".trx")
+for r in ET.parse(sys.argv[1]).getroot().iterfind(".//t:UnitTestResult", ns):
+    if r.get("outcome") == "Failed":
+        message = r.findtext(".//t:Message", "", ns).strip().splitlines()[:6]
+        print(f"FAILED [{name}] {r.get('testName')}")
+        for line in message:
+            print("    " + line)
+PY
+    done)"
     # 30 seconds of the soak: mixed workload, thread churn, stamped blocks, exact accounting, bounded RSS.
     # (An hour: ./build.sh soak --seconds 3600.)
     echo "=== soak (30 s) ==="
@@ -70,6 +84,7 @@ case "$cmd" in
       failed=$((failed + 1)); status=1
     fi
     rm -rf "$results"
+    [ -n "$failures" ] && printf '=== failed tests ===\n%s\n' "$failures"
     echo "tests: $passed passed, $failed failed"
     exit "$status"
     ;;

@@ -2,10 +2,18 @@ using SlabAlloc.Core;
 
 namespace SlabAlloc.Tests.Core;
 
-public unsafe class RegistryTests
+public sealed unsafe class RegistryTests : IDisposable
 {
-    // A granule far from anything the process maps: values are only numbers here, nothing is touched.
-    private static readonly nuint Probe = unchecked((nuint)0x7ff0_0000_0000);
+    // Made-up granules inside a hole no mapping can take: values are only numbers here, nothing is
+    // touched, and no real superslab's entry can be overwritten or cleared. One hole holds a whole
+    // registry leaf (32 GiB) aligned to one, so the leaf test's granules share a leaf that no real
+    // block uses (fresh unless an earlier hole at the same address installed it); the bitmap tests use
+    // 64-granule words of their own.
+    private static readonly nuint LeafBytes = (nuint)1 << (Geometry.SuperslabShift + 13);
+    private readonly AddressHole _hole = new(LeafBytes, LeafBytes);
+    private nuint Probe => _hole.Base + (nuint)64 * Geometry.SuperslabBytes + 5 * Geometry.SuperslabBytes;
+
+    public void Dispose() => _hole.Dispose();
 
     [Fact]
     public void SetLookupAndClearAGranule()
@@ -57,7 +65,7 @@ public unsafe class RegistryTests
         // Four threads each own 16 granules of one bitmap word and set and clear them over and over; at
         // the end each granule's bit must be exactly its own last write.
         const int Threads = 4, PerThread = 16, Rounds = 2000;
-        nuint wordBase = unchecked((nuint)0x7e00_0000_0000);
+        nuint wordBase = _hole.Base + (nuint)128 * Geometry.SuperslabBytes; // a word of its own
         using var start = new Barrier(Threads);
         var threads = Enumerable.Range(0, Threads).Select(t => new Thread(() =>
         {
@@ -87,7 +95,7 @@ public unsafe class RegistryTests
     {
         // Several threads set granules under the same fresh leaf at once; every value must survive.
         const int Threads = 4, PerThread = 64;
-        nuint leafBase = unchecked((nuint)0x7f00_0000_0000);
+        nuint leafBase = _hole.Base;
         using var start = new Barrier(Threads);
         var threads = Enumerable.Range(0, Threads).Select(t => new Thread(() =>
         {
