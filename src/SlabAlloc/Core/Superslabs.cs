@@ -55,6 +55,17 @@ internal static unsafe class Superslabs
     /// <paramref name="e"/>. Returns its first slot, or -1 when there is none.</summary>
     public static int TryClaim(SuperslabEntry* e, int span, ref int casFailures)
     {
+        int slot = TryClaimSlots(e, span, ref casFailures, out bool wasEmpty);
+        if (wasEmpty) Interlocked.Decrement(ref s_emptyCount);
+        return slot;
+    }
+
+    /// <summary>The claim itself, on <paramref name="e"/>'s mask alone: <paramref name="wasEmpty"/> says
+    /// whether the claim took the superslab's last all-free state, which <see cref="TryClaim"/> counts.
+    /// Tests call this on entries that are not in the directory, so that the count stays true.</summary>
+    internal static int TryClaimSlots(SuperslabEntry* e, int span, ref int casFailures, out bool wasEmpty)
+    {
+        wasEmpty = false;
         for (bool retry = false; ; retry = true)
         {
             ulong mask = (ulong)Volatile.Read(ref e->FreeMask);
@@ -64,7 +75,7 @@ internal static unsafe class Superslabs
             // Loses to another claim or release on this superslab (or its retirement); retry on the new mask.
             if ((ulong)Interlocked.CompareExchange(ref e->FreeMask, (long)(mask & ~SpanBits(slot, span)), (long)mask) == mask)
             {
-                if (mask == Geometry.AllSlotsFree) Interlocked.Decrement(ref s_emptyCount);
+                wasEmpty = mask == Geometry.AllSlotsFree;
                 return slot;
             }
         }

@@ -3,6 +3,9 @@ using SlabAlloc.Core;
 
 namespace SlabAlloc.Tests.Core;
 
+/// <summary>Claims on made-up entries: through <see cref="Superslabs.TryClaimSlots"/>, which leaves the
+/// process-wide count of empty superslabs alone (these entries are not in the directory, and the
+/// class runs in parallel with the allocator's own tests).</summary>
 public unsafe class SuperslabsTests
 {
     private static SuperslabEntry* FakeEntry(ulong freeMask)
@@ -40,6 +43,7 @@ public unsafe class SuperslabsTests
         var e = FakeEntry(Geometry.AllSlotsFree);
         const int Threads = 4;
         var claimed = new List<int>[Threads];
+        int tookEmpty = 0;
         using var start = new Barrier(Threads);
         var threads = Enumerable.Range(0, Threads).Select(t => new Thread(() =>
         {
@@ -49,9 +53,10 @@ public unsafe class SuperslabsTests
             while (true)
             {
                 int span = (claimed[t].Count + t) % 3 == 0 ? Geometry.MediumSpanSlots : 1;
-                int slot = Superslabs.TryClaim(e, span, ref failures);
-                if (slot < 0 && span > 1) slot = Superslabs.TryClaim(e, span = 1, ref failures);
+                int slot = Superslabs.TryClaimSlots(e, span, ref failures, out bool wasEmpty);
+                if (slot < 0 && span > 1) slot = Superslabs.TryClaimSlots(e, span = 1, ref failures, out wasEmpty);
                 if (slot < 0) break;
+                if (wasEmpty) Interlocked.Increment(ref tookEmpty);
                 for (int i = slot; i < slot + span; i++) claimed[t].Add(i);
             }
         })).ToArray();
@@ -61,6 +66,7 @@ public unsafe class SuperslabsTests
         var all = claimed.SelectMany(c => c).OrderBy(i => i).ToArray();
         Assert.Equal(Enumerable.Range(1, 63), all);  // every slot but the header, once
         Assert.Equal(0, e->FreeMask);
+        Assert.Equal(1, tookEmpty);                  // exactly one claim found it all free
     }
 
     [Fact]
@@ -68,7 +74,8 @@ public unsafe class SuperslabsTests
     {
         var e = FakeEntry(0); // a retired entry, or one not published yet
         int failures = 0;
-        Assert.Equal(-1, Superslabs.TryClaim(e, 1, ref failures));
+        Assert.Equal(-1, Superslabs.TryClaimSlots(e, 1, ref failures, out bool wasEmpty));
+        Assert.False(wasEmpty);
         Assert.Equal(0, failures);
     }
 }
