@@ -142,6 +142,7 @@ public static unsafe class SlabMemory
     {
         ThreadCache.TrimCurrentThread();
         HeapRecords.ReclaimDead();
+        HeapRecords.AwaitReclaims();
         SlabPool.Shared.Trim();
         LargeObjects.FlushCache();
     }

@@ -82,6 +82,19 @@ internal static unsafe class HeapRecords
         }
     }
 
+    /// <summary>Waits until no heap is being reclaimed. A reclaim that another thread (the finalizer)
+    /// won but has not finished is skipped by <see cref="ReclaimDead"/>; <c>Trim</c> waits for it, so that
+    /// what it finds to trim includes that heap's slabs. A reclaim runs no user code and takes
+    /// microseconds, unless its thread is descheduled.</summary>
+    public static void AwaitReclaims()
+    {
+        for (HeapRecord? r = Head; r != null; r = r.Next)
+        {
+            var spin = new SpinWait();
+            while ((Volatile.Read(ref r.StateWord) & StateMask) == StateReclaiming) spin.SpinOnce();
+        }
+    }
+
     /// <summary>Hands the slabs of <paramref name="r"/>'s heap back to the pool, if it is still
     /// live in generation <paramref name="generation"/>.</summary>
     public static void TryReclaim(HeapRecord r, long generation)
