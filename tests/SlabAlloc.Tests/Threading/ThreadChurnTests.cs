@@ -16,6 +16,10 @@ public sealed unsafe class ThreadChurnTests(ITestOutputHelper output)
             nint[] toFree = handedOver;
             var next = new nint[PerWave][];
             var threads = new Thread[PerWave];
+            // Every thread of a wave is alive, with its cache, until all of them have allocated: the same
+            // number of caches at once in every wave, however the threads are scheduled (otherwise a busy
+            // machine, by overlapping more threads in later waves than in the first, grows the peak).
+            var allocated = new Barrier(PerWave);
             for (int t = 0; t < PerWave; t++)
             {
                 int id = t, seed = wave * 31 + t;
@@ -34,10 +38,12 @@ public sealed unsafe class ThreadChurnTests(ITestOutputHelper output)
                     // Free half, hand the other half to the next wave.
                     for (int i = 0; i < mine.Length; i += 2) SlabMemory.Free((void*)mine[i]);
                     next[id] = mine.Where((_, i) => i % 2 == 1).ToArray();
+                    allocated.SignalAndWait();
                 });
                 threads[t].Start();
             }
             foreach (Thread t in threads) t.Join();
+            allocated.Dispose();
             handedOver = next.SelectMany(x => x).ToArray();
             long mapped = SlabMemory.GetStatistics().BytesMapped;
             if (wave == 20) mappedAfterWarmUp = mapped;
