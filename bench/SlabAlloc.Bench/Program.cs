@@ -46,6 +46,8 @@ static int Dispatch(string[] args)
             return ThreadCycles.Run(rest);
         case "soak":
             return Soak.Run(rest);
+        case "firstuse":
+            return FirstUse.Run(rest, allocator);
         case "pairs" or "mixed":
             return MicroLoops.Run(args[0], rest, allocator);
         default:
@@ -87,5 +89,6 @@ partial class Program
           mixed N [--allocator slab|native]           (N batches of 1000 allocations then 1000 frees)
           hotthread [size] [slots] [iterations]       (page faults of a hot thread, cold vs ReserveThreadCache)
           threadcycles [cycles] [threads-at-once]     (mapped memory across thread create/exit cycles; default 10000 4)
+          firstuse [--allocator slab|native]          (run in a fresh process: the cost of each allocation path's first use)
         """;
 }
