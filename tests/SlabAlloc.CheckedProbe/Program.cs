@@ -50,8 +50,11 @@ internal static unsafe class Program
             case "workout":
                 Workout();
                 break;
+            case "meter":
+                MeterPublished();
+                break;
             default:
-                Console.Error.WriteLine("usage: SlabAlloc.CheckedProbe [double-free | realloc-freed | uncarved <Free|AlignedFree|Realloc|AlignedRealloc|UsableSize> <owner|remote> | overflow | double-free-immediate | workout]");
+                Console.Error.WriteLine("usage: SlabAlloc.CheckedProbe [double-free | realloc-freed | uncarved <Free|AlignedFree|Realloc|AlignedRealloc|UsableSize> <owner|remote> | overflow | double-free-immediate | workout | meter]");
                 return 2;
         }
 
@@ -60,6 +63,35 @@ internal static unsafe class Program
         Console.WriteLine("PROBE_OK");
         return 0;
     }
+
+    // ---- meter: the SlabAlloc meter is published without anything asking for it ----
+
+    /// <summary>Starts a <see cref="System.Diagnostics.Metrics.MeterListener"/>, allocates, and waits for
+    /// the SlabAlloc meter's instruments to be published: the meter is created on a background thread
+    /// when the assembly loads, and nothing in this process asks for it. Prints
+    /// <c>METER_PUBLISHED &lt;instruments&gt;</c>, or <c>METER_MISSING</c> (a failure) when it did not
+    /// appear within a minute (a hang guard, not a timing test: it appears within milliseconds).</summary>
+    private static void MeterPublished()
+    {
+        var names = new System.Collections.Concurrent.ConcurrentDictionary<string, bool>();
+        using var all = new ManualResetEventSlim();
+        using var listener = new System.Diagnostics.Metrics.MeterListener
+        {
+            InstrumentPublished = (instrument, _) =>
+            {
+                if (instrument.Meter.Name != SlabAllocMetrics.MeterName) return;
+                names[instrument.Name] = true;
+                if (names.Count == ExpectedInstruments) all.Set();
+            },
+        };
+        listener.Start();
+        SlabMemory.Free(SlabMemory.Alloc(64));
+        if (all.Wait(TimeSpan.FromMinutes(1))) Console.WriteLine($"METER_PUBLISHED {names.Count}");
+        else Fail($"METER_MISSING: {names.Count} of {ExpectedInstruments} instruments published");
+    }
+
+    /// <summary>The instruments the README's metrics table lists.</summary>
+    private const int ExpectedInstruments = 13;
 
     // ---- overflow: a heap overflow overwrites a free block's link (default, hardened mode) ----
 

@@ -30,8 +30,11 @@ namespace SlabAlloc.Diagnostics
     /// </remarks>
     internal static class SlabMeter
     {
-        /// <summary>The meter, created by <see cref="Initialize"/>.</summary>
-        internal static Meter Meter { get; private set; } = null!;
+        private static Meter? s_meter;
+        private static readonly Lock s_createGate = new();
+
+        /// <summary>The meter, created now if the background creation has not finished yet.</summary>
+        internal static Meter Meter => Volatile.Read(ref s_meter) ?? Create();
 
         /// <summary>The instruments' names. An instrument's index in <see cref="All"/> is the number its
         /// callback passes to <see cref="Read"/>, and its bit in <see cref="Snapshot.Consumed"/>.</summary>
@@ -68,10 +71,39 @@ namespace SlabAlloc.Diagnostics
         private static readonly KeyValuePair<string, object?>[][] s_casSites =
             [[new("site", "stage1")], [new("site", "stage2")], [new("site", "stage3")], [new("site", "release")]];
 
-#pragma warning disable CA2255 // the meter must exist before a listener looks for it; this costs a few objects once and nothing per allocation
+#pragma warning disable CA2255 // the meter must be published without anyone asking for it; see Create
+        /// <summary>Publishes the meter from a short-lived background thread when the assembly loads.</summary>
+        /// <remarks>Creating the first <see cref="System.Diagnostics.Metrics.Meter"/> of a process also
+        /// creates the runtime's metrics event source: 6-8 ms, measured (<c>SlabAlloc.Bench firstuse</c>),
+        /// which the first allocation of a program paid when the meter was created here on the loading
+        /// thread. Listeners see a meter published after they started (their <c>InstrumentPublished</c>
+        /// callback runs then), so a meter that appears a few milliseconds after the assembly loads loses
+        /// nothing; anything that needs it at once gets it from <see cref="Meter"/>.</remarks>
         [ModuleInitializer]
         internal static void Initialize()
 #pragma warning restore CA2255
+        {
+            try
+            {
+                var publisher = new Thread(static () => Create()) { IsBackground = true, Name = "SlabAlloc meter" };
+                publisher.UnsafeStart();
+            }
+            catch (Exception e) when (e is OutOfMemoryException or ThreadStartException)
+            {
+                Create(); // no thread to spare: publish on the loading thread, as before
+            }
+        }
+
+        /// <summary>Creates and publishes the meter once; later calls return it.</summary>
+        private static Meter Create()
+        {
+            lock (s_createGate)
+            {
+                return s_meter ?? Publish();
+            }
+        }
+
+        private static Meter Publish()
         {
             var m = new Meter(SlabAllocMetrics.MeterName);
             m.CreateObservableUpDownCounter(Names.MemoryInUse, () => Read(0).Stats.BytesInUse, "By",
@@ -100,7 +132,8 @@ namespace SlabAlloc.Diagnostics
                 "Shared-pool mutex acquisitions that found the mutex taken, per path (SLABALLOC_LOCK_STATS=1).");
             m.CreateObservableCounter(Names.CasRetries, ObserveCasRetries, "{retry}",
                 "Failed CAS attempts in the shared pool, per site (SLABALLOC_LOCK_STATS=1).");
-            Meter = m;
+            Volatile.Write(ref s_meter, m);
+            return m;
         }
 
         private static Measurement<int>[] ObserveSlabs()
@@ -142,7 +175,7 @@ namespace SlabAlloc.Diagnostics
         // MaxAge (so an instrument that one listener reads much later than another listener's pass does
         // not get stale figures). A pass costs one GetStatistics() walk plus one GetLockStatistics()
         // (which walks the thread heaps and the directory once more for its allocation counts).
-        private static readonly TimeSpan MaxAge = TimeSpan.FromMilliseconds(50);
+        internal static TimeSpan MaxAge = TimeSpan.FromMilliseconds(50); // settable for tests only
         private static readonly Lock s_gate = new();
         private static Snapshot? s_current;
         private static long s_snapshots;

@@ -27,6 +27,9 @@ public sealed unsafe class SlabMeterTests
 
         public Recorder()
         {
+            // The meter is published from a background thread when the assembly loads; make sure it exists
+            // before this listener starts (TheMeterIsPublishedAtLoadWithoutBeingAskedFor covers that thread).
+            _ = SlabMeter.Meter;
             _listener.InstrumentPublished = (instrument, listener) =>
             {
                 if (instrument.Meter.Name != SlabAllocMetrics.MeterName) return;
@@ -71,6 +74,16 @@ public sealed unsafe class SlabMeterTests
         Assert.NotNull(SlabMeter.Meter);
         Assert.Equal("SlabAlloc", SlabAllocMetrics.MeterName);
         Assert.Equal(SlabAllocMetrics.MeterName, SlabMeter.Meter.Name);
+    }
+
+    [Fact]
+    public void TheMeterIsPublishedAtLoadWithoutBeingAskedFor()
+    {
+        // In a fresh process that never asks for the meter: a listener sees all its instruments.
+        var result = ProbeProcess.Run(new Dictionary<string, string>(), "meter");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Equal([$"METER_PUBLISHED {SlabMeter.Names.All.Length}"], result.Lines("METER_"));
+        Assert.Single(result.Lines("PROBE_OK"));
     }
 
     [Fact]
@@ -200,14 +213,41 @@ public sealed unsafe class SlabMeterTests
     public void OneCollectionPassTakesOneSnapshot()
     {
         using var recorder = new Recorder();
-        long snapshots = SlabMeter.SnapshotsTaken, callbacks = SlabMeter.CallbackInvocations;
-        recorder.Collect();
-        Assert.Equal(1, SlabMeter.SnapshotsTaken - snapshots);
-        Assert.Equal(SlabMeter.Names.All.Length, SlabMeter.CallbackInvocations - callbacks);
+        TimeSpan maxAge = SlabMeter.MaxAge;
+        SlabMeter.MaxAge = TimeSpan.MaxValue; // a pass slowed by a busy machine must not count as two
+        try
+        {
+            long snapshots = SlabMeter.SnapshotsTaken, callbacks = SlabMeter.CallbackInvocations;
+            recorder.Collect();
+            Assert.Equal(1, SlabMeter.SnapshotsTaken - snapshots);
+            Assert.Equal(SlabMeter.Names.All.Length, SlabMeter.CallbackInvocations - callbacks);
 
-        // A second pass right away is a new pass: it sees fresh figures, not the cached ones.
-        recorder.Collect();
-        Assert.Equal(2, SlabMeter.SnapshotsTaken - snapshots);
+            // A second pass right away is a new pass: it sees fresh figures, not the cached ones.
+            recorder.Collect();
+            Assert.Equal(2, SlabMeter.SnapshotsTaken - snapshots);
+        }
+        finally
+        {
+            SlabMeter.MaxAge = maxAge;
+        }
+    }
+
+    [Fact]
+    public void ASnapshotOlderThanTheMaximumAgeIsNotReused()
+    {
+        using var recorder = new Recorder();
+        TimeSpan maxAge = SlabMeter.MaxAge;
+        SlabMeter.MaxAge = TimeSpan.MinValue; // every snapshot is too old by the time the next instrument reads
+        try
+        {
+            long snapshots = SlabMeter.SnapshotsTaken;
+            recorder.Collect();
+            Assert.Equal(SlabMeter.Names.All.Length, SlabMeter.SnapshotsTaken - snapshots);
+        }
+        finally
+        {
+            SlabMeter.MaxAge = maxAge;
+        }
     }
 
     [Fact]
