@@ -47,6 +47,19 @@ internal static unsafe partial class LibC
     [LibraryImport(Library, EntryPoint = "madvise", SetLastError = true)]
     public static partial int Madvise(void* address, nuint length, int advice);
 
+    // Files: only for reading /proc/self/maps without the managed file stack's first-use cost.
+
+    public const int OpenReadOnlyCloseOnExec = 0x80000; // O_RDONLY (0) | O_CLOEXEC
+
+    [LibraryImport(Library, EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    public static partial int Open(string path, int flags);
+
+    [LibraryImport(Library, EntryPoint = "read", SetLastError = true)]
+    public static partial nint Read(int fd, void* buffer, nuint count);
+
+    [LibraryImport(Library, EntryPoint = "close")]
+    public static partial int Close(int fd);
+
     public const int RusageThread = 1;
 
     /// <summary>struct rusage on 64-bit Linux: two timevals, then 14 longs (maxrss, ixrss, idrss, isrss, minflt, majflt, ...).</summary>
