@@ -47,6 +47,10 @@ internal static unsafe class ThreadCache
         return StackHeapMap.Vouches(h, (nuint)(&marker)) ? h : null;
     }
 
+    /// <summary>For tests: whether the calling thread keeps its empty slabs of <paramref name="sizeClass"/>
+    /// (it reserved them with <c>ReserveThreadCache</c>).</summary>
+    internal static bool KeepsEmptySlabs(int sizeClass) => HeapFromThreadStatic->KeepEmpty[sizeClass] != 0;
+
     /// <summary>For tests: the calling thread's heap from the thread-static (null before it attached).</summary>
     internal static ThreadHeap* HeapOfCallingThread() => HeapFromThreadStatic == s_emptyHeap ? null : HeapFromThreadStatic;
 
@@ -292,7 +296,9 @@ internal static unsafe class ThreadCache
         HeapRecord? record = HeapRecords.Attach(Thread.CurrentThread, s_emptyHeap);
         if (record == null) return null;
         h = record.Heap;
+        // A reused record's heap: what its last thread chose for itself does not carry over.
         h->StackRegistrationFailures = 0;
+        h->KeepEmpty = default;
         t_sentinel = new ThreadExitSentinel(record, Volatile.Read(ref record.StateWord) >> 2);
         t_heapOffset = (nint)h - (nint)s_emptyHeap;
         RegisterStack(h);

@@ -33,6 +33,45 @@ public sealed unsafe class ReserveThreadCacheTests
     }
 
     [Fact]
+    public void AReservationEndsWithItsThreadAndIsNotInheritedWithTheHeap()
+    {
+        // The first thread reserves and exits. Then more threads than there are heap records attach at
+        // once, so that every record free to take is taken (the reserver's among them): none of them may
+        // keep empty slabs it never reserved.
+        int sizeClass = SlabAlloc.Core.SizeClasses.ClassOf(64);
+        nint reserverHeap = 0;
+        var reserver = new Thread(() =>
+        {
+            SlabMemory.ReserveThreadCache(64, 100);
+            Assert.True(SlabAlloc.Threading.ThreadCache.KeepsEmptySlabs(sizeClass));
+            reserverHeap = (nint)SlabAlloc.Threading.ThreadCache.HeapOfCallingThread();
+        });
+        reserver.Start();
+        reserver.Join();
+        // A record is taken over only once its thread has finished exiting (its exit latch released).
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (SlabAlloc.Platform.ThreadStacks.IsArmed(&((SlabAlloc.Threading.ThreadHeap*)reserverHeap)->Latch))
+        {
+            Assert.True(waited.Elapsed < TimeSpan.FromMinutes(1), "the reserving thread never finished exiting"); // a hang guard
+            Thread.Sleep(1);
+        }
+
+        int count = SlabAlloc.Threading.HeapRecords.RecordCount + 2, inherited = 0, tookTheReserversHeap = 0;
+        using var attached = new Barrier(count);
+        var threads = Enumerable.Range(0, count).Select(_ => new Thread(() =>
+        {
+            SlabMemory.Free(SlabMemory.Alloc(64));
+            if (SlabAlloc.Threading.ThreadCache.KeepsEmptySlabs(sizeClass)) Interlocked.Increment(ref inherited);
+            if ((nint)SlabAlloc.Threading.ThreadCache.HeapOfCallingThread() == reserverHeap) Interlocked.Increment(ref tookTheReserversHeap);
+            attached.SignalAndWait();
+        })).ToArray();
+        foreach (Thread t in threads) t.Start();
+        foreach (Thread t in threads) t.Join();
+        Assert.True(tookTheReserversHeap == 1, $"{tookTheReserversHeap} threads took over the reserving thread's heap: the test did not test inheritance");
+        Assert.Equal(0, inherited);
+    }
+
+    [Fact]
     public void SizesAboveTheLargestClassAreRejected()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => SlabMemory.ReserveThreadCache(64 * 1024 + 1, 1));
