@@ -2,15 +2,29 @@
 # The performance issue's workloads with its exact arguments, side by side in one run:
 #   Larson `5 8 1000 5000 100 4141 T` at T = 1, 2, 8 and mid-large `T 40000 2048 42` at T = 1, 2, 8,
 # for SlabAlloc (lock-free pool), mimalloc and glibc through NativeMemory in the same harness.
-# Runs are interleaved (slab, mimalloc, glibc, slab, ...); Larson runs `reps` times per cell, mid-large
-# (40,000 cycles is a few milliseconds, so mostly start-up) 4 × reps times; the first run of each cell
-# is dropped and the median is reported. Writes docs/results/issue-targets.md.
-#   bench/issue-targets.sh [reps]          (default 3: about 3 minutes)
+# Mid-large also runs with 10,000,000 cycles (the steady state; 40,000 cycles is a few milliseconds).
+# Runs are interleaved (slab, mimalloc, glibc, slab, ...); Larson and steady mid-large run `reps` times
+# per cell, mid-large at 40,000 cycles 4 × reps times; the first run of each cell is dropped and the
+# median is reported. Writes docs/results/issue-targets.md.
+#   bench/issue-targets.sh [reps]          (default 3: about 4 minutes)
+#   bench/issue-targets.sh [reps] r2r      (the harness and SlabAlloc published ReadyToRun, as an
+#                                           application would ship; writes docs/results/issue-targets-r2r.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reps="${1:-3}"
-dotnet build bench/SlabAlloc.Bench/SlabAlloc.Bench.csproj -c Release -nologo -v quiet >/dev/null
-dll=bench/SlabAlloc.Bench/bin/Release/net10.0/SlabAlloc.Bench.dll
+mode="${2:-jit}"
+if [ "$mode" = r2r ]; then
+  dll_dir="$(mktemp -d)"
+  trap 'rm -rf "$dll_dir"' EXIT
+  dotnet publish bench/SlabAlloc.Bench/SlabAlloc.Bench.csproj -c Release -r linux-x64 --self-contained false \
+    -p:PublishReadyToRun=true -o "$dll_dir" -nologo -v quiet >/dev/null
+  dll="$dll_dir/SlabAlloc.Bench.dll"
+  out=docs/results/issue-targets-r2r.md
+else
+  dotnet build bench/SlabAlloc.Bench/SlabAlloc.Bench.csproj -c Release -nologo -v quiet >/dev/null
+  dll=bench/SlabAlloc.Bench/bin/Release/net10.0/SlabAlloc.Bench.dll
+  out=docs/results/issue-targets.md
+fi
 mimalloc=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2
 [ -f "$mimalloc" ] || { echo "mimalloc is not installed (apt-get install libmimalloc2.0)" >&2; exit 1; }
 
@@ -44,22 +58,30 @@ for ((r = 0; r < 4 * reps; r++)); do
     done
   done
 done
+for ((r = 0; r < reps; r++)); do
+  for t in 1 2 8; do
+    for who in slab mimalloc glibc; do
+      printf '\rmidlarge-10M T=%d %-8s rep %d/%d   ' "$t" "$who" $((r + 1)) "$reps" >&2
+      run "midlarge-10M|$t" "$who" midlarge "$t" 10000000 2048 42
+    done
+  done
+done
 echo >&2
 
-out=docs/results/issue-targets.md
 {
   echo "# The performance issue's workloads, with its exact arguments"
   echo
-  echo "Produced by \`bench/issue-targets.sh $reps\` on $(date -u '+%Y-%m-%d %H:%M') UTC in $(( $(date +%s) - start )) s."
+  echo "Produced by \`bench/issue-targets.sh $reps${2:+ $2}\` on $(date -u '+%Y-%m-%d %H:%M') UTC in $(( $(date +%s) - start )) s."
   echo "Machine: $(nproc) cores, .NET $(dotnet --list-runtimes | sed -n 's/^Microsoft.NETCore.App \([0-9.]*\).*/\1/p' | tail -1)."
   echo
-  echo "Larson \`5 8 1000 5000 100 4141 T\` ($reps runs per cell) and mid-large \`T 40000 2048 42\` ($((4 * reps)) runs per cell),"
+  echo "Larson \`5 8 1000 5000 100 4141 T\` ($reps runs per cell), mid-large \`T 40000 2048 42\` ($((4 * reps)) runs per cell) and"
+  echo "mid-large \`T 10000000 2048 42\` ($reps runs per cell, row midlarge-10M); the harness is $([ "$mode" = r2r ] && echo "published ReadyToRun (SlabAlloc with it)" || echo "JIT-compiled (the default build)"),"
   echo "first run of each cell dropped, median in million operations per second. mimalloc and glibc are"
   echo "\`NativeMemory\` in the same harness (mimalloc through LD_PRELOAD); runs were interleaved."
   echo
   echo "| workload | T | SlabAlloc | mimalloc | glibc | SlabAlloc / mimalloc | SlabAlloc / glibc | target |"
   echo "|---|---:|---:|---:|---:|---:|---:|---|"
-  for w in larson midlarge; do
+  for w in larson midlarge midlarge-10M; do
     for t in 1 2 8; do
       s=$(median <<<"${runs[$w|$t|slab]}"); m=$(median <<<"${runs[$w|$t|mimalloc]}"); g=$(median <<<"${runs[$w|$t|glibc]}")
       if [ "$w" = larson ]; then
@@ -73,7 +95,7 @@ out=docs/results/issue-targets.md
   done
   echo
   echo "Mid-large at 40,000 cycles lasts a few milliseconds per thread: it measures start-up (first"
-  echo "touches of fresh memory, and for SlabAlloc the JIT compiling its slow paths) more than the steady"
-  echo "state; \`./build.sh\` runs it with 1,000,000 cycles (\`docs/results/ab-latest.md\`)."
+  echo "touches of fresh memory, and for SlabAlloc the JIT compiling its slow paths: \`SlabAlloc.Bench firstuse\`,"
+  echo "\`docs/results/firstuse.md\`) more than the steady state, which the midlarge-10M row measures."
 } > "$out"
 cat "$out"

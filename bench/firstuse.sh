@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# What a process pays the first time it takes each allocation path (`SlabAlloc.Bench firstuse`), for
+# SlabAlloc JIT-compiled (the default build), SlabAlloc published ReadyToRun (as an application can
+# ship it), mimalloc and glibc (through NativeMemory; mimalloc by LD_PRELOAD). Each run is a fresh
+# process; runs are interleaved; the median of `reps` runs per line is reported, in microseconds.
+# Writes docs/results/firstuse.md.
+#   bench/firstuse.sh [reps]      (default 7: about a minute)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+reps="${1:-7}"
+r2r="$(mktemp -d)"
+trap 'rm -rf "$r2r"' EXIT
+dotnet build bench/SlabAlloc.Bench/SlabAlloc.Bench.csproj -c Release -nologo -v quiet >/dev/null
+dotnet publish bench/SlabAlloc.Bench/SlabAlloc.Bench.csproj -c Release -r linux-x64 --self-contained false \
+  -p:PublishReadyToRun=true -o "$r2r" -nologo -v quiet >/dev/null
+jit=bench/SlabAlloc.Bench/bin/Release/net10.0/SlabAlloc.Bench.dll
+mimalloc=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2
+[ -f "$mimalloc" ] || { echo "mimalloc is not installed (apt-get install libmimalloc2.0)" >&2; exit 1; }
+
+work="$(mktemp -d)"
+trap 'rm -rf "$r2r" "$work"' EXIT
+for ((r = 0; r < reps; r++)); do
+  printf '\rfirstuse run %d/%d   ' $((r + 1)) "$reps" >&2
+  dotnet "$jit" firstuse >> "$work/jit"
+  dotnet "$r2r/SlabAlloc.Bench.dll" firstuse >> "$work/r2r"
+  LD_PRELOAD="$mimalloc" dotnet "$jit" firstuse --allocator native >> "$work/mimalloc"
+  dotnet "$jit" firstuse --allocator native >> "$work/glibc"
+done
+echo >&2
+
+# The first column of each output line, per step, median over the runs.
+medians() { # $1 = file
+  awk '/^  first/ { step = $0; sub(/ +[0-9.]+ us.*/, "", step); sub(/^  /, "", step);
+                    for (i = 1; i <= NF; i++) if ($(i + 1) == "us") { v = $i; break }
+                    n[step]++; vals[step, n[step]] = v; if (!(step in order)) { order[step] = ++k; names[k] = step } }
+       END { for (j = 1; j <= k; j++) { s = names[j]; m = n[s]; c = 0
+               for (a = 1; a <= m; a++) x[a] = vals[s, a]
+               for (a = 1; a <= m; a++) for (b = a + 1; b <= m; b++) if (x[b] < x[a]) { t = x[a]; x[a] = x[b]; x[b] = t }
+               printf "%s\t%.1f\n", s, (m % 2 ? x[(m + 1) / 2] : (x[m / 2] + x[m / 2 + 1]) / 2) } }' "$1"
+}
+out=docs/results/firstuse.md
+{
+  echo "# First use of each allocation path"
+  echo
+  echo "Produced by \`bench/firstuse.sh $reps\` on $(date -u '+%Y-%m-%d %H:%M') UTC. Machine: $(nproc) cores,"
+  echo ".NET $(dotnet --list-runtimes | sed -n 's/^Microsoft.NETCore.App \([0-9.]*\).*/\1/p' | tail -1). Each run is a fresh process (\`SlabAlloc.Bench firstuse\`);"
+  echo "median of $reps runs, wall time of one alloc+free in microseconds. \"SlabAlloc R2R\" is the same code"
+  echo "published ReadyToRun (\`dotnet publish -p:PublishReadyToRun=true\`), as an application can ship it."
+  echo
+  echo "| step | SlabAlloc (JIT) | SlabAlloc R2R | mimalloc | glibc |"
+  echo "|---|---:|---:|---:|---:|"
+  join -t $'\t' <(medians "$work/jit" | nl -w3 -s$'\t' | sort -t $'\t' -k2,2) <(medians "$work/r2r" | sort -t $'\t' -k1,1) -1 2 -2 1 \
+    | join -t $'\t' - <(medians "$work/mimalloc" | sort -t $'\t' -k1,1) \
+    | join -t $'\t' - <(medians "$work/glibc" | sort -t $'\t' -k1,1) \
+    | sort -t $'\t' -k2,2n | awk -F'\t' '{ printf "| %s | %s | %s | %s | %s |\n", $1, $3, $4, $5, $6 }'
+} > "$out"
+cat "$out"
