@@ -51,10 +51,14 @@ internal static unsafe class Program
                 Workout();
                 break;
             case "meter":
-                MeterPublished();
+                MeterPublished(args.Length > 1 ? int.Parse(args[1]) : 0);
+                break;
+            case "reclaim-corruption":
+                ReclaimCorruption();
+                baseline = SlabMemory.GetStatistics().BlocksInUse; // the double-freed block was counted twice
                 break;
             default:
-                Console.Error.WriteLine("usage: SlabAlloc.CheckedProbe [double-free | realloc-freed | uncarved <Free|AlignedFree|Realloc|AlignedRealloc|UsableSize> <owner|remote> | overflow | double-free-immediate | workout | meter]");
+                Console.Error.WriteLine("usage: SlabAlloc.CheckedProbe [double-free | realloc-freed | uncarved <Free|AlignedFree|Realloc|AlignedRealloc|UsableSize> <owner|remote> | overflow | double-free-immediate | workout | meter <instruments> | reclaim-corruption]");
                 return 2;
         }
 
@@ -71,7 +75,7 @@ internal static unsafe class Program
     /// when the assembly loads, and nothing in this process asks for it. Prints
     /// <c>METER_PUBLISHED &lt;instruments&gt;</c>, or <c>METER_MISSING</c> (a failure) when it did not
     /// appear within a minute (a hang guard, not a timing test: it appears within milliseconds).</summary>
-    private static void MeterPublished()
+    private static void MeterPublished(int expectedInstruments)
     {
         var names = new System.Collections.Concurrent.ConcurrentDictionary<string, bool>();
         using var all = new ManualResetEventSlim();
@@ -81,17 +85,43 @@ internal static unsafe class Program
             {
                 if (instrument.Meter.Name != SlabAllocMetrics.MeterName) return;
                 names[instrument.Name] = true;
-                if (names.Count == ExpectedInstruments) all.Set();
+                if (names.Count == expectedInstruments) all.Set();
             },
         };
         listener.Start();
         SlabMemory.Free(SlabMemory.Alloc(64));
         if (all.Wait(TimeSpan.FromMinutes(1))) Console.WriteLine($"METER_PUBLISHED {names.Count}");
-        else Fail($"METER_MISSING: {names.Count} of {ExpectedInstruments} instruments published");
+        else Fail($"METER_MISSING: {names.Count} of {expectedInstruments} instruments published");
     }
 
-    /// <summary>The instruments the README's metrics table lists.</summary>
-    private const int ExpectedInstruments = 13;
+    // ---- reclaim-corruption: a dead thread's heap whose slab has a cyclic remote-free list ----
+
+    /// <summary>A thread allocates a block and exits; this thread (attached before, so its frees do not
+    /// reclaim the dead heap) frees the block twice, remotely, which makes the slab's remote-free list a
+    /// cycle. Handing the dead heap back must report the corruption and leave the allocator usable:
+    /// <c>Trim</c> reports it (<c>RECLAIM_CORRUPTION_REPORTED</c>) unless the dead thread's finalizer met
+    /// it first, and a second <c>Trim</c> returns (<c>TRIM_RETURNS</c>; it used to wait for ever on the
+    /// abandoned reclaim).</summary>
+    private static void ReclaimCorruption()
+    {
+        SlabMemory.Free(SlabMemory.Alloc(64)); // attach this thread now
+        nint block = 0;
+        var t = new Thread(() => block = (nint)SlabMemory.Alloc(64));
+        t.Start();
+        t.Join();
+        SlabMemory.Free((void*)block);
+        SlabMemory.Free((void*)block);
+        try
+        {
+            SlabMemory.Trim();
+        }
+        catch (InvalidOperationException e)
+        {
+            Console.WriteLine($"RECLAIM_CORRUPTION_REPORTED: {e.Message}");
+        }
+        SlabMemory.Trim();
+        Console.WriteLine("TRIM_RETURNS");
+    }
 
     // ---- overflow: a heap overflow overwrites a free block's link (default, hardened mode) ----
 

@@ -15,14 +15,14 @@ namespace SlabAlloc.Threading;
 /// thread attaches (and on <c>Trim</c>) the records of threads that are no longer alive are
 /// reclaimed at once, which bounds memory under thread churn even when no GC runs.</para>
 /// <para>A record's <see cref="HeapRecord.StateWord"/> is <c>generation &lt;&lt; 2 | state</c>
-/// (Free, Live, Reclaiming), changed only by CAS. Reclaiming wins the CAS Live→Reclaiming for the
+/// (Free, Live, Reclaiming, Abandoned: a reclaim that found corruption), changed only by CAS. Reclaiming wins the CAS Live→Reclaiming for the
 /// generation it saw, so a heap is reclaimed once, and a late finalizer of an earlier generation
 /// cannot touch a heap that a new thread has since taken. Records are never removed, only reused:
 /// their number is the peak number of threads alive at once.</para>
 /// </remarks>
 internal static unsafe class HeapRecords
 {
-    private const long StateFree = 0, StateLive = 1, StateReclaiming = 2, StateMask = 3;
+    private const long StateFree = 0, StateLive = 1, StateReclaiming = 2, StateAbandoned = 3, StateMask = 3;
 
     private static HeapRecord? s_head;
     private static int s_recordCount;
@@ -104,11 +104,23 @@ internal static unsafe class HeapRecords
         // back. The generation in the word makes a late finalizer of an earlier thread lose too (no ABA).
         if (Interlocked.CompareExchange(ref r.StateWord, generation << 2 | StateReclaiming, live) != live) return;
         StackHeapMap.Unregister(r.Heap);
-        ThreadCache.ReleaseAllSlabs(r.Heap);
-        SlabLog.ThreadCacheFlushed((nuint)r.Heap, generation, r.Thread?.ManagedThreadId ?? -1);
+        try
+        {
+            ThreadCache.ReleaseAllSlabs(r.Heap);
+        }
+        catch
+        {
+            // Corruption found in the dead thread's slabs (reported by the throw), or no memory: the heap is
+            // left as it is, never taken again, and no longer waited for by Trim.
+            Volatile.Write(ref r.StateWord, generation << 2 | StateAbandoned);
+            throw;
+        }
+        int threadId = r.Thread?.ManagedThreadId ?? -1;
         r.Thread = null;
         Interlocked.Increment(ref s_reclaimed);
         Volatile.Write(ref r.StateWord, generation << 2 | StateFree);
+        // Logged once the record is free: a logger that calls back into SlabAlloc (Trim) finds nothing in flight.
+        SlabLog.ThreadCacheFlushed((nuint)r.Heap, generation, threadId);
     }
 
     /// <summary>True while a thread is attached to the record.</summary>
@@ -128,5 +140,16 @@ internal sealed unsafe class HeapRecord(ThreadHeap* heap)
 /// the thread's heap back.</summary>
 internal sealed class ThreadExitSentinel(HeapRecord record, long generation)
 {
-    ~ThreadExitSentinel() => HeapRecords.TryReclaim(record, generation);
+    ~ThreadExitSentinel()
+    {
+        try
+        {
+            HeapRecords.TryReclaim(record, generation);
+        }
+        catch (Exception)
+        {
+            // Already reported (logged) where it was thrown; an exception on the finalizer thread would end
+            // the process, and the heap is abandoned (see TryReclaim).
+        }
+    }
 }

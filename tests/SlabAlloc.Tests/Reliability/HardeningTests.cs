@@ -28,6 +28,18 @@ public sealed class HardeningTests
     }
 
     [Fact]
+    public void CorruptionFoundWhileReclaimingADeadThreadsHeapLeavesTrimWorking()
+    {
+        // A remote double free makes a dead thread's slab list a cycle; handing the heap back finds it.
+        // Only in checked mode is the second free itself rejected, before any corruption.
+        var result = ProbeProcess.Run(new Dictionary<string, string>(), "reclaim-corruption");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Single(result.Lines("TRIM_RETURNS"));
+        Assert.Single(result.Lines("PROBE_OK"));
+        foreach (string line in result.Lines("RECLAIM_CORRUPTION_REPORTED: ")) Assert.Contains("heap corruption", line);
+    }
+
+    [Fact]
     public void TheSameBlockFreedTwiceInARowIsRejectedByDefault()
     {
         var result = ProbeProcess.Run(new Dictionary<string, string>(), "double-free-immediate");
