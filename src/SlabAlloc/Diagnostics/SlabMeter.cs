@@ -83,15 +83,24 @@ namespace SlabAlloc.Diagnostics
         internal static void Initialize()
 #pragma warning restore CA2255
         {
+            // Metrics are optional: nothing that goes wrong here may stop the allocator from loading, or
+            // (on the background thread, where an exception would end the process) from running. A
+            // listener's own InstrumentPublished callback runs inside the publication, for one.
             try
             {
-                var publisher = new Thread(static () => Create()) { IsBackground = true, Name = "SlabAlloc meter" };
+                var publisher = new Thread(static () => TryCreate()) { IsBackground = true, Name = "SlabAlloc meter" };
                 publisher.UnsafeStart();
             }
-            catch (Exception e) when (e is OutOfMemoryException or ThreadStartException)
+            catch (Exception)
             {
-                Create(); // no thread to spare: publish on the loading thread, as before
+                TryCreate(); // no thread to spare: publish on the loading thread, as before
             }
+        }
+
+        private static void TryCreate()
+        {
+            try { Create(); }
+            catch (Exception) { } // the meter is then created by the next use of Meter, if any
         }
 
         /// <summary>Creates and publishes the meter once; later calls return it.</summary>
@@ -106,6 +115,21 @@ namespace SlabAlloc.Diagnostics
         private static Meter Publish()
         {
             var m = new Meter(SlabAllocMetrics.MeterName);
+            try
+            {
+                AddInstruments(m);
+            }
+            catch
+            {
+                m.Dispose(); // withdraws what was published, so a later attempt does not publish a second meter
+                throw;
+            }
+            Volatile.Write(ref s_meter, m);
+            return m;
+        }
+
+        private static void AddInstruments(Meter m)
+        {
             m.CreateObservableUpDownCounter(Names.MemoryInUse, () => Read(0).Stats.BytesInUse, "By",
                 "Bytes of blocks handed out and not yet freed (size-class sizes, plus large blocks' usable sizes).");
             m.CreateObservableUpDownCounter(Names.MemoryMapped, () => Read(1).Stats.BytesMapped, "By",
@@ -132,8 +156,6 @@ namespace SlabAlloc.Diagnostics
                 "Shared-pool mutex acquisitions that found the mutex taken, per path (SLABALLOC_LOCK_STATS=1).");
             m.CreateObservableCounter(Names.CasRetries, ObserveCasRetries, "{retry}",
                 "Failed CAS attempts in the shared pool, per site (SLABALLOC_LOCK_STATS=1).");
-            Volatile.Write(ref s_meter, m);
-            return m;
         }
 
         private static Measurement<int>[] ObserveSlabs()

@@ -80,7 +80,7 @@ public sealed unsafe class SlabMeterTests
     public void TheMeterIsPublishedAtLoadWithoutBeingAskedFor()
     {
         // In a fresh process that never asks for the meter: a listener sees all its instruments.
-        var result = ProbeProcess.Run(new Dictionary<string, string>(), "meter");
+        var result = ProbeProcess.Run(new Dictionary<string, string>(), "meter", SlabMeter.Names.All.Length.ToString());
         Assert.True(result.ExitCode == 0, result.ToString());
         Assert.Equal([$"METER_PUBLISHED {SlabMeter.Names.All.Length}"], result.Lines("METER_"));
         Assert.Single(result.Lines("PROBE_OK"));
