@@ -40,14 +40,16 @@ public sealed unsafe class ReserveThreadCacheTests
         // keep empty slabs it never reserved.
         int sizeClass = SlabAlloc.Core.SizeClasses.ClassOf(64);
         nint reserverHeap = 0;
+        bool reserverKeeps = false;
         var reserver = new Thread(() =>
         {
             SlabMemory.ReserveThreadCache(64, 100);
-            Assert.True(SlabAlloc.Threading.ThreadCache.KeepsEmptySlabs(sizeClass));
+            reserverKeeps = SlabAlloc.Threading.ThreadCache.KeepsEmptySlabs(sizeClass);
             reserverHeap = (nint)SlabAlloc.Threading.ThreadCache.HeapOfCallingThread();
         });
         reserver.Start();
         reserver.Join();
+        Assert.True(reserverKeeps);
         // A record is taken over only once its thread has finished exiting (its exit latch released).
         var waited = System.Diagnostics.Stopwatch.StartNew();
         while (SlabAlloc.Platform.ThreadStacks.IsArmed(&((SlabAlloc.Threading.ThreadHeap*)reserverHeap)->Latch))
@@ -55,6 +57,8 @@ public sealed unsafe class ReserveThreadCacheTests
             Assert.True(waited.Elapsed < TimeSpan.FromMinutes(1), "the reserving thread never finished exiting"); // a hang guard
             Thread.Sleep(1);
         }
+        // Its record handed back now (not by the finalizer while the threads below look for one).
+        SlabMemory.Trim();
 
         int count = SlabAlloc.Threading.HeapRecords.RecordCount + 2, inherited = 0, tookTheReserversHeap = 0;
         using var attached = new Barrier(count);
