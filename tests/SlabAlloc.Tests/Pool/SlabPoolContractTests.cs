@@ -43,6 +43,7 @@ public sealed unsafe class SlabPoolContractTests
     public void AnEmptySlabLetGoIsTheNextAcquisitionOfItsClass()
     {
         const int SizeClass = 7;
+        Quiesce(); // no dead thread's cache handed back (by its finalizer) into the class's lists meanwhile
         SlabMeta* first = SlabPool.Shared.Acquire(SizeClass, OwnerA);
         GiveBack(first);
         Assert.Equal(SlabLifecycle.Empty, first->Lifecycle);
@@ -164,12 +165,22 @@ public sealed unsafe class SlabPoolContractTests
     [InlineData(84)]     // 40 KiB blocks: eight-slot slabs (512 KiB each), one kept
     public void ThePoolKeepsFewEmptySlabsOfAClassAndFewerOfTheLargeOnes(int sizeClass)
     {
+        Quiesce();
         int limit = SizeClasses.SpanSlots(sizeClass) > 1 ? 1 : 2;
         Assert.Equal(2, SlabOptions.EmptySlabsPerClass);
         var slabs = new List<nint>();
         for (int i = 0; i < 4; i++) slabs.Add((nint)SlabPool.Shared.Acquire(sizeClass, OwnerA));
         foreach (nint s in slabs) GiveBack((SlabMeta*)s);
         Assert.Equal(limit, SlabPool.Shared.EmptySlabs(sizeClass));
+    }
+
+    /// <summary>Lets dead threads' finalizers run and trims, so the pool's lists start empty and no
+    /// cache is handed back into them while a test counts.</summary>
+    private static void Quiesce()
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        SlabMemory.Trim();
     }
 
     /// <summary>Lets a slab with no block out go, the way a thread cache does.</summary>
