@@ -138,13 +138,16 @@ public static unsafe class SlabMemory
     /// <summary>Gives cached empty memory back to the system: the calling thread's empty slabs,
     /// the caches of threads that have ended, every empty slab in the shared pool, empty superslabs
     /// and cached large blocks.</summary>
+    /// <exception cref="InvalidOperationException">Heap corruption was found in the cache of a thread
+    /// that has ended (the rest is trimmed first; that cache is abandoned).</exception>
     public static void Trim()
     {
         ThreadCache.TrimCurrentThread();
-        HeapRecords.ReclaimDead();
+        Exception? failure = HeapRecords.ReclaimDead();
         HeapRecords.AwaitReclaims();
         SlabPool.Shared.Trim();
         LargeObjects.FlushCache();
+        if (failure != null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
     }
 
     /// <summary>

@@ -53,12 +53,12 @@ internal static unsafe class Program
             case "meter":
                 MeterPublished(args.Length > 1 ? int.Parse(args[1]) : 0);
                 break;
-            case "reclaim-corruption":
-                ReclaimCorruption();
+            case "reclaim-corruption" when args.Length == 2 && args[1] is "trim" or "attach":
+                ReclaimCorruption(foundByAttach: args[1] == "attach");
                 baseline = SlabMemory.GetStatistics().BlocksInUse; // the double-freed block was counted twice
                 break;
             default:
-                Console.Error.WriteLine("usage: SlabAlloc.CheckedProbe [double-free | realloc-freed | uncarved <Free|AlignedFree|Realloc|AlignedRealloc|UsableSize> <owner|remote> | overflow | double-free-immediate | workout | meter <instruments> | reclaim-corruption]");
+                Console.Error.WriteLine("usage: SlabAlloc.CheckedProbe [double-free | realloc-freed | uncarved <Free|AlignedFree|Realloc|AlignedRealloc|UsableSize> <owner|remote> | overflow | double-free-immediate | workout | meter <instruments> | reclaim-corruption <trim|attach>]");
                 return 2;
         }
 
@@ -98,12 +98,16 @@ internal static unsafe class Program
 
     /// <summary>A thread allocates a block and exits; this thread (attached before, so its frees do not
     /// reclaim the dead heap) frees the block twice, remotely, which makes the slab's remote-free list a
-    /// cycle. Handing the dead heap back must report the corruption and leave the allocator usable:
-    /// <c>Trim</c> reports it (<c>RECLAIM_CORRUPTION_REPORTED</c>) unless the dead thread's finalizer met
-    /// it first, and a second <c>Trim</c> returns (<c>TRIM_RETURNS</c>; it used to wait for ever on the
-    /// abandoned reclaim).</summary>
-    private static void ReclaimCorruption()
+    /// cycle. Handing the dead heap back must log the corruption (<c>LOGGED_ERROR</c>) and leave the
+    /// allocator usable. With <c>trim</c>, <c>Trim</c> meets it and reports it
+    /// (<c>RECLAIM_CORRUPTION_REPORTED</c>) unless the dead thread's finalizer met it first; with
+    /// <c>attach</c>, a new thread's first allocation meets it and still succeeds
+    /// (<c>NEW_THREAD_ALLOCATES</c>). Either way a later <c>Trim</c> returns (<c>TRIM_RETURNS</c>; it used
+    /// to wait for ever on the abandoned reclaim).</summary>
+    private static void ReclaimCorruption(bool foundByAttach)
     {
+        // Errors SlabAlloc logs are printed as LOGGED_ERROR lines, whichever thread meets the corruption.
+        SlabAllocLogging.Configure(new ErrorPrinter());
         SlabMemory.Free(SlabMemory.Alloc(64)); // attach this thread now
         nint block = 0;
         var t = new Thread(() => block = (nint)SlabMemory.Alloc(64));
@@ -111,6 +115,21 @@ internal static unsafe class Program
         t.Join();
         SlabMemory.Free((void*)block);
         SlabMemory.Free((void*)block);
+        if (foundByAttach)
+        {
+            // A new thread's attach hands dead caches back: it meets the corruption, and its own
+            // allocation must not fail because of another thread's cache.
+            bool allocated = false;
+            var next = new Thread(() =>
+            {
+                try { SlabMemory.Free(SlabMemory.Alloc(64)); allocated = true; }
+                catch (Exception e) { Console.WriteLine($"NEW_THREAD_FAILED: {e.Message}"); }
+            });
+            next.Start();
+            next.Join();
+            if (allocated) Console.WriteLine("NEW_THREAD_ALLOCATES");
+            else Fail("NEW_THREAD_FAILED");
+        }
         try
         {
             SlabMemory.Trim();
@@ -121,6 +140,25 @@ internal static unsafe class Program
         }
         SlabMemory.Trim();
         Console.WriteLine("TRIM_RETURNS");
+        // The dead thread's finalizer may have met the corruption first: make sure it has run.
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        SlabAllocLogging.Configure(null);
+    }
+
+    /// <summary>A logger factory whose loggers print every error as a <c>LOGGED_ERROR</c> line.</summary>
+    private sealed class ErrorPrinter : Microsoft.Extensions.Logging.ILoggerFactory, Microsoft.Extensions.Logging.ILogger
+    {
+        public Microsoft.Extensions.Logging.ILogger CreateLogger(string categoryName) => this;
+        public void AddProvider(Microsoft.Extensions.Logging.ILoggerProvider provider) { }
+        public void Dispose() { }
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => logLevel >= Microsoft.Extensions.Logging.LogLevel.Error;
+        public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state,
+            Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (IsEnabled(logLevel)) Console.WriteLine($"LOGGED_ERROR: {formatter(state, exception)}");
+        }
     }
 
     // ---- overflow: a heap overflow overwrites a free block's link (default, hardened mode) ----

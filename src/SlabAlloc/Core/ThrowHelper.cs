@@ -59,6 +59,12 @@ internal static unsafe class ThrowHelper
     private static T Report<T>(T exception) where T : Exception
     {
         SlabLog.ErrorDetected(exception);
+        exception.Data[ReportedKey] = true;
         return exception;
     }
+
+    private const string ReportedKey = "SlabAlloc.Reported";
+
+    /// <summary>True if <paramref name="exception"/> was logged where it was thrown (by this class).</summary>
+    public static bool WasReported(Exception exception) => exception.Data.Contains(ReportedKey);
 }

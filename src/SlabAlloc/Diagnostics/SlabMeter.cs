@@ -100,7 +100,7 @@ namespace SlabAlloc.Diagnostics
         private static void TryCreate()
         {
             try { Create(); }
-            catch (Exception) { } // the meter is then created by the next use of Meter, if any
+            catch (Exception e) { SlabLog.ErrorDetected(e); } // no meter then (logged, if a logger is set by now)
         }
 
         /// <summary>Creates and publishes the meter once; later calls return it.</summary>

@@ -40,7 +40,7 @@ internal static unsafe class HeapRecords
     /// <summary>Finds or makes a heap for the calling thread. Null when out of memory.</summary>
     public static HeapRecord? Attach(Thread thread, ThreadHeap* emptyTemplate)
     {
-        ReclaimDead();
+        _ = ReclaimDead(); // a dead cache found corrupt is logged and abandoned; this thread attaches anyway
         for (HeapRecord? r = Head; r != null; r = r.Next)
         {
             long word = Volatile.Read(ref r.StateWord);
@@ -71,15 +71,27 @@ internal static unsafe class HeapRecords
         return record;
     }
 
-    /// <summary>Reclaims the heaps of every thread that has ended.</summary>
-    public static void ReclaimDead()
+    /// <summary>Reclaims the heaps of every thread that has ended. A heap whose reclaim fails (corruption
+    /// in it, already logged) is abandoned and the others are still reclaimed; the first failure is
+    /// returned, for a caller that reports it (<c>Trim</c>), not thrown: a thread's allocation must not
+    /// fail because another, dead thread's cache is corrupt.</summary>
+    public static Exception? ReclaimDead()
     {
+        Exception? first = null;
         for (HeapRecord? r = Head; r != null; r = r.Next)
         {
             long word = Volatile.Read(ref r.StateWord);
-            if ((word & StateMask) == StateLive && r.Thread is { IsAlive: false })
+            if ((word & StateMask) != StateLive || r.Thread is not { IsAlive: false }) continue;
+            try
+            {
                 TryReclaim(r, word >> 2);
+            }
+            catch (Exception e)
+            {
+                first ??= e;
+            }
         }
+        return first;
     }
 
     /// <summary>Waits until no heap is being reclaimed. A reclaim that another thread (the finalizer)
@@ -88,10 +100,13 @@ internal static unsafe class HeapRecords
     /// microseconds, unless its thread is descheduled.</summary>
     public static void AwaitReclaims()
     {
+        int self = Environment.CurrentManagedThreadId;
         for (HeapRecord? r = Head; r != null; r = r.Next)
         {
             var spin = new SpinWait();
-            while ((Volatile.Read(ref r.StateWord) & StateMask) == StateReclaiming) spin.SpinOnce();
+            // Not a reclaim this thread is in the middle of (a logger called back into Trim from it).
+            while ((Volatile.Read(ref r.StateWord) & StateMask) == StateReclaiming && Volatile.Read(ref r.ReclaimedBy) != self)
+                spin.SpinOnce();
         }
     }
 
@@ -103,21 +118,25 @@ internal static unsafe class HeapRecords
         // Loses to the other reclaimer (the finalizer or an attach-time scan): one of them hands the heap
         // back. The generation in the word makes a late finalizer of an earlier thread lose too (no ABA).
         if (Interlocked.CompareExchange(ref r.StateWord, generation << 2 | StateReclaiming, live) != live) return;
+        Volatile.Write(ref r.ReclaimedBy, Environment.CurrentManagedThreadId);
         StackHeapMap.Unregister(r.Heap);
         try
         {
             ThreadCache.ReleaseAllSlabs(r.Heap);
         }
-        catch
+        catch (Exception e)
         {
-            // Corruption found in the dead thread's slabs (reported by the throw), or no memory: the heap is
-            // left as it is, never taken again, and no longer waited for by Trim.
+            // Corruption found in the dead thread's slabs (logged where it was thrown), or no memory: the
+            // heap is left as it is, never taken again, and no longer waited for by Trim.
+            if (!ThrowHelper.WasReported(e)) SlabLog.ErrorDetected(e);
+            Volatile.Write(ref r.ReclaimedBy, 0);
             Volatile.Write(ref r.StateWord, generation << 2 | StateAbandoned);
             throw;
         }
         int threadId = r.Thread?.ManagedThreadId ?? -1;
         r.Thread = null;
         Interlocked.Increment(ref s_reclaimed);
+        Volatile.Write(ref r.ReclaimedBy, 0);
         Volatile.Write(ref r.StateWord, generation << 2 | StateFree);
         // Logged once the record is free: a logger that calls back into SlabAlloc (Trim) finds nothing in flight.
         SlabLog.ThreadCacheFlushed((nuint)r.Heap, generation, threadId);
@@ -134,6 +153,8 @@ internal sealed unsafe class HeapRecord(ThreadHeap* heap)
     public Thread? Thread;
     public long StateWord;
     public HeapRecord? Next;
+    /// <summary>The managed id of the thread reclaiming the heap, while it does (else 0).</summary>
+    public int ReclaimedBy;
 }
 
 /// <summary>Held only by a thread's [ThreadStatic] slot: finalized after the thread dies, it hands
@@ -148,8 +169,8 @@ internal sealed class ThreadExitSentinel(HeapRecord record, long generation)
         }
         catch (Exception)
         {
-            // Already reported (logged) where it was thrown; an exception on the finalizer thread would end
-            // the process, and the heap is abandoned (see TryReclaim).
+            // Logged (see TryReclaim), and the heap abandoned; an exception on the finalizer thread would
+            // end the process.
         }
     }
 }
