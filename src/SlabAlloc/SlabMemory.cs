@@ -139,13 +139,21 @@ public static unsafe class SlabMemory
     /// the caches of threads that have ended, every empty slab in the shared pool, empty superslabs
     /// and cached large blocks.</summary>
     /// <exception cref="InvalidOperationException">Heap corruption was found in the cache of a thread
-    /// that has ended (the rest is trimmed first; that cache is abandoned).</exception>
+    /// that has ended or in a slab of the shared pool (everything else is trimmed first; what was found
+    /// corrupt is left out of use).</exception>
     public static void Trim()
     {
         ThreadCache.TrimCurrentThread();
         Exception? failure = HeapRecords.ReclaimDead();
         HeapRecords.AwaitReclaims();
-        SlabPool.Shared.Trim();
+        try
+        {
+            SlabPool.Shared.Trim();
+        }
+        catch (InvalidOperationException e) // corruption met in a pool slab (the pool trimmed the rest)
+        {
+            failure ??= e;
+        }
         LargeObjects.FlushCache();
         if (failure != null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
     }

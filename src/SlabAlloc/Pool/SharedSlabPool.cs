@@ -150,6 +150,7 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
 
     private void TrimUnguarded()
     {
+        Exception? corruption = null;
         for (int c = 0; c < SizeClasses.Count; c++)
         {
             // Empty slabs: release them all.
@@ -164,7 +165,18 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
             while (_partial[c].TryPop(out uint g, default(SlabLinks)))
             {
                 SlabMeta* s = Superslabs.SlabByIndex(g);
-                SlabMeta.CollectRemote(s, SlabMeta.StateQueued);
+                try
+                {
+                    SlabMeta.CollectRemote(s, SlabMeta.StateQueued);
+                }
+                catch (InvalidOperationException e)
+                {
+                    // A corrupt remote-free list (a cycle: a block freed twice), logged where it was found:
+                    // the slab is left out of every list, and the others are still trimmed and kept.
+                    corruption ??= e;
+                    s->Lifecycle = SlabLifecycle.Full;
+                    continue;
+                }
                 if (s->Used == 0)
                 {
                     ReleaseToUnused(s);
@@ -183,6 +195,7 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
         }
         Superslabs.RetireEmpty(0);
         SlabLog.PoolTrimmed(Superslabs.MappedCount, Superslabs.RetiredCount, Counters.ReleasedToUnused);
+        if (corruption != null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(corruption);
     }
 
     private void PushPartial(SlabMeta* s)

@@ -45,6 +45,19 @@ public sealed class HardeningTests
     }
 
     [Fact]
+    public void CorruptionFoundInAPoolSlabByTrimIsLoggedAndTheRestIsTrimmedAndKept()
+    {
+        var result = ProbeProcess.Run(new Dictionary<string, string>(), "pool-corruption");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Contains("heap corruption", Assert.Single(result.Lines("RECLAIM_CORRUPTION_REPORTED: ")));
+        Assert.Contains(result.Lines("LOGGED_ERROR: "), line => line.Contains("heap corruption") && line.Contains("cycle"));
+        Assert.Single(result.Lines("LARGE_CACHE_FLUSHED"));
+        Assert.Single(result.Lines("KEPT_SLAB_REUSED"));
+        Assert.Single(result.Lines("TRIM_RETURNS"));
+        Assert.Single(result.Lines("PROBE_OK"));
+    }
+
+    [Fact]
     public void TheSameBlockFreedTwiceInARowIsRejectedByDefault()
     {
         var result = ProbeProcess.Run(new Dictionary<string, string>(), "double-free-immediate");
