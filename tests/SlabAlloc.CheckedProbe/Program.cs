@@ -77,8 +77,8 @@ internal static unsafe class Program
     /// <summary>Starts a <see cref="System.Diagnostics.Metrics.MeterListener"/>, allocates, and waits for
     /// the SlabAlloc meter's instruments to be published: the meter is created on a background thread
     /// when the assembly loads, and nothing in this process asks for it. Prints
-    /// <c>METER_PUBLISHED &lt;instruments&gt;</c>, or <c>METER_MISSING</c> (a failure) when it did not
-    /// appear within a minute (a hang guard, not a timing test: it appears within milliseconds).</summary>
+    /// <c>METER_PUBLISHED &lt;instruments&gt;</c> once all of them are. There is no time limit here: a meter
+    /// that never appears leaves the probe waiting, and the test's guard on the child process fails it.</summary>
     private static void MeterPublished(int expectedInstruments)
     {
         var names = new System.Collections.Concurrent.ConcurrentDictionary<string, bool>();
@@ -94,8 +94,8 @@ internal static unsafe class Program
         };
         listener.Start();
         SlabMemory.Free(SlabMemory.Alloc(64));
-        if (all.Wait(TimeSpan.FromMinutes(1))) Console.WriteLine($"METER_PUBLISHED {names.Count}");
-        else Fail($"METER_MISSING: {names.Count} of {expectedInstruments} instruments published");
+        all.Wait(); // no timeout here: a meter that never appears hangs the probe, and the test's process guard fails it
+        Console.WriteLine($"METER_PUBLISHED {names.Count}");
     }
 
     // ---- reclaim-corruption: a dead thread's heap whose slab has a cyclic remote-free list ----

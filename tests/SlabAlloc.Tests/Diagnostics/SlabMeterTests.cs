@@ -231,9 +231,7 @@ public sealed unsafe class SlabMeterTests
     public void OneCollectionPassTakesOneSnapshot()
     {
         using var recorder = new Recorder();
-        TimeSpan maxAge = SlabMeter.MaxAge;
-        SlabMeter.MaxAge = TimeSpan.MaxValue; // a pass slowed by a busy machine must not count as two
-        try
+        WithMaxAge(TimeSpan.MaxValue, () => // a pass slowed by a busy machine must not count as two
         {
             long snapshots = SlabMeter.SnapshotsTaken, callbacks = SlabMeter.CallbackInvocations;
             recorder.Collect();
@@ -243,29 +241,28 @@ public sealed unsafe class SlabMeterTests
             // A second pass right away is a new pass: it sees fresh figures, not the cached ones.
             recorder.Collect();
             Assert.Equal(2, SlabMeter.SnapshotsTaken - snapshots);
-        }
-        finally
-        {
-            SlabMeter.MaxAge = maxAge;
-        }
+        });
     }
 
     [Fact]
     public void ASnapshotOlderThanTheMaximumAgeIsNotReused()
     {
         using var recorder = new Recorder();
-        TimeSpan maxAge = SlabMeter.MaxAge;
-        SlabMeter.MaxAge = TimeSpan.MinValue; // every snapshot is too old by the time the next instrument reads
-        try
+        WithMaxAge(TimeSpan.MinValue, () => // every snapshot is too old by the time the next instrument reads
         {
             long snapshots = SlabMeter.SnapshotsTaken;
             recorder.Collect();
             Assert.Equal(SlabMeter.Names.All.Length, SlabMeter.SnapshotsTaken - snapshots);
-        }
-        finally
-        {
-            SlabMeter.MaxAge = maxAge;
-        }
+        });
+    }
+
+    /// <summary>Runs <paramref name="body"/> with the snapshots' maximum age set to <paramref name="maxAge"/>.</summary>
+    private static void WithMaxAge(TimeSpan maxAge, Action body)
+    {
+        TimeSpan saved = SlabMeter.MaxAge;
+        SlabMeter.MaxAge = maxAge;
+        try { body(); }
+        finally { SlabMeter.MaxAge = saved; }
     }
 
     [Fact]
