@@ -146,14 +146,8 @@ public static unsafe class SlabMemory
         ThreadCache.TrimCurrentThread();
         Exception? failure = HeapRecords.ReclaimDead();
         HeapRecords.AwaitReclaims();
-        try
-        {
-            SlabPool.Shared.Trim();
-        }
-        catch (InvalidOperationException e) // corruption met in a pool slab (the pool trimmed the rest)
-        {
-            failure ??= e;
-        }
+        Exception? poolFailure = SlabPool.Shared.Trim();
+        failure ??= poolFailure;
         LargeObjects.FlushCache();
         if (failure != null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
     }

@@ -141,14 +141,14 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
 
     public override int EmptySlabs(int sizeClass) => Volatile.Read(ref _emptyCount[sizeClass]);
 
-    public override void Trim()
+    public override Exception? Trim()
     {
         _guard.Enter(PoolPath.ReleaseSlab);
-        try { TrimUnguarded(); }
+        try { return TrimUnguarded(); }
         finally { _guard.Exit(); }
     }
 
-    private void TrimUnguarded()
+    private Exception? TrimUnguarded()
     {
         Exception? corruption = null;
         for (int c = 0; c < SizeClasses.Count; c++)
@@ -195,7 +195,7 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
         }
         Superslabs.RetireEmpty(0);
         SlabLog.PoolTrimmed(Superslabs.MappedCount, Superslabs.RetiredCount, Counters.ReleasedToUnused);
-        if (corruption != null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(corruption);
+        return corruption;
     }
 
     private void PushPartial(SlabMeta* s)

@@ -48,6 +48,8 @@ internal abstract unsafe class SlabPool
     public abstract int EmptySlabs(int sizeClass);
 
     /// <summary>Releases every empty slab (including partial ones that became empty) and returns
-    /// empty superslabs to the system.</summary>
-    public abstract void Trim();
+    /// empty superslabs to the system. A slab found corrupt (a cyclic remote-free list, logged where
+    /// found) is left out of every list and the rest is still trimmed; the first such failure is
+    /// returned for the caller to report, null when there was none.</summary>
+    public abstract Exception? Trim();
 }

@@ -15,9 +15,11 @@ namespace SlabAlloc.Threading;
 /// thread attaches (and on <c>Trim</c>) the records of threads that are no longer alive are
 /// reclaimed at once, which bounds memory under thread churn even when no GC runs.</para>
 /// <para>A record's <see cref="HeapRecord.StateWord"/> is <c>generation &lt;&lt; 2 | state</c>
-/// (Free, Live, Reclaiming, Abandoned: a reclaim that found corruption), changed only by CAS. Reclaiming wins the CAS Live→Reclaiming for the
-/// generation it saw, so a heap is reclaimed once, and a late finalizer of an earlier generation
-/// cannot touch a heap that a new thread has since taken. Records are never removed, only reused:
+/// (Free, Live, Reclaiming, Abandoned: a reclaim that found corruption). A record is taken by CAS
+/// (Free → Live, Live → Reclaiming), and only the winner writes what follows (Reclaiming → Free or
+/// Abandoned). A reclaimer wins the CAS Live→Reclaiming for the generation it saw, so a heap is
+/// reclaimed once, and a late finalizer of an earlier generation cannot touch a heap that a new
+/// thread has since taken. Records are never removed, only reused:
 /// their number is the peak number of threads alive at once.</para>
 /// </remarks>
 internal static unsafe class HeapRecords

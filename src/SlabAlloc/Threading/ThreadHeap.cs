@@ -37,8 +37,8 @@ internal struct ClassCounts { private long _first; }
 internal struct ThreadHeap
 {
     // The first cache line is what StackHeapMap reads to vouch for a heap: the owner's stack range and
-    // its exit latch. Written only by the owner when it registers (range, then latch), and StackBytes
-    // set to 0 when the heap is reclaimed.
+    // its exit latch. Written only by the owner when it registers (latch, then range: see StackHeapMap),
+    // and StackBytes set to 0 when the heap is reclaimed.
 
     /// <summary>Lowest address of the owner thread's stack.</summary>
     public nuint StackLow;
