@@ -83,7 +83,7 @@ internal static unsafe class ThreadCache
     {
         SlabMeta* s = ThreadHeap.CurrentSlab(h, sizeClass);
         void* block = s->Free;
-        if (block == null) return AllocateSlow(sizeClass, requested);
+        if (block == null) return AllocateSlow(h, sizeClass, requested);
         s->Free = SlabMeta.NextOf(s, block);
         s->Used++;
         ThreadHeap.AllocCountOf(h, sizeClass)++;
@@ -122,7 +122,9 @@ internal static unsafe class ThreadCache
         list = block;
         s->Used--;
         ThreadHeap.FreeCountOf(h, s->ClassIndex)++;
-        if (s->OwnerList != SlabMeta.NotListed) FreeToRetained(h, s);
+        // A retained slab needs its owner's attention only when it was full (now it has a free block) or
+        // has no block out any more; a free into any other slab is done here.
+        if (s->OwnerList == SlabMeta.RetainedFull || (s->Used == 0 && s->OwnerList != SlabMeta.NotListed)) FreeToRetained(h, s);
     }
 
     /// <summary>A free the stack map could not vouch for: the owner's, if the thread-static says the
@@ -154,9 +156,11 @@ internal static unsafe class ThreadCache
     }
 
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void* AllocateSlow(int sizeClass, nuint requested)
+    private static void* AllocateSlow(ThreadHeap* h, int sizeClass, nuint requested)
     {
-        ThreadHeap* h = EnsureHeap();
+        // h is the caller's heap (vouched for by the stack map, or from the thread-static), or the shared
+        // empty heap before the thread's first miss.
+        if (h == s_emptyHeap) h = EnsureHeap();
         h->CacheMisses++;
         // Not in the stack map yet (its latch was still held): try again now and then.
         if (h->StackBytes == 0 && (h->CacheMisses & 63) == 0 && h->StackRegistrationFailures < MaxStackRegistrationFailures) RegisterStack(h);
