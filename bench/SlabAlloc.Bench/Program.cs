@@ -20,6 +20,7 @@ static int Dispatch(string[] args)
     var rest = args.Skip(1).ToList();
     bool json = Take(rest, "--json");
     string allocator = TakeValue(rest, "--allocator") ?? "slab";
+    bool stats = Take(rest, "--stats");
     switch (args[0])
     {
         case "selfcheck":
@@ -29,6 +30,7 @@ static int Dispatch(string[] args)
             var a = Larson.Parse(rest);
             RunFigures r = allocator == "native" ? Larson.Run<NativeAllocator>(a) : Larson.Run<SlabAllocator>(CheckSlab(allocator, a));
             Console.WriteLine(json ? r.ToJson() : $"Throughput = {r.OpsPerSecond,8:F0} operations per second, relative time: {1e9 / r.OpsPerSecond:F3}s. {MemoryLine(r)}");
+            PrintStatistics(stats, allocator);
             return 0;
         }
         case "midlarge":
@@ -36,6 +38,7 @@ static int Dispatch(string[] args)
             var a = MidLarge.Parse(rest);
             RunFigures r = allocator == "native" ? MidLarge.Run<NativeAllocator>(a) : MidLarge.Run<SlabAllocator>(CheckSlab(allocator, a));
             Console.WriteLine(json ? r.ToJson() : $"Throughput = {r.OpsPerSecond:F0} ops/s [t={a.Threads} iter={a.Cycles} ws={a.WorkingSet}] time={r.Seconds:F3}s {MemoryLine(r)}");
+            PrintStatistics(stats, allocator);
             return 0;
         }
         case "compare":
@@ -59,6 +62,12 @@ static string MemoryLine(RunFigures r) =>
     $"Memory: live peak {Mib(r.LiveBytesPeak):F1} MiB, RSS peak {r.PeakRssKiB / 1024.0:F1} - baseline {r.BaselineRssKiB / 1024.0:F1} = growth {r.RssGrowthKiB / 1024.0:F1} MiB" +
     (r.SlabMappedBytes > 0 ? $", slab mapped {Mib(r.SlabMappedBytes):F1} MiB." : ".");
 
+// --stats: SlabAlloc's statistics at the end of the run, on stderr (the result line stays alone on stdout).
+static void PrintStatistics(bool stats, string allocator)
+{
+    if (stats && allocator == "slab") Console.Error.WriteLine(SlabAlloc.SlabMemory.GetStatistics());
+}
+
 static double Mib(long bytes) => bytes / (1024.0 * 1024.0);
 
 static T CheckSlab<T>(string allocator, T a) =>
@@ -81,8 +90,8 @@ partial class Program
     internal const string Usage = """
         usage: SlabAlloc.Bench <command> ...
           selfcheck [threads] [rounds]
-          larson sleep_sec min_size max_size chunks_per_thread rounds seed threads [--allocator slab|native] [--json]
-          midlarge threads cycles working_set seed [--allocator slab|native] [--json]
+          larson sleep_sec min_size max_size chunks_per_thread rounds seed threads [--allocator slab|native] [--json] [--stats]
+          midlarge threads cycles working_set seed [--allocator slab|native] [--json] [--stats]
           compare [--quick] [--seconds S] [--reps N] [--cycles C] [--threads 1,2,4,8] [--out DIR]
           soak [--seconds S] [--threads T] [--report-every R] [--seed N]   (thread churn with verification; exit 1 on failure)
           pairs SIZE N [--allocator slab|native]      (for callgrind: N alloc+free pairs)
