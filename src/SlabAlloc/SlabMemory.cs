@@ -31,8 +31,8 @@ public static unsafe class SlabMemory
     public static void* Alloc(nuint byteCount)
     {
         nuint sizeMinusOne = byteCount - 1; // 0 wraps to the maximum and takes the general path
-        if (sizeMinusOne < SizeClasses.FineLimitBytes)
-            return ThreadCache.Allocate(SizeClasses.FineClassOfSizeMinusOne(sizeMinusOne), byteCount);
+        if (sizeMinusOne < SizeClasses.SmallLimitBytes)
+            return ThreadCache.Allocate(SizeClasses.SmallClassOfSizeMinusOne(sizeMinusOne), byteCount);
         return AllocGeneral(byteCount, zero: false);
     }
 

@@ -44,6 +44,11 @@ internal static class SlabOptions
     /// eight-slot (512 KiB) slabs of classes above 8 KiB.</summary>
     public static readonly int EmptySlabsPerClass = ReadInt("SLABALLOC_EMPTY_SLABS_PER_CLASS", "SlabAlloc.EmptySlabsPerClass", 2, 0, 1 << 20);
 
+    /// <summary><c>SLABALLOC_SHARED_EMPTY_SLABS</c> (default 64, 4 MiB): empty one-slot slabs kept resident
+    /// beyond the per-class limit, for any one-slot class to re-format, before further empty slabs are
+    /// decommitted. They absorb the flow of slabs from exiting threads to new ones without page faults.</summary>
+    public static readonly int SharedEmptySlabs = ReadInt("SLABALLOC_SHARED_EMPTY_SLABS", "SlabAlloc.SharedEmptySlabs", 64, 0, 1 << 20);
+
     /// <summary><c>SLABALLOC_SUPERSLAB_CACHE</c> (default 2): empty superslabs kept mapped before further
     /// empty ones are returned to the system.</summary>
     public static readonly int SuperslabCache = ReadInt("SLABALLOC_SUPERSLAB_CACHE", "SlabAlloc.SuperslabCache", 2, 0, 1 << 20);

@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace SlabAlloc.Core;
 
@@ -7,38 +8,57 @@ namespace SlabAlloc.Core;
 /// Maps request sizes to size classes and back.
 /// </summary>
 /// <remarks>
-/// Classes 0..63 are exact 16-byte steps from 16 B to 1 KiB (no waste beyond rounding to 16,
-/// which every allocation needs for alignment). Classes 64..87 are four per power of two from
-/// 1 KiB to 64 KiB (1280, 1536, 1792, 2048, 2560, ...), at most 25% and on average about 12%
-/// rounding waste. Requests above <see cref="MaxBlockBytes"/> take the large-object path.
+/// Classes 0..7 are exact 16-byte steps from 16 B to 128 B. Above that there are four classes per
+/// power of two (160, 192, 224, 256, 320, ..., 1 KiB, 1280, ..., 64 KiB): at most 25% and on average
+/// about 12% rounding waste. Requests above <see cref="MaxBlockBytes"/> take the large-object path.
+/// Few classes keep a thread's partly used slabs few (each class has one per thread), which is
+/// most of what a thread cache holds beyond its live blocks.
 /// </remarks>
 internal static class SizeClasses
 {
-    public const int Count = 88;
-    public const int FineCount = 64;
-    public const nuint FineLimitBytes = 1024;
+    public const int Count = 44;
+    /// <summary>Classes of exact 16-byte steps (16..128 B).</summary>
+    public const int ExactCount = 8;
+    private const int ExactLimitLog2 = 7; // 128 B
+    /// <summary>Requests up to this size map through the fast path's table.</summary>
+    public const nuint SmallLimitBytes = 1024;
     public const nuint MaxBlockBytes = 64 * 1024;
 
-    /// <summary>Class of a size in 1..1024: the fast path's one-shift mapping.</summary>
+    /// <summary>Class of a size in 1..1024, indexed by <c>(size - 1) / 16</c>: the fast path's one load.</summary>
+    private static ReadOnlySpan<byte> SmallClassTable =>
+    [
+        0, 1, 2, 3, 4, 5, 6, 7,                 //    1 ..  128: exact
+        8, 8, 9, 9, 10, 10, 11, 11,             //  129 ..  256: 160, 192, 224, 256
+        12, 12, 12, 12, 13, 13, 13, 13,         //  257 ..  384: 320, 384
+        14, 14, 14, 14, 15, 15, 15, 15,         //  385 ..  512: 448, 512
+        16, 16, 16, 16, 16, 16, 16, 16,         //  513 ..  640
+        17, 17, 17, 17, 17, 17, 17, 17,         //  641 ..  768
+        18, 18, 18, 18, 18, 18, 18, 18,         //  769 ..  896
+        19, 19, 19, 19, 19, 19, 19, 19,         //  897 .. 1024
+    ];
+
+    /// <summary>Class of a size in 1..<see cref="SmallLimitBytes"/>, given <c>size - 1</c>: the fast path's
+    /// mapping, one load from a 64-byte table with no bounds check.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static int FineClassOfSizeMinusOne(nuint sizeMinusOne) => (int)(sizeMinusOne >> 4);
+    public static int SmallClassOfSizeMinusOne(nuint sizeMinusOne) =>
+        Unsafe.Add(ref MemoryMarshal.GetReference(SmallClassTable), (nint)(sizeMinusOne >> 4));
 
     /// <summary>Class of any size in 0..<see cref="MaxBlockBytes"/>.</summary>
     public static int ClassOf(nuint size)
     {
-        if (size <= FineLimitBytes) return size == 0 ? 0 : FineClassOfSizeMinusOne(size - 1);
+        if (size <= (nuint)1 << ExactLimitLog2) return size == 0 ? 0 : (int)((size - 1) >> 4);
         nuint s1 = size - 1;
-        int log2 = BitOperations.Log2(s1);          // 10..15
+        int log2 = BitOperations.Log2(s1);          // 7..15
         int quarter = (int)(s1 >> (log2 - 2));      // 4..7
-        return FineCount + (log2 - 10) * 4 + (quarter - 4);
+        return ExactCount + (log2 - ExactLimitLog2) * 4 + (quarter - 4);
     }
 
     /// <summary>Block size of a class, in bytes.</summary>
     public static int BlockBytes(int sizeClass)
     {
-        if (sizeClass < FineCount) return (sizeClass + 1) << 4;
-        int c = sizeClass - FineCount;
-        int log2 = 10 + (c >> 2);
+        if (sizeClass < ExactCount) return (sizeClass + 1) << 4;
+        int c = sizeClass - ExactCount;
+        int log2 = ExactLimitLog2 + (c >> 2);
         int quarter = 4 + (c & 3);
         return (quarter + 1) << (log2 - 2);
     }

@@ -129,6 +129,17 @@ internal static unsafe class Superslabs
         return s;
     }
 
+    /// <summary>Formats an empty one-slot slab the caller holds exclusively (popped from a pool list) for
+    /// <paramref name="sizeClass"/>, a one-slot class; its slot stays claimed and its pages resident.</summary>
+    public static SlabMeta* Reformat(uint globalIndex, int sizeClass)
+    {
+        uint index = globalIndex / Geometry.SlotsPerSuperslab;
+        int slot = (int)(globalIndex % Geometry.SlotsPerSuperslab);
+        SlabMeta* s = Format(SuperslabDirectory.Entry(index), index, slot, sizeClass);
+        if (s->SpanSlots != 1) ThrowHelper.ThrowCorruption("a multi-slot class was given a one-slot slab");
+        return s;
+    }
+
     /// <summary>The metadata of the slab named <paramref name="globalIndex"/>.</summary>
     public static SlabMeta* SlabByIndex(uint globalIndex) =>
         SuperslabEntry.Slab(SuperslabDirectory.Entry(globalIndex / Geometry.SlotsPerSuperslab), (int)(globalIndex % Geometry.SlotsPerSuperslab));

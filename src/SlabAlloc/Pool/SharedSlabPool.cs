@@ -26,6 +26,11 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
     private readonly TaggedIndexStack[] _empty = new TaggedIndexStack[SizeClasses.Count];
     private readonly int[] _emptyCount = new int[SizeClasses.Count];
     private readonly int[] _emptyLimit = EmptyLimits();
+    /// <summary>Empty one-slot slabs beyond their class's limit, kept resident for any one-slot class to
+    /// re-format (see <see cref="SlabOptions.SharedEmptySlabs"/>); _sharedEmptyCount approximates its size
+    /// the way _emptyCount does.</summary>
+    private TaggedIndexStack _sharedEmpty;
+    private int _sharedEmptyCount;
     private int _scanHint;
 
     /// <summary>Empty slabs kept per class: <see cref="SlabOptions.EmptySlabsPerClass"/> for one-slot
@@ -71,8 +76,26 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
             return s;
         }
 
-        // Stage 2: free slots in a mapped superslab, scanning from where the last claim succeeded.
+        // Still stage 1: an empty one-slot slab of any class, re-formatted. Its pages are resident, so this
+        // costs no page faults, where a slot released to its superslab was decommitted.
         int span = SizeClasses.SpanSlots(sizeClass);
+        if (span == 1)
+        {
+            failures = 0;
+            popped = _sharedEmpty.TryPop(out g, default(SlabLinks), ref failures);
+            if (LockStatistics.Enabled) LockStatistics.RecordCas(CasSite.Stage1, failures);
+            if (popped)
+            {
+                Interlocked.Decrement(ref _sharedEmptyCount);
+                // Held exclusively (popped), with no block out: no other thread reads or writes it.
+                SlabMeta* s = Superslabs.Reformat(g, sizeClass);
+                Counters.Add(ref Counters.Stage1);
+                SlabLog.SlabAcquired(sizeClass, 1, g);
+                return Own(s, owner);
+            }
+        }
+
+        // Stage 2: free slots in a mapped superslab, scanning from where the last claim succeeded.
         int count = SuperslabDirectory.Count;
         int start = Volatile.Read(ref _scanHint);
         failures = 0;
@@ -134,12 +157,23 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
                 return;
             }
             Interlocked.Decrement(ref _emptyCount[c]);
+            if (s->SpanSlots == 1 && Interlocked.Increment(ref _sharedEmptyCount) <= SlabOptions.SharedEmptySlabs)
+            {
+                s->Lifecycle = SlabLifecycle.Empty;
+                SlabLog.SlabReleasedToEmptyList(c, s->GlobalIndex);
+                int failures = _sharedEmpty.Push(s->GlobalIndex, default(SlabLinks));
+                if (LockStatistics.Enabled) LockStatistics.RecordCas(CasSite.Release, failures);
+                return;
+            }
+            if (s->SpanSlots == 1) Interlocked.Decrement(ref _sharedEmptyCount);
             ReleaseToUnused(s);
         }
         finally { _guard.Exit(); }
     }
 
     public override int EmptySlabs(int sizeClass) => Volatile.Read(ref _emptyCount[sizeClass]);
+
+    public override int SharedEmptySlabs => Volatile.Read(ref _sharedEmptyCount);
 
     public override Exception? Trim()
     {
@@ -151,6 +185,11 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
     private Exception? TrimUnguarded()
     {
         Exception? corruption = null;
+        while (_sharedEmpty.TryPop(out uint shared, default(SlabLinks)))
+        {
+            Interlocked.Decrement(ref _sharedEmptyCount);
+            ReleaseToUnused(Superslabs.SlabByIndex(shared));
+        }
         for (int c = 0; c < SizeClasses.Count; c++)
         {
             // Empty slabs: release them all.

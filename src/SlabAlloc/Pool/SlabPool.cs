@@ -47,6 +47,9 @@ internal abstract unsafe class SlabPool
     /// <summary>Empty slabs of <paramref name="sizeClass"/> kept on its empty list now.</summary>
     public abstract int EmptySlabs(int sizeClass);
 
+    /// <summary>Empty one-slot slabs kept for any class to re-format (approximate while threads release and acquire).</summary>
+    public abstract int SharedEmptySlabs { get; }
+
     /// <summary>Releases every empty slab (including partial ones that became empty) and returns
     /// empty superslabs to the system. A slab found corrupt (a cyclic remote-free list, logged where
     /// found) is left out of every list and the rest is still trimmed; the first such failure is

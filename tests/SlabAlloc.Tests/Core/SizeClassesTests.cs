@@ -32,12 +32,12 @@ public class SizeClassesTests
     }
 
     [Fact]
-    public void FineClassesAreSixteenByteStepsAndCoarseOnesFourPerPowerOfTwo()
+    public void ExactClassesAreSixteenByteStepsAndTheRestFourPerPowerOfTwo()
     {
-        for (int c = 0; c < SizeClasses.FineCount; c++) Assert.Equal((c + 1) * 16, SizeClasses.BlockBytes(c));
-        for (int p = 10; p < 16; p++)
+        for (int c = 0; c < SizeClasses.ExactCount; c++) Assert.Equal((c + 1) * 16, SizeClasses.BlockBytes(c));
+        for (int p = 7; p < 16; p++)
         {
-            var inOctave = Enumerable.Range(SizeClasses.FineCount, SizeClasses.Count - SizeClasses.FineCount)
+            var inOctave = Enumerable.Range(SizeClasses.ExactCount, SizeClasses.Count - SizeClasses.ExactCount)
                 .Where(c => SizeClasses.BlockBytes(c) > 1 << p && SizeClasses.BlockBytes(c) <= 1 << (p + 1)).ToArray();
             Assert.Equal(4, inOctave.Length);
         }
@@ -46,8 +46,8 @@ public class SizeClassesTests
     [Fact]
     public void FastPathMappingAgreesWithTheGeneralOne()
     {
-        for (nuint size = 1; size <= SizeClasses.FineLimitBytes; size++)
-            Assert.Equal(SizeClasses.ClassOf(size), SizeClasses.FineClassOfSizeMinusOne(size - 1));
+        for (nuint size = 1; size <= SizeClasses.SmallLimitBytes; size++)
+            Assert.Equal(SizeClasses.ClassOf(size), SizeClasses.SmallClassOfSizeMinusOne(size - 1));
     }
 
     [Fact]

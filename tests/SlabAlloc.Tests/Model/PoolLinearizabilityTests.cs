@@ -89,7 +89,7 @@ public sealed unsafe class PoolLinearizabilityTests
     {
         public const int Owners = 3;
         /// <summary>Blocks of 96 B, 544 B and 3.5 KiB (one-slot slabs) and 24 KiB (an 8-slot span).</summary>
-        public static readonly int[] Classes = [5, 33, 70, 81];
+        public static readonly int[] Classes = [5, 16, 25, 37]; // 96 B, 640 B, 3 KiB (one-slot slabs), 24 KiB (eight-slot)
 
         private static readonly object s_registryGate = new(); // Monitor: re-entered when Start finishes an earlier sample
         private static readonly List<PoolActual> s_unfinished = [];

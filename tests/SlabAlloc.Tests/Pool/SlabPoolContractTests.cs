@@ -13,6 +13,7 @@ namespace SlabAlloc.Tests.Pool;
 public sealed unsafe class SlabPoolContractTests
 {
     private static readonly void* OwnerA = (void*)0x1000, OwnerB = (void*)0x2000;
+    private static readonly int[] MixedClasses = [0, 10, 19, 40]; // 16 B, 224 B, 1 KiB, 40 KiB
 
     [Fact]
     public void ThePoolIsTheOneTheEnvironmentChose()
@@ -24,8 +25,8 @@ public sealed unsafe class SlabPoolContractTests
 
     [Theory]
     [InlineData(0)]
+    [InlineData(16)]
     [InlineData(40)]
-    [InlineData(80)]
     public void AcquireReturnsAnOwnedSlabOfTheClassWithAFreeBlock(int sizeClass)
     {
         SlabMeta* s = SlabPool.Shared.Acquire(sizeClass, OwnerA);
@@ -122,6 +123,7 @@ public sealed unsafe class SlabPoolContractTests
     [Fact]
     public void ConcurrentAcquireAndReleaseNeverShareASlab()
     {
+        // One-slot classes (which also trade slabs through the shared reserve of empty ones) and a medium one.
         const int Threads = 6, Iterations = 4000;
         var holders = new ConcurrentDictionary<nint, int>();
         long violations = 0;
@@ -136,7 +138,7 @@ public sealed unsafe class SlabPoolContractTests
             {
                 if (mine.Count < 3 && rng.Next(3) != 0)
                 {
-                    SlabMeta* s = SlabPool.Shared.Acquire(rng.Next(4) * 20, owner);
+                    SlabMeta* s = SlabPool.Shared.Acquire(MixedClasses[rng.Next(MixedClasses.Length)], owner);
                     if (!holders.TryAdd((nint)s, t)) Interlocked.Increment(ref violations);
                     mine.Add((nint)s);
                 }
@@ -162,7 +164,7 @@ public sealed unsafe class SlabPoolContractTests
 
     [Theory]
     [InlineData(3)]      // 64-byte blocks: one-slot slabs, two kept
-    [InlineData(84)]     // 40 KiB blocks: eight-slot slabs (512 KiB each), one kept
+    [InlineData(40)]     // 40 KiB blocks: eight-slot slabs (512 KiB each), one kept
     public void ThePoolKeepsFewEmptySlabsOfAClassAndFewerOfTheLargeOnes(int sizeClass)
     {
         Quiesce();
@@ -172,6 +174,53 @@ public sealed unsafe class SlabPoolContractTests
         for (int i = 0; i < 4; i++) slabs.Add((nint)SlabPool.Shared.Acquire(sizeClass, OwnerA));
         foreach (nint s in slabs) GiveBack((SlabMeta*)s);
         Assert.Equal(limit, SlabPool.Shared.EmptySlabs(sizeClass));
+        // The one-slot slabs beyond the limit wait, resident, in the shared reserve; the large ones are released.
+        Assert.Equal(64, SlabOptions.SharedEmptySlabs);
+        Assert.Equal(SizeClasses.SpanSlots(sizeClass) > 1 ? 0 : slabs.Count - limit, SlabPool.Shared.SharedEmptySlabs);
+    }
+
+    [Fact]
+    public void AnEmptySlabBeyondItsClassLimitIsReformattedForAnotherClass()
+    {
+        const int From = 3, To = 12; // 64 B and 320 B blocks, both one-slot slabs
+        Quiesce(); // Trim releases the shared reserve too
+        Assert.Equal(0, SlabPool.Shared.SharedEmptySlabs);
+        var slabs = new List<nint>();
+        for (int i = 0; i <= SlabOptions.EmptySlabsPerClass; i++) slabs.Add((nint)SlabPool.Shared.Acquire(From, OwnerA));
+        foreach (nint s in slabs) GiveBack((SlabMeta*)s);
+        var spare = (SlabMeta*)slabs[^1]; // given back when its class already kept its limit
+        Assert.Equal(1, SlabPool.Shared.SharedEmptySlabs);
+        Assert.Equal(SlabLifecycle.Empty, spare->Lifecycle);
+        uint index = spare->GlobalIndex;
+        long stage2 = SlabPool.Shared.Counters.Stage2, stage3 = SlabPool.Shared.Counters.Stage3;
+
+        SlabMeta* taken = AcquireUntil(To, OwnerB, spare);
+        Assert.Equal(0, SlabPool.Shared.SharedEmptySlabs);
+        Assert.Equal(stage2, SlabPool.Shared.Counters.Stage2);
+        Assert.Equal(stage3, SlabPool.Shared.Counters.Stage3);
+        Assert.True(taken->Owner == OwnerB);
+        Assert.Equal(SlabLifecycle.Owned, taken->Lifecycle);
+        Assert.Equal(index, taken->GlobalIndex);
+        Assert.Equal(To, taken->ClassIndex);
+        Assert.Equal((uint)SizeClasses.BlockBytes(To), taken->BlockBytes);
+        Assert.Equal(SizeClasses.Capacity(To), taken->Capacity);
+        Assert.Equal(0, taken->Used);
+        Assert.Equal(0, taken->Carved);
+        // Its blocks are carved at the new size, and a pointer into them finds this slab.
+        Assert.True(SlabMeta.TryCarve(taken));
+        var first = (byte*)taken->Free;
+        void* second = SlabMeta.NextOf(taken, first);
+        Assert.Equal(SizeClasses.BlockBytes(To), Math.Abs((int)((byte*)second - first)));
+        Assert.True(SuperslabHeader.SlabOf(second) == taken);
+        Assert.Equal(1, SlabMeta.BlockIndexOf(taken, taken->Start + SizeClasses.BlockBytes(To)));
+        Assert.Equal(-1, SlabMeta.BlockIndexOf(taken, taken->Start + SizeClasses.BlockBytes(From)));
+
+        // Empty again, it is kept (on its new class's list or in the reserve) until Trim decommits it.
+        GiveBack(taken);
+        Assert.Equal(SlabLifecycle.Empty, taken->Lifecycle);
+        SlabMemory.Trim();
+        Assert.Equal(0, SlabPool.Shared.SharedEmptySlabs);
+        Assert.Equal(SlabLifecycle.Unused, taken->Lifecycle);
     }
 
     /// <summary>Lets dead threads' finalizers run and trims, so the pool's lists start empty and no
