@@ -16,6 +16,9 @@ namespace SlabAlloc.Pool;
 /// one pop). The stacks' links live in the directory (never unmapped), so a pop that reads the link of
 /// a slab another thread has just popped and released reads valid memory, and its CAS then fails on
 /// the version. See <see cref="TaggedIndexStack"/> for the ABA argument.</para>
+/// <para>The shared reserve of empty one-slot slabs is one more such stack over the same link cells (a
+/// slab is on at most one list at a time), so the same argument covers it. A slab popped from it has no
+/// block out, so no remote free can reach it while the popper re-formats it for another class.</para>
 /// <para>The empty-list counts are approximate (incremented before a push, decremented after a pop);
 /// they bound the empty-slab hysteresis, they are not an invariant.</para>
 /// </remarks>
