@@ -37,6 +37,9 @@ public sealed class SlabStatistics
     public int SlabsPartial { get; init; }
     /// <inheritdoc cref="SlabsOwned"/>
     public int SlabsEmpty { get; init; }
+    /// <summary>Empty one-slot slabs in the pool's shared reserve, which any class up to 8 KiB may re-format
+    /// (<c>SLABALLOC_SHARED_EMPTY_SLABS</c>); counted under no class.</summary>
+    public int SlabsReserved { get; init; }
     /// <summary>Free blocks ready in the slabs thread caches currently allocate from (carved and not
     /// handed out; slabs a thread retains but does not allocate from are not counted).</summary>
     public long BlocksInThreadCaches { get; init; }
@@ -75,7 +78,7 @@ public sealed class SlabStatistics
         Line("blocks in use", BlocksInUse);
         Line("bytes mapped", BytesMapped);
         Line("superslabs", $"{Superslabs} ({EmptySuperslabs} empty; {SuperslabsMappedTotal} mapped, {SuperslabsReturnedTotal} returned in all)");
-        Line("slabs", $"owned {SlabsOwned}, full {SlabsFull}, partial {SlabsPartial}, empty {SlabsEmpty}; unused slots {UnusedSlots}");
+        Line("slabs", $"owned {SlabsOwned}, full {SlabsFull}, partial {SlabsPartial}, empty {SlabsEmpty}, reserved {SlabsReserved}; unused slots {UnusedSlots}");
         Line("thread caches", $"{ThreadCaches} live, {ThreadCacheRecords} made, {ThreadCachesReclaimed} reclaimed; {BlocksInThreadCaches} free blocks");
         Line("cache misses", ThreadCacheMisses);
         Line("remote frees", RemoteFrees);

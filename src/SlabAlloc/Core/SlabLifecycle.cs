@@ -14,4 +14,7 @@ internal enum SlabLifecycle : byte
     Partial = 3,
     /// <summary>In its class's empty list: every block is free.</summary>
     Empty = 4,
+    /// <summary>In the pool's shared reserve: every block is free, and any one-slot class may re-format it.
+    /// Its class is the one it was last formatted for.</summary>
+    Reserved = 5,
 }

@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using SlabAlloc.Diagnostics;
 using SlabAlloc.Platform;
 
@@ -125,7 +126,9 @@ internal static unsafe class Superslabs
         SlabMeta.Format(s, region + ((nuint)slot << Geometry.SlotShift), sizeClass, index * Geometry.SlotsPerSuperslab + (uint)slot, checkedBits);
         int span = s->SpanSlots;
         for (int i = slot; i < slot + span; i++) header->SlabOfSlot[i] = (nint)s;
-        s->Lifecycle = SlabLifecycle.Owned;
+        // Released after the geometry: a racing free that reads Owned here then validates against the new
+        // geometry (see ThreadCache.FreeRemote).
+        Volatile.Write(ref Unsafe.As<SlabLifecycle, byte>(ref s->Lifecycle), (byte)SlabLifecycle.Owned);
         return s;
     }
 
@@ -135,9 +138,9 @@ internal static unsafe class Superslabs
     {
         uint index = globalIndex / Geometry.SlotsPerSuperslab;
         int slot = (int)(globalIndex % Geometry.SlotsPerSuperslab);
-        SlabMeta* s = Format(SuperslabDirectory.Entry(index), index, slot, sizeClass);
-        if (s->SpanSlots != 1) ThrowHelper.ThrowCorruption("a multi-slot class was given a one-slot slab");
-        return s;
+        // Checked first: formatting a multi-slot class here would overwrite the slab table of the slots after it.
+        if (SizeClasses.SpanSlots(sizeClass) != 1) ThrowHelper.ThrowCorruption("a multi-slot class was given a one-slot slab");
+        return Format(SuperslabDirectory.Entry(index), index, slot, sizeClass);
     }
 
     /// <summary>The metadata of the slab named <paramref name="globalIndex"/>.</summary>

@@ -71,6 +71,13 @@ internal static partial class SlabLog
         if (Logger is { } logger) LogSlabReleasedToEmptyList(logger, slabIndex, sizeClass);
     }
 
+    /// <summary>An empty one-slot slab beyond its class's limit went to the shared reserve, for any one-slot class.</summary>
+    [Conditional("DEBUG")]
+    internal static void SlabReleasedToReserve(int sizeClass, uint slabIndex)
+    {
+        if (Logger is { } logger) LogSlabReleasedToReserve(logger, slabIndex, sizeClass);
+    }
+
     /// <summary>An empty slab's slots went back to its superslab and its pages were decommitted.</summary>
     [Conditional("DEBUG")]
     internal static void SlabReleasedToUnused(int sizeClass, uint slabIndex)
@@ -138,6 +145,9 @@ internal static partial class SlabLog
 
     [LoggerMessage(EventId = 111, EventName = "SlabReleasedToEmptyList", Level = LogLevel.Trace, Message = "Slab {SlabIndex} of class {SizeClass} released to the empty list")]
     private static partial void LogSlabReleasedToEmptyList(ILogger logger, uint slabIndex, int sizeClass);
+
+    [LoggerMessage(EventId = 113, EventName = "SlabReleasedToReserve", Level = LogLevel.Trace, Message = "Slab {SlabIndex} of class {SizeClass} released to the shared reserve, for any one-slot class")]
+    private static partial void LogSlabReleasedToReserve(ILogger logger, uint slabIndex, int sizeClass);
 
     [LoggerMessage(EventId = 112, EventName = "SlabReleasedToUnused", Level = LogLevel.Trace, Message = "Slab {SlabIndex} of class {SizeClass} released to unused slots, pages decommitted")]
     private static partial void LogSlabReleasedToUnused(ILogger logger, uint slabIndex, int sizeClass);

@@ -66,6 +66,7 @@ namespace SlabAlloc.Diagnostics
         private static readonly KeyValuePair<string, object?>[] s_stateFull = [new("state", "full")];
         private static readonly KeyValuePair<string, object?>[] s_statePartial = [new("state", "partial")];
         private static readonly KeyValuePair<string, object?>[] s_stateEmpty = [new("state", "empty")];
+        private static readonly KeyValuePair<string, object?>[] s_stateReserved = [new("state", "reserved")];
         private static readonly KeyValuePair<string, object?>[] s_pathAcquire = [new("path", "acquire_slab")];
         private static readonly KeyValuePair<string, object?>[] s_pathRelease = [new("path", "release_slab")];
         private static readonly KeyValuePair<string, object?>[][] s_casSites =
@@ -165,6 +166,7 @@ namespace SlabAlloc.Diagnostics
             [
                 new(s.SlabsOwned, s_stateOwned), new(s.SlabsFull, s_stateFull),
                 new(s.SlabsPartial, s_statePartial), new(s.SlabsEmpty, s_stateEmpty),
+                new(s.SlabsReserved, s_stateReserved),
             ];
         }
 

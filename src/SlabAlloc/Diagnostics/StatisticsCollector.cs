@@ -42,7 +42,7 @@ internal static unsafe class StatisticsCollector
         var full = new int[SizeClasses.Count];
         var partial = new int[SizeClasses.Count];
         var empty = new int[SizeClasses.Count];
-        int superslabs = 0, unusedSlots = 0;
+        int superslabs = 0, unusedSlots = 0, reserved = 0;
         int count = SuperslabDirectory.Count;
         for (uint i = 0; i < count; i++)
         {
@@ -60,6 +60,7 @@ internal static unsafe class StatisticsCollector
                     case SlabLifecycle.Full: full[c]++; break;
                     case SlabLifecycle.Partial: partial[c]++; break;
                     case SlabLifecycle.Empty: empty[c]++; break;
+                    case SlabLifecycle.Reserved: reserved++; break;
                 }
             }
         }
@@ -89,6 +90,7 @@ internal static unsafe class StatisticsCollector
             SlabsFull = full.Sum(),
             SlabsPartial = partial.Sum(),
             SlabsEmpty = empty.Sum(),
+            SlabsReserved = reserved,
             BlocksInThreadCaches = cachedBlocks,
             ThreadCaches = live,
             ThreadCacheRecords = HeapRecords.RecordCount,

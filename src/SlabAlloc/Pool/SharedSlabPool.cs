@@ -64,38 +64,30 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
 
     private SlabMeta* AcquireUnguarded(int sizeClass, void* owner)
     {
-        // Stage 1: a slab of this class that no thread owns, partial ones first (their memory is already touched).
+        // Stage 1: a slab of this class that no thread owns, partial ones first (their memory is already
+        // touched); then, for a one-slot class, an empty one-slot slab of any class from the shared reserve,
+        // re-formatted: its pages are resident too, where a slot released to its superslab was decommitted.
+        int span = SizeClasses.SpanSlots(sizeClass);
         int failures = 0;
+        bool reserved = false;
         bool popped = _partial[sizeClass].TryPop(out uint g, default(SlabLinks), ref failures);
         if (!popped && (popped = _empty[sizeClass].TryPop(out g, default(SlabLinks), ref failures))) Interlocked.Decrement(ref _emptyCount[sizeClass]);
+        if (!popped && span == 1 && (popped = reserved = _sharedEmpty.TryPop(out g, default(SlabLinks), ref failures)))
+            Interlocked.Decrement(ref _sharedEmptyCount);
         if (LockStatistics.Enabled) LockStatistics.RecordCas(CasSite.Stage1, failures);
         if (popped)
         {
-            SlabMeta* s = Superslabs.SlabByIndex(g);
-            SlabMeta.Adopt(s, owner);
-            s->Lifecycle = SlabLifecycle.Owned;
+            SlabMeta* s;
+            if (reserved) s = Own(Superslabs.Reformat(g, sizeClass), owner); // popped: held exclusively, no block out
+            else
+            {
+                s = Superslabs.SlabByIndex(g);
+                SlabMeta.Adopt(s, owner);
+                s->Lifecycle = SlabLifecycle.Owned;
+            }
             Counters.Add(ref Counters.Stage1);
             SlabLog.SlabAcquired(sizeClass, 1, g);
             return s;
-        }
-
-        // Still stage 1: an empty one-slot slab of any class, re-formatted. Its pages are resident, so this
-        // costs no page faults, where a slot released to its superslab was decommitted.
-        int span = SizeClasses.SpanSlots(sizeClass);
-        if (span == 1)
-        {
-            failures = 0;
-            popped = _sharedEmpty.TryPop(out g, default(SlabLinks), ref failures);
-            if (LockStatistics.Enabled) LockStatistics.RecordCas(CasSite.Stage1, failures);
-            if (popped)
-            {
-                Interlocked.Decrement(ref _sharedEmptyCount);
-                // Held exclusively (popped), with no block out: no other thread reads or writes it.
-                SlabMeta* s = Superslabs.Reformat(g, sizeClass);
-                Counters.Add(ref Counters.Stage1);
-                SlabLog.SlabAcquired(sizeClass, 1, g);
-                return Own(s, owner);
-            }
         }
 
         // Stage 2: free slots in a mapped superslab, scanning from where the last claim succeeded.
@@ -162,8 +154,8 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
             Interlocked.Decrement(ref _emptyCount[c]);
             if (s->SpanSlots == 1 && Interlocked.Increment(ref _sharedEmptyCount) <= SlabOptions.SharedEmptySlabs)
             {
-                s->Lifecycle = SlabLifecycle.Empty;
-                SlabLog.SlabReleasedToEmptyList(c, s->GlobalIndex);
+                s->Lifecycle = SlabLifecycle.Reserved;
+                SlabLog.SlabReleasedToReserve(c, s->GlobalIndex);
                 int failures = _sharedEmpty.Push(s->GlobalIndex, default(SlabLinks));
                 if (LockStatistics.Enabled) LockStatistics.RecordCas(CasSite.Release, failures);
                 return;

@@ -271,7 +271,12 @@ internal static unsafe class ThreadCache
 
     private static void FreeRemote(SlabMeta* s, void* block, int index)
     {
-        if (s->Lifecycle == SlabLifecycle.Empty) ThrowHelper.ThrowDoubleFree(block); // a slab with no block out
+        // A slab with no block out (or no slab any more): the block was freed before. Read with acquire, so a
+        // slab re-formatted for another class since the caller validated the pointer is validated again
+        // against its new geometry (the format releases Lifecycle last).
+        var lifecycle = (SlabLifecycle)Volatile.Read(ref Unsafe.As<SlabLifecycle, byte>(ref s->Lifecycle));
+        if (lifecycle is SlabLifecycle.Empty or SlabLifecycle.Reserved or SlabLifecycle.Unused) ThrowHelper.ThrowDoubleFree(block);
+        if (SlabMeta.BlockIndexOf(s, block) < 0) ThrowHelper.ThrowInteriorPointer(block);
         // A free must not fail: a thread that cannot get a cache (out of memory) counts its frees globally.
         ThreadHeap* h = TryEnsureHeap();
         if (h != null)

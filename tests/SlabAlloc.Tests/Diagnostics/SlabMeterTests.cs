@@ -115,7 +115,7 @@ public sealed unsafe class SlabMeterTests
         // Every instrument reports in a pass, with the tags it promises.
         List<Reading> readings = recorder.Collect();
         foreach (string name in SlabMeter.Names.All) Assert.Contains(readings, r => r.Name == name);
-        Assert.Equal(["state=empty", "state=full", "state=owned", "state=partial"],
+        Assert.Equal(["state=empty", "state=full", "state=owned", "state=partial", "state=reserved"],
             readings.Where(r => r.Name == "slaballoc.slabs").Select(r => r.Tag!).Order());
         Assert.Equal(["path=acquire_slab", "path=release_slab"],
             readings.Where(r => r.Name == "slaballoc.pool.lock.acquisitions").Select(r => r.Tag!).Order());
@@ -199,6 +199,7 @@ public sealed unsafe class SlabMeterTests
             Assert.Equal(s.SlabsFull, Tagged(r, "slaballoc.slabs", "state=full"));
             Assert.Equal(s.SlabsPartial, Tagged(r, "slaballoc.slabs", "state=partial"));
             Assert.Equal(s.SlabsEmpty, Tagged(r, "slaballoc.slabs", "state=empty"));
+            Assert.Equal(s.SlabsReserved, Tagged(r, "slaballoc.slabs", "state=reserved"));
             Assert.True(s.SlabsOwned > 0);
 
             Assert.Equal(s.ThreadCacheMisses, Single(r, "slaballoc.thread_cache.misses"));
@@ -224,7 +225,7 @@ public sealed unsafe class SlabMeterTests
     private static bool Unmoved(SlabStatistics a, SlabStatistics b) =>
         a.BytesInUse == b.BytesInUse && a.BytesMapped == b.BytesMapped && a.Superslabs == b.Superslabs &&
         a.UnusedSlots == b.UnusedSlots && a.SlabsOwned == b.SlabsOwned && a.SlabsFull == b.SlabsFull &&
-        a.SlabsPartial == b.SlabsPartial && a.SlabsEmpty == b.SlabsEmpty && a.ThreadCacheMisses == b.ThreadCacheMisses &&
+        a.SlabsPartial == b.SlabsPartial && a.SlabsEmpty == b.SlabsEmpty && a.SlabsReserved == b.SlabsReserved && a.ThreadCacheMisses == b.ThreadCacheMisses &&
         a.RemoteFrees == b.RemoteFrees;
 
     [Fact]

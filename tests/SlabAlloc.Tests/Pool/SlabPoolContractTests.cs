@@ -187,11 +187,24 @@ public sealed unsafe class SlabPoolContractTests
         Assert.Equal(0, SlabPool.Shared.SharedEmptySlabs);
         var slabs = new List<nint>();
         for (int i = 0; i <= SlabOptions.EmptySlabsPerClass; i++) slabs.Add((nint)SlabPool.Shared.Acquire(From, OwnerA));
-        foreach (nint s in slabs) GiveBack((SlabMeta*)s);
+        foreach (nint s in slabs)
+        {
+            SlabMeta.TryCarve((SlabMeta*)s); // blocks that were handed out once, for the double free below
+            GiveBack((SlabMeta*)s);
+        }
         var spare = (SlabMeta*)slabs[^1]; // given back when its class already kept its limit
         Assert.Equal(1, SlabPool.Shared.SharedEmptySlabs);
-        Assert.Equal(SlabLifecycle.Empty, spare->Lifecycle);
+        Assert.Equal(SlabLifecycle.Reserved, spare->Lifecycle);
+        Assert.True(SlabMemory.GetStatistics().SlabsReserved >= 1);
         uint index = spare->GlobalIndex;
+
+        // A block of a reserved slab freed (again) is a double free, and changes nothing.
+        var stale = (nint)spare->Start;
+        var error = Assert.Throws<ArgumentException>(() => SlabMemory.Free((void*)stale));
+        Assert.Contains("double free", error.Message, StringComparison.OrdinalIgnoreCase);
+        Assert.Equal(SlabLifecycle.Reserved, spare->Lifecycle);
+        Assert.Equal(SlabMeta.StateQueued, Volatile.Read(ref spare->ThreadFree));
+        Assert.Equal(1, SlabPool.Shared.SharedEmptySlabs);
         long stage2 = SlabPool.Shared.Counters.Stage2, stage3 = SlabPool.Shared.Counters.Stage3;
 
         SlabMeta* taken = AcquireUntil(To, OwnerB, spare);

@@ -39,10 +39,11 @@ public sealed class StressTests(ITestOutputHelper output)
         SlabMemory.Trim();
         SlabStatistics trimmed = SlabMemory.GetStatistics();
         output.WriteLine(trimmed.ToString());
-        // Every slab not owned by a live thread is back to UNUSED: nothing full, partial or listed empty.
+        // Every slab not owned by a live thread is back to UNUSED: nothing full, partial, listed empty or reserved.
         Assert.Equal(0, trimmed.SlabsFull);
         Assert.Equal(0, trimmed.SlabsPartial);
         Assert.Equal(0, trimmed.SlabsEmpty);
+        Assert.Equal(0, trimmed.SlabsReserved);
         Assert.Equal(0, trimmed.LargeCachedBytes);
         Assert.Equal(before.BlocksInUse, trimmed.BlocksInUse);
         Assert.True(trimmed.SlabsOwned <= before.SlabsOwned + SlabCountOfLiveCaches(trimmed),
