@@ -18,7 +18,9 @@ namespace SlabAlloc.Pool;
 /// the version. See <see cref="TaggedIndexStack"/> for the ABA argument.</para>
 /// <para>The shared reserve of empty one-slot slabs is one more such stack over the same link cells (a
 /// slab is on at most one list at a time), so the same argument covers it. A slab popped from it has no
-/// block out, so no remote free can reach it while the popper re-formats it for another class.</para>
+/// block out, so no free of a live block can reach it while the popper re-formats it for another class;
+/// a stale (double) free that does is rejected by <c>ThreadCache.FreeRemote</c>, which reads the lifecycle
+/// the format writes last and validates the pointer again.</para>
 /// <para>The empty-list counts are approximate (incremented before a push, decremented after a pop);
 /// they bound the empty-slab hysteresis, they are not an invariant.</para>
 /// </remarks>
