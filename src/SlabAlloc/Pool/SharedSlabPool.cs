@@ -36,6 +36,12 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
     /// the way _emptyCount does.</summary>
     private TaggedIndexStack _sharedEmpty;
     private int _sharedEmptyCount;
+    /// <summary>The fewest slabs the reserve held since the last decay (approximate: lowered by plain
+    /// writes after pops, which may race; a wrong value only changes how many slabs one decay releases).</summary>
+    private int _reserveLowWater;
+    /// <summary><see cref="Environment.TickCount64"/> when the last decay ran; the thread whose CAS moves it
+    /// on runs the next one.</summary>
+    private long _lastDecayTick;
     private int _scanHint;
 
     /// <summary>Empty slabs kept per class: <see cref="SlabOptions.EmptySlabsPerClass"/> for one-slot
@@ -75,7 +81,7 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
         bool popped = _partial[sizeClass].TryPop(out uint g, default(SlabLinks), ref failures);
         if (!popped && (popped = _empty[sizeClass].TryPop(out g, default(SlabLinks), ref failures))) Interlocked.Decrement(ref _emptyCount[sizeClass]);
         if (!popped && span == 1 && (popped = reserved = _sharedEmpty.TryPop(out g, default(SlabLinks), ref failures)))
-            Interlocked.Decrement(ref _sharedEmptyCount);
+            LowerLowWater(Interlocked.Decrement(ref _sharedEmptyCount));
         if (LockStatistics.Enabled) LockStatistics.RecordCas(CasSite.Stage1, failures);
         if (popped)
         {
@@ -151,21 +157,68 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
                 SlabLog.SlabReleasedToEmptyList(c, s->GlobalIndex);
                 int failures = _empty[c].Push(s->GlobalIndex, default(SlabLinks));
                 if (LockStatistics.Enabled) LockStatistics.RecordCas(CasSite.Release, failures);
-                return;
             }
-            Interlocked.Decrement(ref _emptyCount[c]);
-            if (s->SpanSlots == 1 && Interlocked.Increment(ref _sharedEmptyCount) <= SlabOptions.SharedEmptySlabs)
+            else
             {
-                s->Lifecycle = SlabLifecycle.Reserved;
-                SlabLog.SlabReleasedToReserve(c, s->GlobalIndex);
-                int failures = _sharedEmpty.Push(s->GlobalIndex, default(SlabLinks));
-                if (LockStatistics.Enabled) LockStatistics.RecordCas(CasSite.Release, failures);
-                return;
+                Interlocked.Decrement(ref _emptyCount[c]);
+                if (s->SpanSlots == 1 && Interlocked.Increment(ref _sharedEmptyCount) <= SlabOptions.SharedEmptySlabs)
+                {
+                    s->Lifecycle = SlabLifecycle.Reserved;
+                    SlabLog.SlabReleasedToReserve(c, s->GlobalIndex);
+                    int failures = _sharedEmpty.Push(s->GlobalIndex, default(SlabLinks));
+                    if (LockStatistics.Enabled) LockStatistics.RecordCas(CasSite.Release, failures);
+                }
+                else
+                {
+                    if (s->SpanSlots == 1) Interlocked.Decrement(ref _sharedEmptyCount);
+                    ReleaseToUnused(s);
+                }
             }
-            if (s->SpanSlots == 1) Interlocked.Decrement(ref _sharedEmptyCount);
-            ReleaseToUnused(s);
+            MaybeDecayReserve();
         }
         finally { _guard.Exit(); }
+    }
+
+    private void LowerLowWater(int count)
+    {
+        if (count < Volatile.Read(ref _reserveLowWater)) Volatile.Write(ref _reserveLowWater, count);
+    }
+
+    /// <summary>Once per <see cref="SlabPool.ReserveDecayMs"/>, on a release: decays the reserve.</summary>
+    private void MaybeDecayReserve()
+    {
+        int interval = Volatile.Read(ref ReserveDecayMs);
+        if (interval == 0) return;
+        long now = Environment.TickCount64;
+        long last = Volatile.Read(ref _lastDecayTick);
+        if (now - last < interval) return;
+        // One thread per interval decays: the one whose CAS moves the mark on; the others go on.
+        if (Interlocked.CompareExchange(ref _lastDecayTick, now, last) != last) return;
+        DecayReserveUnguarded();
+    }
+
+    public override int DecayReserve()
+    {
+        _guard.Enter(PoolPath.ReleaseSlab);
+        try { return DecayReserveUnguarded(); }
+        finally { _guard.Exit(); }
+    }
+
+    /// <summary>Releases (decommits) as many reserved slabs as the reserve never dipped below since the last
+    /// decay: slabs no acquisition needed for a whole interval. Then starts the next interval's low-water
+    /// mark at what is left.</summary>
+    private int DecayReserveUnguarded()
+    {
+        int idle = Volatile.Read(ref _reserveLowWater);
+        int released = 0;
+        while (released < idle && _sharedEmpty.TryPop(out uint g, default(SlabLinks)))
+        {
+            Interlocked.Decrement(ref _sharedEmptyCount);
+            ReleaseToUnused(Superslabs.SlabByIndex(g));
+            released++;
+        }
+        Volatile.Write(ref _reserveLowWater, Volatile.Read(ref _sharedEmptyCount));
+        return released;
     }
 
     public override int EmptySlabs(int sizeClass) => Volatile.Read(ref _emptyCount[sizeClass]);
@@ -187,6 +240,7 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
             Interlocked.Decrement(ref _sharedEmptyCount);
             ReleaseToUnused(Superslabs.SlabByIndex(shared));
         }
+        Volatile.Write(ref _reserveLowWater, 0);
         for (int c = 0; c < SizeClasses.Count; c++)
         {
             // Empty slabs: release them all.

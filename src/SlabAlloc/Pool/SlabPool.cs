@@ -50,6 +50,14 @@ internal abstract unsafe class SlabPool
     /// <summary>Empty one-slot slabs kept for any class to re-format (approximate while threads release and acquire).</summary>
     public abstract int SharedEmptySlabs { get; }
 
+    /// <summary>Releases the reserve's slabs that no acquisition needed since the previous call (done by
+    /// itself every <see cref="ReserveDecayMs"/> on a release); returns how many.</summary>
+    public abstract int DecayReserve();
+
+    /// <summary>Milliseconds between the reserve's decays, 0 for none: <see cref="SlabOptions.ReserveDecayMs"/>,
+    /// settable for tests.</summary>
+    internal static int ReserveDecayMs = SlabOptions.ReserveDecayMs;
+
     /// <summary>Releases every empty slab (including partial ones that became empty) and returns
     /// empty superslabs to the system. A slab found corrupt (a cyclic remote-free list, logged where
     /// found) is left out of every list and the rest is still trimmed; the first such failure is

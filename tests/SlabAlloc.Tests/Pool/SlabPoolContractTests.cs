@@ -236,6 +236,67 @@ public sealed unsafe class SlabPoolContractTests
         Assert.Equal(SlabLifecycle.Unused, taken->Lifecycle);
     }
 
+    [Fact]
+    public void ADecayReleasesTheReservedSlabsNoAcquisitionNeededSinceTheLastOne()
+    {
+        const int From = 3, To = 12; // 64 B and 320 B blocks, both one-slot slabs
+        WithReserveDecay(0, () => // decays only when the test asks
+        {
+            Quiesce(); // Trim: the reserve empty, its low-water mark 0
+            var slabs = new List<nint>();
+            for (int i = 0; i < SlabOptions.EmptySlabsPerClass + 3; i++) slabs.Add((nint)SlabPool.Shared.Acquire(From, OwnerA));
+            foreach (nint s in slabs) GiveBack((SlabMeta*)s);
+            Assert.Equal(3, SlabPool.Shared.SharedEmptySlabs);
+            // All three arrived during this interval: none was idle for a whole one.
+            Assert.Equal(0, SlabPool.Shared.DecayReserve());
+            Assert.Equal(3, SlabPool.Shared.SharedEmptySlabs);
+
+            // One is needed (the reserve is a stack: the last one given back comes first), two are not.
+            var needed = (SlabMeta*)slabs[^1];
+            SlabMeta* taken = AcquireUntil(To, OwnerB, needed);
+            Assert.Equal(2, SlabPool.Shared.DecayReserve());
+            Assert.Equal(0, SlabPool.Shared.SharedEmptySlabs);
+            Assert.Equal(SlabLifecycle.Unused, ((SlabMeta*)slabs[^2])->Lifecycle);
+            Assert.Equal(SlabLifecycle.Unused, ((SlabMeta*)slabs[^3])->Lifecycle);
+            Assert.Equal(SlabLifecycle.Owned, taken->Lifecycle);
+            GiveBack(taken);
+        });
+        SlabMemory.Trim();
+    }
+
+    [Fact]
+    public void ReleasesDecayTheReserveByThemselvesOnceTheIntervalHasPassed()
+    {
+        const int From = 3;
+        WithReserveDecay(1, () =>
+        {
+            Quiesce();
+            var slabs = new List<nint>();
+            for (int i = 0; i < SlabOptions.EmptySlabsPerClass + 4; i++) slabs.Add((nint)SlabPool.Shared.Acquire(From, OwnerA));
+            foreach (nint s in slabs) GiveBack((SlabMeta*)s);
+            // Then releases that leave the reserve alone (a slab of the class's own empty list, taken and
+            // given back), 10 ms apart: each finds the interval passed and decays; no acquisition needs
+            // the reserve meanwhile, so by the second decay after the fill it is empty.
+            for (int i = 0; i < 4; i++)
+            {
+                Thread.Sleep(10);
+                GiveBack(SlabPool.Shared.Acquire(From, OwnerA));
+            }
+            Assert.Equal(0, SlabPool.Shared.SharedEmptySlabs); // without decay: 4
+            foreach (nint s in slabs.Skip(SlabOptions.EmptySlabsPerClass))
+                Assert.Equal(SlabLifecycle.Unused, ((SlabMeta*)s)->Lifecycle);
+        });
+        SlabMemory.Trim();
+    }
+
+    private static void WithReserveDecay(int milliseconds, Action test)
+    {
+        int before = SlabPool.ReserveDecayMs;
+        SlabPool.ReserveDecayMs = milliseconds;
+        try { test(); }
+        finally { SlabPool.ReserveDecayMs = before; }
+    }
+
     /// <summary>Lets dead threads' finalizers run and trims, so the pool's lists start empty and no
     /// cache is handed back into them while a test counts.</summary>
     private static void Quiesce()
