@@ -49,10 +49,11 @@ internal static class SlabOptions
     /// decommitted. They absorb the flow of slabs from exiting threads to new ones without page faults.</summary>
     public static readonly int SharedEmptySlabs = ReadInt("SLABALLOC_SHARED_EMPTY_SLABS", "SlabAlloc.SharedEmptySlabs", 64, 0, 1 << 20);
 
-    /// <summary><c>SLABALLOC_RESERVE_DECAY_MS</c> (default 1000): how often the shared reserve gives back (decommits)
-    /// the slabs no acquisition needed since the last time, so memory kept for threads that come and go
-    /// returns to the system after they stop, without <c>Trim</c>. Checked on the pool's release path; 0 never.</summary>
-    public static readonly int ReserveDecayMs = ReadInt("SLABALLOC_RESERVE_DECAY_MS", "SlabAlloc.ReserveDecayMs", 1000, 0, 1 << 30);
+    /// <summary><c>SLABALLOC_DECAY_MS</c> (default 1000): how often the pool gives back (decommits) the empty slabs,
+    /// in the class lists and the shared reserve, that no acquisition needed since the last time, so memory
+    /// kept for reuse returns to the system once the work that needed it stops, without <c>Trim</c>. Checked
+    /// on the pool's release path; 0 never.</summary>
+    public static readonly int DecayMs = ReadInt("SLABALLOC_DECAY_MS", "SlabAlloc.DecayMs", 1000, 0, 1 << 30);
 
     /// <summary><c>SLABALLOC_SUPERSLAB_CACHE</c> (default 2): empty superslabs kept mapped before further
     /// empty ones are returned to the system.</summary>

@@ -36,9 +36,11 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
     /// the way _emptyCount does.</summary>
     private TaggedIndexStack _sharedEmpty;
     private int _sharedEmptyCount;
-    /// <summary>The fewest slabs the reserve held since the last decay (approximate: lowered by plain
-    /// writes after pops, which may race; a wrong value only changes how many slabs one decay releases).</summary>
+    /// <summary>The fewest slabs the reserve, and each class's empty list, held since the last decay
+    /// (approximate: lowered by plain writes after pops, which may race; a wrong value only changes how
+    /// many slabs one decay releases).</summary>
     private int _reserveLowWater;
+    private readonly int[] _emptyLowWater = new int[SizeClasses.Count];
     /// <summary><see cref="Environment.TickCount64"/> when the last decay ran; the thread whose CAS moves it
     /// on runs the next one.</summary>
     private long _lastDecayTick;
@@ -79,9 +81,10 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
         int failures = 0;
         bool reserved = false;
         bool popped = _partial[sizeClass].TryPop(out uint g, default(SlabLinks), ref failures);
-        if (!popped && (popped = _empty[sizeClass].TryPop(out g, default(SlabLinks), ref failures))) Interlocked.Decrement(ref _emptyCount[sizeClass]);
+        if (!popped && (popped = _empty[sizeClass].TryPop(out g, default(SlabLinks), ref failures)))
+            LowerLowWater(ref _emptyLowWater[sizeClass], Interlocked.Decrement(ref _emptyCount[sizeClass]));
         if (!popped && span == 1 && (popped = reserved = _sharedEmpty.TryPop(out g, default(SlabLinks), ref failures)))
-            LowerLowWater(Interlocked.Decrement(ref _sharedEmptyCount));
+            LowerLowWater(ref _reserveLowWater, Interlocked.Decrement(ref _sharedEmptyCount));
         if (LockStatistics.Enabled) LockStatistics.RecordCas(CasSite.Stage1, failures);
         if (popped)
         {
@@ -174,50 +177,58 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
                     ReleaseToUnused(s);
                 }
             }
-            MaybeDecayReserve();
+            MaybeDecay();
         }
         finally { _guard.Exit(); }
     }
 
-    private void LowerLowWater(int count)
+    private static void LowerLowWater(ref int lowWater, int count)
     {
-        if (count < Volatile.Read(ref _reserveLowWater)) Volatile.Write(ref _reserveLowWater, count);
+        if (count < Volatile.Read(ref lowWater)) Volatile.Write(ref lowWater, count);
     }
 
-    /// <summary>Once per <see cref="SlabPool.ReserveDecayMs"/>, on a release: decays the reserve.</summary>
-    private void MaybeDecayReserve()
+    /// <summary>Once per <see cref="SlabPool.DecayMs"/>, on a release: decays the empty lists and the reserve.</summary>
+    private void MaybeDecay()
     {
-        int interval = Volatile.Read(ref ReserveDecayMs);
+        int interval = Volatile.Read(ref DecayMs);
         if (interval == 0) return;
         long now = Environment.TickCount64;
         long last = Volatile.Read(ref _lastDecayTick);
         if (now - last < interval) return;
         // One thread per interval decays: the one whose CAS moves the mark on; the others go on.
         if (Interlocked.CompareExchange(ref _lastDecayTick, now, last) != last) return;
-        DecayReserveUnguarded();
+        DecayUnguarded();
     }
 
-    public override int DecayReserve()
+    public override int Decay()
     {
         _guard.Enter(PoolPath.ReleaseSlab);
-        try { return DecayReserveUnguarded(); }
+        try { return DecayUnguarded(); }
         finally { _guard.Exit(); }
     }
 
-    /// <summary>Releases (decommits) as many reserved slabs as the reserve never dipped below since the last
-    /// decay: slabs no acquisition needed for a whole interval. Then starts the next interval's low-water
-    /// mark at what is left.</summary>
-    private int DecayReserveUnguarded()
+    private int DecayUnguarded()
     {
-        int idle = Volatile.Read(ref _reserveLowWater);
+        int released = DecayList(ref _sharedEmpty, ref _sharedEmptyCount, ref _reserveLowWater);
+        for (int c = 0; c < SizeClasses.Count; c++) released += DecayList(ref _empty[c], ref _emptyCount[c], ref _emptyLowWater[c]);
+        return released;
+    }
+
+    /// <summary>Releases (decommits) as many slabs of one list as it never dipped below since the last decay:
+    /// slabs no acquisition needed for a whole interval. Then starts the next interval's low-water mark at
+    /// what is left. Each slab is popped before it is released, so a decay never touches a slab another
+    /// thread holds.</summary>
+    private int DecayList(ref TaggedIndexStack list, ref int count, ref int lowWater)
+    {
+        int idle = Volatile.Read(ref lowWater);
         int released = 0;
-        while (released < idle && _sharedEmpty.TryPop(out uint g, default(SlabLinks)))
+        while (released < idle && list.TryPop(out uint g, default(SlabLinks)))
         {
-            Interlocked.Decrement(ref _sharedEmptyCount);
+            Interlocked.Decrement(ref count);
             ReleaseToUnused(Superslabs.SlabByIndex(g));
             released++;
         }
-        Volatile.Write(ref _reserveLowWater, Volatile.Read(ref _sharedEmptyCount));
+        Volatile.Write(ref lowWater, Volatile.Read(ref count));
         return released;
     }
 
@@ -241,6 +252,7 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
             ReleaseToUnused(Superslabs.SlabByIndex(shared));
         }
         Volatile.Write(ref _reserveLowWater, 0);
+        Array.Clear(_emptyLowWater);
         for (int c = 0; c < SizeClasses.Count; c++)
         {
             // Empty slabs: release them all.

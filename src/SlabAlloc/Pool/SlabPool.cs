@@ -50,13 +50,12 @@ internal abstract unsafe class SlabPool
     /// <summary>Empty one-slot slabs kept for any class to re-format (approximate while threads release and acquire).</summary>
     public abstract int SharedEmptySlabs { get; }
 
-    /// <summary>Releases the reserve's slabs that no acquisition needed since the previous call (done by
-    /// itself every <see cref="ReserveDecayMs"/> on a release); returns how many.</summary>
-    public abstract int DecayReserve();
+    /// <summary>Releases the empty slabs (in the class lists and the reserve) that no acquisition needed
+    /// since the previous call (done by itself every <see cref="DecayMs"/> on a release); returns how many.</summary>
+    public abstract int Decay();
 
-    /// <summary>Milliseconds between the reserve's decays, 0 for none: <see cref="SlabOptions.ReserveDecayMs"/>,
-    /// settable for tests.</summary>
-    internal static int ReserveDecayMs = SlabOptions.ReserveDecayMs;
+    /// <summary>Milliseconds between decays, 0 for none: <see cref="SlabOptions.DecayMs"/>, settable for tests.</summary>
+    internal static int DecayMs = SlabOptions.DecayMs;
 
     /// <summary>Releases every empty slab (including partial ones that became empty) and returns
     /// empty superslabs to the system. A slab found corrupt (a cyclic remote-free list, logged where

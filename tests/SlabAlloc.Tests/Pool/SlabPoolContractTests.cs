@@ -237,27 +237,30 @@ public sealed unsafe class SlabPoolContractTests
     }
 
     [Fact]
-    public void ADecayReleasesTheReservedSlabsNoAcquisitionNeededSinceTheLastOne()
+    public void ADecayReleasesTheEmptySlabsNoAcquisitionNeededSinceTheLastOne()
     {
         const int From = 3, To = 12; // 64 B and 320 B blocks, both one-slot slabs
-        WithReserveDecay(0, () => // decays only when the test asks
+        WithDecay(0, () => // decays only when the test asks
         {
-            Quiesce(); // Trim: the reserve empty, its low-water mark 0
+            Quiesce(); // Trim: the lists empty, their low-water marks 0
             var slabs = new List<nint>();
             for (int i = 0; i < SlabOptions.EmptySlabsPerClass + 3; i++) slabs.Add((nint)SlabPool.Shared.Acquire(From, OwnerA));
             foreach (nint s in slabs) GiveBack((SlabMeta*)s);
+            Assert.Equal(SlabOptions.EmptySlabsPerClass, SlabPool.Shared.EmptySlabs(From));
             Assert.Equal(3, SlabPool.Shared.SharedEmptySlabs);
-            // All three arrived during this interval: none was idle for a whole one.
-            Assert.Equal(0, SlabPool.Shared.DecayReserve());
+            // All of them arrived during this interval: none was idle for a whole one.
+            Assert.Equal(0, SlabPool.Shared.Decay());
+            Assert.Equal(SlabOptions.EmptySlabsPerClass, SlabPool.Shared.EmptySlabs(From));
             Assert.Equal(3, SlabPool.Shared.SharedEmptySlabs);
 
-            // One is needed (the reserve is a stack: the last one given back comes first), two are not.
+            // One reserved slab is needed (the reserve is a stack: the last one given back comes first); the
+            // other two, and the class's own empty slabs, are not.
             var needed = (SlabMeta*)slabs[^1];
             SlabMeta* taken = AcquireUntil(To, OwnerB, needed);
-            Assert.Equal(2, SlabPool.Shared.DecayReserve());
+            Assert.Equal(2 + SlabOptions.EmptySlabsPerClass, SlabPool.Shared.Decay());
             Assert.Equal(0, SlabPool.Shared.SharedEmptySlabs);
-            Assert.Equal(SlabLifecycle.Unused, ((SlabMeta*)slabs[^2])->Lifecycle);
-            Assert.Equal(SlabLifecycle.Unused, ((SlabMeta*)slabs[^3])->Lifecycle);
+            Assert.Equal(0, SlabPool.Shared.EmptySlabs(From));
+            foreach (nint s in slabs.SkipLast(1)) Assert.Equal(SlabLifecycle.Unused, ((SlabMeta*)s)->Lifecycle);
             Assert.Equal(SlabLifecycle.Owned, taken->Lifecycle);
             GiveBack(taken);
         });
@@ -268,7 +271,7 @@ public sealed unsafe class SlabPoolContractTests
     public void ReleasesDecayTheReserveByThemselvesOnceTheIntervalHasPassed()
     {
         const int From = 3;
-        WithReserveDecay(1, () =>
+        WithDecay(1, () =>
         {
             Quiesce();
             var slabs = new List<nint>();
@@ -289,12 +292,12 @@ public sealed unsafe class SlabPoolContractTests
         SlabMemory.Trim();
     }
 
-    private static void WithReserveDecay(int milliseconds, Action test)
+    private static void WithDecay(int milliseconds, Action test)
     {
-        int before = SlabPool.ReserveDecayMs;
-        SlabPool.ReserveDecayMs = milliseconds;
+        int before = SlabPool.DecayMs;
+        SlabPool.DecayMs = milliseconds;
         try { test(); }
-        finally { SlabPool.ReserveDecayMs = before; }
+        finally { SlabPool.DecayMs = before; }
     }
 
     /// <summary>Lets dead threads' finalizers run and trims, so the pool's lists start empty and no
