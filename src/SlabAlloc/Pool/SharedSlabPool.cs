@@ -44,6 +44,8 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
     /// <summary><see cref="Environment.TickCount64"/> when the last decay ran; the thread whose CAS moves it
     /// on runs the next one.</summary>
     private long _lastDecayTick;
+    /// <summary>The class a decay visits first (only the decaying thread reads and writes it).</summary>
+    private int _decayStart;
     private int _scanHint;
 
     /// <summary>Empty slabs kept per class: <see cref="SlabOptions.EmptySlabsPerClass"/> for one-slot
@@ -144,6 +146,7 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
         try
         {
             PushPartial(s);
+            MaybeDecay();
         }
         finally { _guard.Exit(); }
     }
@@ -187,6 +190,11 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
         if (count < Volatile.Read(ref lowWater)) Volatile.Write(ref lowWater, count);
     }
 
+    /// <summary>The most slabs one automatic decay releases: it runs inside some thread's free (and, in the
+    /// mutex pool, under the lock), so its pause stays bounded, about 32 decommits; what is left idle goes
+    /// at the next decays.</summary>
+    private const int MaxReleasesPerDecay = 32;
+
     /// <summary>Once per <see cref="SlabPool.DecayMs"/>, on a release: decays the empty lists and the reserve.</summary>
     private void MaybeDecay()
     {
@@ -197,36 +205,50 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
         if (now - last < interval) return;
         // One thread per interval decays: the one whose CAS moves the mark on; the others go on.
         if (Interlocked.CompareExchange(ref _lastDecayTick, now, last) != last) return;
-        DecayUnguarded();
+        DecayUnguarded(MaxReleasesPerDecay);
     }
 
     public override int Decay()
     {
         _guard.Enter(PoolPath.ReleaseSlab);
-        try { return DecayUnguarded(); }
+        try
+        {
+            // A decay now starts a new interval: the next automatic one waits a whole interval from here.
+            Volatile.Write(ref _lastDecayTick, Environment.TickCount64);
+            return DecayUnguarded(int.MaxValue);
+        }
         finally { _guard.Exit(); }
     }
 
-    private int DecayUnguarded()
+    private int DecayUnguarded(int budget)
     {
-        int released = DecayList(ref _sharedEmpty, ref _sharedEmptyCount, ref _reserveLowWater);
-        for (int c = 0; c < SizeClasses.Count; c++) released += DecayList(ref _empty[c], ref _emptyCount[c], ref _emptyLowWater[c]);
+        int released = DecayList(ref _sharedEmpty, ref _sharedEmptyCount, ref _reserveLowWater, ref budget);
+        // The classes in turn from a rotating start, so a budget cut short never favours the same ones.
+        int first = _decayStart;
+        _decayStart = (first + 1) % SizeClasses.Count;
+        for (int k = 0; k < SizeClasses.Count; k++)
+        {
+            int c = (first + k) % SizeClasses.Count;
+            released += DecayList(ref _empty[c], ref _emptyCount[c], ref _emptyLowWater[c], ref budget);
+        }
         return released;
     }
 
-    /// <summary>Releases (decommits) as many slabs of one list as it never dipped below since the last decay:
-    /// slabs no acquisition needed for a whole interval. Then starts the next interval's low-water mark at
-    /// what is left. Each slab is popped before it is released, so a decay never touches a slab another
-    /// thread holds.</summary>
-    private int DecayList(ref TaggedIndexStack list, ref int count, ref int lowWater)
+    /// <summary>Releases (decommits) as many slabs of one list as it never dipped below since the last decay
+    /// (the number of slabs no acquisition needed for a whole interval; which ones does not matter, every
+    /// slab of the list is resident and empty), at most <paramref name="budget"/>. Then starts the next
+    /// interval's low-water mark at what is left. Each slab is popped before it is released, so a decay
+    /// never touches a slab another thread holds.</summary>
+    private int DecayList(ref TaggedIndexStack list, ref int count, ref int lowWater, ref int budget)
     {
         int idle = Volatile.Read(ref lowWater);
         int released = 0;
-        while (released < idle && list.TryPop(out uint g, default(SlabLinks)))
+        while (released < idle && budget > 0 && list.TryPop(out uint g, default(SlabLinks)))
         {
             Interlocked.Decrement(ref count);
             ReleaseToUnused(Superslabs.SlabByIndex(g));
             released++;
+            budget--;
         }
         Volatile.Write(ref lowWater, Volatile.Read(ref count));
         return released;
