@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics.X86;
 using SlabAlloc.Core;
 using SlabAlloc.Platform;
 using SlabAlloc.Pool;
@@ -85,11 +84,7 @@ internal static unsafe class ThreadCache
         SlabMeta* s = ThreadHeap.CurrentSlab(h, sizeClass);
         void* block = s->Free;
         if (block == null) return AllocateSlow(h, sizeClass, requested);
-        void* next = SlabMeta.NextOf(s, block);
-        s->Free = next;
-        // The next allocation of this class reads that block's first line (its link): start loading it now.
-        // A prefetch never faults, whatever the address.
-        if (Sse.IsSupported) Sse.Prefetch0(next);
+        s->Free = SlabMeta.NextOf(s, block);
         s->Used++;
         ThreadHeap.AllocCountOf(h, sizeClass)++;
         h->RequestedBytes += (long)requested;
