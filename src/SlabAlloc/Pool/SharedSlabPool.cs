@@ -203,7 +203,10 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
         long now = Environment.TickCount64;
         long last = Volatile.Read(ref _lastDecayTick);
         if (now - last < interval) return;
-        // One thread per interval decays: the one whose CAS moves the mark on; the others go on.
+        // One thread per interval decays: the one whose CAS moves the mark on; the others go on. The race is
+        // between releases that all found the interval passed; the mark holds clock readings, which do not
+        // come back (an explicit Decay may write a slightly older one: at worst an early decay), so a CAS
+        // that succeeds on a stale reading cannot happen twice for one interval.
         if (Interlocked.CompareExchange(ref _lastDecayTick, now, last) != last) return;
         DecayUnguarded(MaxReleasesPerDecay);
     }
@@ -241,16 +244,23 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
     /// never touches a slab another thread holds.</summary>
     private int DecayList(ref TaggedIndexStack list, ref int count, ref int lowWater, ref int budget)
     {
-        int idle = Volatile.Read(ref lowWater);
+        int released = ReleaseFromList(ref list, ref count, Math.Min(Volatile.Read(ref lowWater), budget));
+        budget -= released;
+        Volatile.Write(ref lowWater, Volatile.Read(ref count));
+        return released;
+    }
+
+    /// <summary>Pops up to <paramref name="most"/> empty slabs off a list (each held exclusively once popped)
+    /// and releases them to their superslabs; returns how many.</summary>
+    private int ReleaseFromList(ref TaggedIndexStack list, ref int count, int most)
+    {
         int released = 0;
-        while (released < idle && budget > 0 && list.TryPop(out uint g, default(SlabLinks)))
+        while (released < most && list.TryPop(out uint g, default(SlabLinks)))
         {
             Interlocked.Decrement(ref count);
             ReleaseToUnused(Superslabs.SlabByIndex(g));
             released++;
-            budget--;
         }
-        Volatile.Write(ref lowWater, Volatile.Read(ref count));
         return released;
     }
 
@@ -268,21 +278,13 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
     private Exception? TrimUnguarded()
     {
         Exception? corruption = null;
-        while (_sharedEmpty.TryPop(out uint shared, default(SlabLinks)))
-        {
-            Interlocked.Decrement(ref _sharedEmptyCount);
-            ReleaseToUnused(Superslabs.SlabByIndex(shared));
-        }
+        ReleaseFromList(ref _sharedEmpty, ref _sharedEmptyCount, int.MaxValue);
         Volatile.Write(ref _reserveLowWater, 0);
         Array.Clear(_emptyLowWater);
         for (int c = 0; c < SizeClasses.Count; c++)
         {
             // Empty slabs: release them all.
-            while (_empty[c].TryPop(out uint g, default(SlabLinks)))
-            {
-                Interlocked.Decrement(ref _emptyCount[c]);
-                ReleaseToUnused(Superslabs.SlabByIndex(g));
-            }
+            ReleaseFromList(ref _empty[c], ref _emptyCount[c], int.MaxValue);
 
             // Partial slabs: take the list, release those that became empty, put the rest back.
             uint keptHead = uint.MaxValue;

@@ -123,7 +123,9 @@ internal static unsafe class ThreadCache
         s->Used--;
         ThreadHeap.FreeCountOf(h, s->ClassIndex)++;
         // A retained slab needs its owner's attention only when it was full (now it has a free block) or
-        // has no block out any more; a free into any other slab is done here.
+        // has no block out any more; a free into any other slab is done here. (Testing NotListed first, so
+        // that the current slab's free is decided by one compare, made Larson T=1 about 15% slower: most of
+        // its frees land in retained slabs, and the JIT laid that path out of line.)
         if (s->OwnerList == SlabMeta.RetainedFull || (s->Used == 0 && s->OwnerList != SlabMeta.NotListed)) FreeToRetained(h, s);
     }
 
