@@ -76,9 +76,11 @@ internal static unsafe class Program
 
     /// <summary>Starts a <see cref="System.Diagnostics.Metrics.MeterListener"/>, allocates, and waits for
     /// the SlabAlloc meter's instruments to be published: the meter is created on a background thread
-    /// when the assembly loads, and nothing in this process asks for it. Prints
-    /// <c>METER_PUBLISHED &lt;instruments&gt;</c> once all of them are. There is no time limit here: a meter
-    /// that never appears leaves the probe waiting, and the test's guard on the child process fails it.</summary>
+    /// a while after the assembly loads, and nothing in this process asks for it. Prints
+    /// <c>METER_PUBLISHED &lt;instruments&gt;</c> once all of them are, and <c>METER_AFTER_MS &lt;ms&gt;</c>:
+    /// how long after the process started the last one appeared (the process's start time comes from the
+    /// kernel, in 10 ms ticks). There is no time limit here: a meter that never appears leaves the probe
+    /// waiting, and the test's guard on the child process fails it.</summary>
     private static void MeterPublished(int expectedInstruments)
     {
         var names = new System.Collections.Concurrent.ConcurrentDictionary<string, bool>();
@@ -95,7 +97,9 @@ internal static unsafe class Program
         listener.Start();
         SlabMemory.Free(SlabMemory.Alloc(64));
         all.Wait(); // no timeout here: a meter that never appears hangs the probe, and the test's process guard fails it
+        double afterMs = (DateTime.Now - System.Diagnostics.Process.GetCurrentProcess().StartTime).TotalMilliseconds;
         Console.WriteLine($"METER_PUBLISHED {names.Count}");
+        Console.WriteLine($"METER_AFTER_MS {afterMs:F0}");
     }
 
     // ---- reclaim-corruption: a dead thread's heap whose slab has a cyclic remote-free list ----
