@@ -49,13 +49,21 @@ pipe.Reader.AdvanceTo(read.Buffer.End);
 await pipe.Reader.CompleteAsync();
 
 // --- Metrics (README "Metrics") ---
+// The meter is published by a background thread shortly after SlabAlloc loads: wait for the instrument
+// before collecting (a listener started earlier would simply see it appear).
 long inUse = -1;
+using (var published = new ManualResetEventSlim())
 using (var listener = new MeterListener())
 {
-    listener.InstrumentPublished = (instrument, l) => { if (instrument.Meter.Name == SlabAllocMetrics.MeterName) l.EnableMeasurementEvents(instrument); };
+    listener.InstrumentPublished = (instrument, l) =>
+    {
+        if (instrument.Meter.Name != SlabAllocMetrics.MeterName) return;
+        l.EnableMeasurementEvents(instrument);
+        if (instrument.Name == "slaballoc.memory.in_use") published.Set();
+    };
     listener.SetMeasurementEventCallback<long>((instrument, value, _, _) => { if (instrument.Name == "slaballoc.memory.in_use") inUse = value; });
     listener.Start();
-    listener.RecordObservableInstruments();
+    if (published.Wait(TimeSpan.FromSeconds(30))) listener.RecordObservableInstruments();
 }
 Check(inUse >= 0, "the SlabAlloc meter publishes bytes in use");
 

@@ -91,6 +91,13 @@ internal static class SlabOptions
     /// Measured cost in docs/results; 0 turns it off.</summary>
     public static readonly bool Hardened = ReadBool("SLABALLOC_HARDENED", "SlabAlloc.Hardened", true);
 
+    /// <summary><c>SLABALLOC_WARMUP</c> (default 1): when the assembly loads, a background thread allocates and
+    /// frees a few blocks (two small classes and a medium one) and hands its slabs back, so that the JIT
+    /// compiles the allocation and free paths and the runtime loads their types while the program is still
+    /// starting, instead of on the program's first allocations (see <see cref="WarmUp"/>). Costs that thread
+    /// a few milliseconds of CPU once; the statistics count its blocks and its thread cache.</summary>
+    public static readonly bool WarmUp = ReadBool("SLABALLOC_WARMUP", "SlabAlloc.WarmUp", true);
+
     private static string? Raw(string variable, string switchName)
     {
         string? value = Environment.GetEnvironmentVariable(variable);

@@ -53,6 +53,10 @@ internal static unsafe class Program
             case "meter":
                 MeterPublished(args.Length > 1 ? int.Parse(args[1]) : 0);
                 break;
+            case "warmup":
+                WarmUpEffects();
+                baseline = 0; // waited for the start-up thread: nothing of its may be left in use
+                break;
             case "reclaim-corruption" when args.Length == 2 && args[1] is "trim" or "attach":
                 ReclaimCorruption(foundByAttach: args[1] == "attach");
                 baseline = SlabMemory.GetStatistics().BlocksInUse; // the double-freed block was counted twice
@@ -62,7 +66,7 @@ internal static unsafe class Program
                 baseline = SlabMemory.GetStatistics().BlocksInUse; // the double-freed block was counted twice
                 break;
             default:
-                Console.Error.WriteLine("usage: SlabAlloc.CheckedProbe [double-free | realloc-freed | uncarved <Free|AlignedFree|Realloc|AlignedRealloc|UsableSize> <owner|remote> | overflow | double-free-immediate | workout | meter <instruments> | reclaim-corruption <trim|attach> | pool-corruption]");
+                Console.Error.WriteLine("usage: SlabAlloc.CheckedProbe [double-free | realloc-freed | uncarved <Free|AlignedFree|Realloc|AlignedRealloc|UsableSize> <owner|remote> | overflow | double-free-immediate | workout | meter <instruments> | warmup | reclaim-corruption <trim|attach> | pool-corruption]");
                 return 2;
         }
 
@@ -76,11 +80,9 @@ internal static unsafe class Program
 
     /// <summary>Starts a <see cref="System.Diagnostics.Metrics.MeterListener"/>, allocates, and waits for
     /// the SlabAlloc meter's instruments to be published: the meter is created on a background thread
-    /// a while after the assembly loads, and nothing in this process asks for it. Prints
-    /// <c>METER_PUBLISHED &lt;instruments&gt;</c> once all of them are, and <c>METER_AFTER_MS &lt;ms&gt;</c>:
-    /// how long after the process started the last one appeared (the process's start time comes from the
-    /// kernel, in 10 ms ticks). There is no time limit here: a meter that never appears leaves the probe
-    /// waiting, and the test's guard on the child process fails it.</summary>
+    /// after the assembly loads, and nothing in this process asks for it. Prints
+    /// <c>METER_PUBLISHED &lt;instruments&gt;</c> once all of them are. There is no time limit here: a meter
+    /// that never appears leaves the probe waiting, and the test's guard on the child process fails it.</summary>
     private static void MeterPublished(int expectedInstruments)
     {
         var names = new System.Collections.Concurrent.ConcurrentDictionary<string, bool>();
@@ -97,9 +99,36 @@ internal static unsafe class Program
         listener.Start();
         SlabMemory.Free(SlabMemory.Alloc(64));
         all.Wait(); // no timeout here: a meter that never appears hangs the probe, and the test's process guard fails it
-        double afterMs = (DateTime.Now - System.Diagnostics.Process.GetCurrentProcess().StartTime).TotalMilliseconds;
         Console.WriteLine($"METER_PUBLISHED {names.Count}");
-        Console.WriteLine($"METER_AFTER_MS {afterMs:F0}");
+    }
+
+    // ---- warmup: what the start-up thread's warm-up leaves behind, and what it spares the first allocation ----
+
+    /// <summary>Waits for the start-up thread to finish (it publishes the meter after the warm-up), then
+    /// prints what the statistics show (<c>WARMUP_ALLOCATIONS</c>, <c>WARMUP_FREES</c>, <c>BLOCKS_IN_USE</c>,
+    /// <c>SLABS_OWNED</c>, <c>THREAD_CACHE_RECORDS</c>) and how many methods the JIT compiled on this thread
+    /// for its first 64-byte allocation and free (<c>FIRST_PAIR_JIT_METHODS</c>). Nothing on this thread
+    /// has allocated before. No time limit: the test's guard on the child process has one.</summary>
+    private static void WarmUpEffects()
+    {
+        using var published = new ManualResetEventSlim();
+        using var listener = new System.Diagnostics.Metrics.MeterListener
+        {
+            InstrumentPublished = (instrument, _) => { if (instrument.Meter.Name == SlabAllocMetrics.MeterName) published.Set(); },
+        };
+        listener.Start();
+        published.Wait();
+        SlabLockStatistics locks = SlabMemory.GetLockStatistics();
+        SlabStatistics stats = SlabMemory.GetStatistics();
+        Console.WriteLine($"WARMUP_ALLOCATIONS {locks.Allocations}");
+        Console.WriteLine($"WARMUP_FREES {locks.Frees}");
+        Console.WriteLine($"BLOCKS_IN_USE {stats.BlocksInUse}");
+        Console.WriteLine($"SLABS_OWNED {stats.SlabsOwned}");
+        Console.WriteLine($"THREAD_CACHE_RECORDS {stats.ThreadCacheRecords}");
+        long before = System.Runtime.JitInfo.GetCompiledMethodCount(currentThread: true);
+        SlabMemory.Free(SlabMemory.Alloc(64));
+        long compiled = System.Runtime.JitInfo.GetCompiledMethodCount(currentThread: true) - before;
+        Console.WriteLine($"FIRST_PAIR_JIT_METHODS {compiled}");
     }
 
     // ---- reclaim-corruption: a dead thread's heap whose slab has a cyclic remote-free list ----

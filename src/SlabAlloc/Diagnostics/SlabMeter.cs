@@ -72,45 +72,13 @@ namespace SlabAlloc.Diagnostics
         private static readonly KeyValuePair<string, object?>[][] s_casSites =
             [[new("site", "stage1")], [new("site", "stage2")], [new("site", "stage3")], [new("site", "release")]];
 
-#pragma warning disable CA2255 // the meter must be published without anyone asking for it; see Create
-        /// <summary>Publishes the meter from a short-lived background thread, <see cref="PublishDelayMs"/>
-        /// after the assembly loads.</summary>
-        /// <remarks>Creating the first <see cref="System.Diagnostics.Metrics.Meter"/> of a process also
-        /// creates the runtime's metrics event source: 6-8 ms, measured (<c>SlabAlloc.Bench firstuse</c>),
-        /// which the first allocation of a program paid when the meter was created here on the loading
-        /// thread. Created at once on a background thread, it still cost the first allocation 1-3 ms: both
-        /// threads load types and compile methods in the same moment, and wait for each other on the
-        /// runtime's locks (and on 2 cores, for a core). Hence the delay. Listeners see a meter published
-        /// after they started (their <c>InstrumentPublished</c> callback runs then), so a meter that appears
-        /// a fraction of a second after the assembly loads loses nothing; anything that needs it at once
-        /// gets it from <see cref="Meter"/>.</remarks>
-        [ModuleInitializer]
-        internal static void Initialize()
-#pragma warning restore CA2255
-        {
-            // Metrics are optional: nothing that goes wrong here may stop the allocator from loading, or
-            // (on the background thread, where an exception would end the process) from running. A
-            // listener's own InstrumentPublished callback runs inside the publication, for one.
-            try
-            {
-                var publisher = new Thread(static () =>
-                {
-                    Thread.Sleep(PublishDelayMs);
-                    TryCreate();
-                }) { IsBackground = true, Name = "SlabAlloc meter" };
-                publisher.UnsafeStart();
-            }
-            catch (Exception)
-            {
-                TryCreate(); // no thread to spare: publish on the loading thread, as before
-            }
-        }
-
-        /// <summary>How long after the assembly loads the meter is published, unless something asks for it
-        /// sooner: past a program's start-up, whose first allocations it would otherwise slow.</summary>
-        internal const int PublishDelayMs = 250;
-
-        private static void TryCreate()
+        /// <summary>Publishes the meter unless it exists: called by <see cref="StartUp"/> on its background
+        /// thread once the warm-up is done, so that nothing has to ask for the meter before a listener can
+        /// see it (listeners see a meter published after they started: their <c>InstrumentPublished</c>
+        /// callback runs then); anything that needs it at once gets it from <see cref="Meter"/>. Never throws (metrics are optional: nothing that
+        /// goes wrong here may stop the allocator, or, on a background thread, end the process; a
+        /// listener's own <c>InstrumentPublished</c> callback runs inside the publication, for one).</summary>
+        internal static void TryCreate()
         {
             try { Create(); }
             catch (Exception e) { SlabLog.ErrorDetected(e); } // no meter then (logged, if a logger is set by now)
