@@ -3,6 +3,8 @@
 #   Larson `5 8 1000 5000 100 4141 T` at T = 1, 2, 8 and mid-large `T 40000 2048 42` at T = 1, 2, 8,
 # for SlabAlloc (lock-free pool), mimalloc and glibc through NativeMemory in the same harness.
 # Mid-large also runs with 10,000,000 cycles (the steady state; 40,000 cycles is a few milliseconds).
+# The harness loads SlabAlloc in every run; the native allocators' runs turn its start-up warm-up off
+# (SLABALLOC_WARMUP=0), so they do not pay for SlabAlloc's start-up work.
 # Runs are interleaved (slab, mimalloc, glibc, slab, ...); Larson and steady mid-large run `reps` times
 # per cell, mid-large at 40,000 cycles 4 × reps times; the first run of each cell is dropped and the
 # median is reported. Writes docs/results/issue-targets.md.
@@ -34,8 +36,8 @@ run() { # $1 = cell key, $2 = allocator, rest = workload arguments
   local ops
   case "$who" in
     slab) ops=$(dotnet "$dll" "$@" --json) ;;
-    mimalloc) ops=$(LD_PRELOAD="$mimalloc" dotnet "$dll" "$@" --allocator native --json) ;;
-    glibc) ops=$(dotnet "$dll" "$@" --allocator native --json) ;;
+    mimalloc) ops=$(SLABALLOC_WARMUP=0 LD_PRELOAD="$mimalloc" dotnet "$dll" "$@" --allocator native --json) ;;
+    glibc) ops=$(SLABALLOC_WARMUP=0 dotnet "$dll" "$@" --allocator native --json) ;;
   esac
   runs["$key|$who"]+="$(sed -n 's/.*"opsPerSecond":\([0-9.]*\).*/\1/p' <<<"$ops") "
 }

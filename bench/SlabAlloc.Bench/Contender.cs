@@ -3,7 +3,9 @@ namespace SlabAlloc.Bench;
 /// <summary>One allocator configuration of the A/B comparison: how to start the child process.</summary>
 /// <param name="Name">Short name for tables and charts.</param>
 /// <param name="Allocator">The harness's <c>--allocator</c> value.</param>
-/// <param name="Environment">Variables for the child process (pool choice, LD_PRELOAD).</param>
+/// <param name="Environment">Variables for the child process (pool choice, LD_PRELOAD). The harness loads
+/// SlabAlloc in every run; a native allocator's run turns SlabAlloc's start-up warm-up off, so that it
+/// does not pay for SlabAlloc's start-up work (a background thread's few milliseconds of CPU).</param>
 internal sealed record Contender(string Name, string Allocator, IReadOnlyDictionary<string, string> Environment)
 {
     public const string Glibc = "glibc";
@@ -15,14 +17,14 @@ internal sealed record Contender(string Name, string Allocator, IReadOnlyDiction
         {
             new("slab-lockfree", "slab", new Dictionary<string, string> { ["SLABALLOC_POOL"] = "lockfree", ["SLABALLOC_LOCK_STATS"] = "1" }),
             new("slab-mutex", "slab", new Dictionary<string, string> { ["SLABALLOC_POOL"] = "mutex", ["SLABALLOC_LOCK_STATS"] = "1" }),
-            new(Glibc, "native", new Dictionary<string, string>()),
+            new(Glibc, "native", new Dictionary<string, string> { ["SLABALLOC_WARMUP"] = "0" }),
         };
         var absent = new List<string>();
         foreach (var (name, file, package) in Peers)
         {
             string? path = FindLibrary(file);
             if (path is null) absent.Add($"{name} ({package})");
-            else list.Add(new Contender(name, "native", new Dictionary<string, string> { ["LD_PRELOAD"] = path }));
+            else list.Add(new Contender(name, "native", new Dictionary<string, string> { ["LD_PRELOAD"] = path, ["SLABALLOC_WARMUP"] = "0" }));
         }
         missing = absent;
         return list;

@@ -16,15 +16,26 @@ internal static unsafe class FirstUse
 {
     public static int Run(IReadOnlyList<string> args, string allocator)
     {
-        if (args.Count != 0) throw new ArgumentException("firstuse takes no arguments besides --allocator");
-        return allocator == "native" ? Measure<NativeAllocator>() : Measure<SlabAllocator>();
+        int afterLoadMs = 0;
+        if (args.Count == 2 && args[0] == "--after-load" && int.TryParse(args[1], out int ms) && ms >= 0) afterLoadMs = ms;
+        else if (args.Count != 0) throw new ArgumentException("firstuse takes no arguments besides --allocator and --after-load MS");
+        return allocator == "native" ? Measure<NativeAllocator>(afterLoadMs) : Measure<SlabAllocator>(afterLoadMs);
     }
 
-    private static int Measure<TAlloc>() where TAlloc : struct, IBenchAllocator
+    /// <param name="afterLoadMs">With <c>--after-load MS</c>: SlabAlloc is loaded first (a statistics call,
+    /// which allocates nothing), and the first allocation comes that many milliseconds later, as in a
+    /// program that touches SlabAlloc while it starts and allocates when its work begins. Without it, the
+    /// first allocation is what loads SlabAlloc.</param>
+    private static int Measure<TAlloc>(int afterLoadMs) where TAlloc : struct, IBenchAllocator
     {
         // The harness's own first-time costs (Stopwatch, the lambdas, Thread) go here, unmeasured.
         Time<TAlloc>(0, measure: false);
         RunOnNewThread(() => Time<TAlloc>(0, measure: false));
+        if (afterLoadMs > 0)
+        {
+            _ = SlabMemory.GetLockStatistics();
+            Thread.Sleep(afterLoadMs);
+        }
 
         var lines = new List<string>();
         void Step(string what, nuint size)

@@ -98,6 +98,7 @@ partial class Program
           mixed N [--allocator slab|native]           (N batches of 1000 allocations then 1000 frees)
           hotthread [size] [slots] [iterations]       (page faults of a hot thread, cold vs ReserveThreadCache)
           threadcycles [cycles] [threads-at-once]     (mapped memory across thread create/exit cycles; default 10000 4)
-          firstuse [--allocator slab|native]          (run in a fresh process: the cost of each allocation path's first use)
+          firstuse [--allocator slab|native] [--after-load MS]  (run in a fresh process: the cost of each allocation path's first use;
+                                                  --after-load: SlabAlloc loaded MS milliseconds before the first allocation)
         """;
 }
