@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What a process pays the first time it takes each allocation path (`SlabAlloc.Bench firstuse`), for
 # SlabAlloc JIT-compiled (the default build; first allocation loading SlabAlloc, and 50 ms after a
-# statistics call loaded it, so its start-up warm-up has run), SlabAlloc published ReadyToRun (as an
+# statistics call loaded it, so its start-up warm-up has run, and the same with the warm-up off), SlabAlloc published ReadyToRun (as an
 # application can ship it), mimalloc and glibc (through NativeMemory; mimalloc by LD_PRELOAD, both
 # with SlabAlloc's warm-up off, since the harness loads SlabAlloc in every run). Each run is a fresh
 # process; runs are interleaved; the median of `reps` runs per line is reported, in microseconds.
@@ -25,6 +25,7 @@ for ((r = 0; r < reps; r++)); do
   printf '\rfirstuse run %d/%d   ' $((r + 1)) "$reps" >&2
   dotnet "$jit" firstuse >> "$work/jit"
   dotnet "$jit" firstuse --after-load 50 >> "$work/loaded"
+  SLABALLOC_WARMUP=0 dotnet "$jit" firstuse --after-load 50 >> "$work/cold"
   dotnet "$r2r/SlabAlloc.Bench.dll" firstuse >> "$work/r2r"
   SLABALLOC_WARMUP=0 LD_PRELOAD="$mimalloc" dotnet "$jit" firstuse --allocator native >> "$work/mimalloc"
   SLABALLOC_WARMUP=0 dotnet "$jit" firstuse --allocator native >> "$work/glibc"
@@ -50,15 +51,17 @@ out=docs/results/firstuse.md
   echo "median of $reps runs, wall time of one alloc+free in microseconds. In the first column the first"
   echo "allocation is what loads SlabAlloc, so its start-up warm-up (\`SLABALLOC_WARMUP\`) runs at the same"
   echo "moment on another thread; in the second, SlabAlloc was loaded 50 ms earlier (\`firstuse --after-load 50\`),"
-  echo "as in a program that touches it while starting and allocates later. \"SlabAlloc R2R\" is the same code"
+  echo "as in a program that touches it while starting and allocates later; the third column is the same with"
+  echo "the warm-up off (\`SLABALLOC_WARMUP=0\`). \"SlabAlloc R2R\" is the same code"
   echo "published ReadyToRun (\`dotnet publish -p:PublishReadyToRun=true\`), as an application can ship it."
   echo
-  echo "| step | SlabAlloc (JIT) | SlabAlloc (JIT), loaded 50 ms before | SlabAlloc R2R | mimalloc | glibc |"
-  echo "|---|---:|---:|---:|---:|---:|"
+  echo "| step | SlabAlloc (JIT) | SlabAlloc (JIT), loaded 50 ms before | same, warm-up off | SlabAlloc R2R | mimalloc | glibc |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
   join -t $'\t' <(medians "$work/jit" | nl -w3 -s$'\t' | sort -t $'\t' -k2,2) <(medians "$work/loaded" | sort -t $'\t' -k1,1) -1 2 -2 1 \
+    | join -t $'\t' - <(medians "$work/cold" | sort -t $'\t' -k1,1) \
     | join -t $'\t' - <(medians "$work/r2r" | sort -t $'\t' -k1,1) \
     | join -t $'\t' - <(medians "$work/mimalloc" | sort -t $'\t' -k1,1) \
     | join -t $'\t' - <(medians "$work/glibc" | sort -t $'\t' -k1,1) \
-    | sort -t $'\t' -k2,2n | awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s |\n", $1, $3, $4, $5, $6, $7 }'
+    | sort -t $'\t' -k2,2n | awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $3, $4, $5, $6, $7, $8 }'
 } > "$out"
 cat "$out"

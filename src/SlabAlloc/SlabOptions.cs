@@ -91,11 +91,12 @@ internal static class SlabOptions
     /// Measured cost in docs/results; 0 turns it off.</summary>
     public static readonly bool Hardened = ReadBool("SLABALLOC_HARDENED", "SlabAlloc.Hardened", true);
 
-    /// <summary><c>SLABALLOC_WARMUP</c> (default 1): when the assembly loads, a background thread allocates and
-    /// frees a few blocks (two small classes and a medium one) and hands its slabs back, so that the JIT
-    /// compiles the allocation and free paths and the runtime loads their types while the program is still
-    /// starting, instead of on the program's first allocations (see <see cref="WarmUp"/>). Costs that thread
-    /// a few milliseconds of CPU once; the statistics count its blocks and its thread cache.</summary>
+    /// <summary><c>SLABALLOC_WARMUP</c> (default 1): when the assembly loads, a background thread runs the
+    /// allocator's common paths once (48 blocks from 64 B to a 128 KiB large block, all freed, its slabs
+    /// handed back) so that the JIT compiles them and the runtime loads their types while the program is
+    /// still starting, instead of on the program's first allocations (see <see cref="SlabAlloc.WarmUp"/>).
+    /// Costs that thread a few milliseconds of CPU once; the statistics count its blocks and its thread
+    /// cache. Skipped under Native AOT and when <c>SLABALLOC_MAX_MAPPED_MB</c> is set.</summary>
     public static readonly bool WarmUp = ReadBool("SLABALLOC_WARMUP", "SlabAlloc.WarmUp", true);
 
     private static string? Raw(string variable, string switchName)

@@ -47,15 +47,19 @@ internal static class StartUp
 
     private static void Run()
     {
-        if (WarmUpEnabled()) WarmUp.Run();
+        if (ShouldWarmUp()) WarmUp.Run();
         SlabMeter.TryCreate();
     }
 
-    /// <summary>The option, read without throwing: an invalid setting fails the assembly's load on the
+    /// <summary>Whether to run the warm-up: the option (<c>SLABALLOC_WARMUP</c>), except where it has
+    /// nothing to save or would take what the program did not ask for: without a JIT (Native AOT, where
+    /// the code is compiled ahead of time and module initializers run before <c>Main</c>), and under a
+    /// memory budget (<c>SLABALLOC_MAX_MAPPED_MB</c>), where its superslab would count against the
+    /// program's allowance. Read without throwing: an invalid setting fails the assembly's load on the
     /// loading thread (<see cref="SlabOptions.ReadAtLoad"/>); on this thread it would end the process.</summary>
-    private static bool WarmUpEnabled()
+    private static bool ShouldWarmUp()
     {
-        try { return SlabOptions.WarmUp; }
+        try { return SlabOptions.WarmUp && RuntimeFeature.IsDynamicCodeCompiled && SlabOptions.MaxMappedMiB == 0; }
         catch (Exception) { return false; }
     }
 }
