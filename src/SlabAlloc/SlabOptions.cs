@@ -52,7 +52,9 @@ internal static class SlabOptions
     /// <summary><c>SLABALLOC_DECAY_MS</c> (default 1000): how often the pool gives back (decommits) the empty slabs,
     /// in the class lists and the shared reserve, that no acquisition needed since the last time, so memory
     /// kept for reuse returns to the system once the work that needed it stops, without <c>Trim</c>. Checked
-    /// on the pool's release path; 0 never.</summary>
+    /// on the pool's release path, and by a timer at the same period that also reclaims dead threads'
+    /// caches, sweeps the partial lists for emptied slabs and unmaps idle cached superslabs
+    /// (<see cref="Housekeeping"/>); 0 none of this.</summary>
     public static readonly int DecayMs = ReadInt("SLABALLOC_DECAY_MS", "SlabAlloc.DecayMs", 1000, 0, 1 << 30);
 
     /// <summary><c>SLABALLOC_SUPERSLAB_CACHE</c> (default 2): empty superslabs kept mapped before further

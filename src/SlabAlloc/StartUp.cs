@@ -42,6 +42,7 @@ internal static class StartUp
         catch (Exception)
         {
             SlabMeter.TryCreate(); // no thread to spare: publish on the loading thread, and skip the warm-up
+            Housekeeping.Start();
         }
     }
 
@@ -49,6 +50,7 @@ internal static class StartUp
     {
         if (ShouldWarmUp()) WarmUp.Run();
         SlabMeter.TryCreate();
+        Housekeeping.Start();
     }
 
     /// <summary>Whether to run the warm-up: the option (<c>SLABALLOC_WARMUP</c>), except where it has

@@ -53,6 +53,9 @@ internal static unsafe class Program
             case "meter":
                 MeterPublished(args.Length > 1 ? int.Parse(args[1]) : 0);
                 break;
+            case "idle" when args.Length == 2 && int.TryParse(args[1], out int seconds):
+                Idle(seconds);
+                break;
             case "warmup":
                 WarmUpEffects();
                 baseline = 0; // waited for the start-up thread: nothing of its may be left in use
@@ -66,7 +69,7 @@ internal static unsafe class Program
                 baseline = SlabMemory.GetStatistics().BlocksInUse; // the double-freed block was counted twice
                 break;
             default:
-                Console.Error.WriteLine("usage: SlabAlloc.CheckedProbe [double-free | realloc-freed | uncarved <Free|AlignedFree|Realloc|AlignedRealloc|UsableSize> <owner|remote> | overflow | double-free-immediate | workout | meter <instruments> | warmup | reclaim-corruption <trim|attach> | pool-corruption]");
+                Console.Error.WriteLine("usage: SlabAlloc.CheckedProbe [double-free | realloc-freed | uncarved <Free|AlignedFree|Realloc|AlignedRealloc|UsableSize> <owner|remote> | overflow | double-free-immediate | workout | meter <instruments> | warmup | idle <seconds> | reclaim-corruption <trim|attach> | pool-corruption]");
                 return 2;
         }
 
@@ -100,6 +103,63 @@ internal static unsafe class Program
         SlabMemory.Free(SlabMemory.Alloc(64));
         all.Wait(); // no timeout here: a meter that never appears hangs the probe, and the test's process guard fails it
         Console.WriteLine($"METER_PUBLISHED {names.Count}");
+    }
+
+    // ---- idle: a burst of short threads, then nothing; the periodic upkeep gives the memory back ----
+
+    /// <summary>200 threads in waves of 4, each allocating 64 blocks (16 B to 40 KiB) and freeing 60 of
+    /// them, handing the other 4 to the next wave, which frees them after their thread has ended (so
+    /// slabs wait in the pool's partial lists until their last block comes back). The last blocks are
+    /// freed by this thread, which allocates nothing. Then this thread only reads statistics, every
+    /// 50 ms, until nothing is left mapped but metadata (<c>IDLE_RETURNED_MS</c>) or
+    /// <paramref name="seconds"/> have passed (<c>IDLE_NOT_RETURNED</c>), and prints <c>IDLE_MAPPED_START</c>,
+    /// <c>IDLE_MAPPED_BURST</c> and <c>IDLE_MAPPED_END</c> in bytes.</summary>
+    private static void Idle(int seconds)
+    {
+        long start = SlabMemory.GetStatistics().BytesMapped;
+        var handed = new nint[4][];
+        for (int wave = 0; wave < 50; wave++)
+        {
+            var threads = new Thread[4];
+            for (int t = 0; t < 4; t++)
+            {
+                int lane = t, seed = wave * 4 + t;
+                nint[]? inherited = handed[lane];
+                threads[t] = new Thread(() =>
+                {
+                    if (inherited != null) foreach (nint p in inherited) SlabMemory.Free((void*)p);
+                    var rng = new Random(seed);
+                    var blocks = new nint[64];
+                    for (int i = 0; i < blocks.Length; i++)
+                    {
+                        var size = (nuint)(rng.Next(5) == 0 ? rng.Next(1, 40 * 1024) : rng.Next(16, 1024));
+                        blocks[i] = (nint)SlabMemory.Alloc(size);
+                        *(byte*)blocks[i] = 1;
+                    }
+                    for (int i = 4; i < blocks.Length; i++) SlabMemory.Free((void*)blocks[i]);
+                    handed[lane] = blocks[..4];
+                });
+                threads[t].Start();
+            }
+            foreach (Thread t in threads) t.Join();
+        }
+        foreach (nint[] blocks in handed) foreach (nint p in blocks) SlabMemory.Free((void*)p);
+        long burst = SlabMemory.GetStatistics().BytesMapped;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        long mapped = burst;
+        while (clock.Elapsed < TimeSpan.FromSeconds(seconds))
+        {
+            SlabStatistics s = SlabMemory.GetStatistics();
+            mapped = s.BytesMapped;
+            if (s.Superslabs == 0 && s.SlabsOwned + s.SlabsEmpty + s.SlabsPartial + s.SlabsReserved == 0) break;
+            Thread.Sleep(50);
+        }
+        Console.WriteLine($"IDLE_MAPPED_START {start}");
+        Console.WriteLine($"IDLE_MAPPED_BURST {burst}");
+        Console.WriteLine($"IDLE_MAPPED_END {mapped}");
+        SlabStatistics end = SlabMemory.GetStatistics();
+        if (end.Superslabs == 0) Console.WriteLine($"IDLE_RETURNED_MS {clock.ElapsedMilliseconds}");
+        else Console.WriteLine($"IDLE_NOT_RETURNED superslabs {end.Superslabs}, slabs owned {end.SlabsOwned} empty {end.SlabsEmpty} partial {end.SlabsPartial} reserved {end.SlabsReserved}");
     }
 
     // ---- warmup: what the start-up thread's warm-up leaves behind, and what it spares the first allocation ----

@@ -156,33 +156,40 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
         _guard.Enter(PoolPath.ReleaseSlab);
         try
         {
-            int c = s->ClassIndex;
-            if (Interlocked.Increment(ref _emptyCount[c]) <= _emptyLimit[c])
+            ReleaseEmptyUnguarded(s);
+            MaybeDecay();
+        }
+        finally { _guard.Exit(); }
+    }
+
+    /// <summary>An empty slab the caller holds: onto its class's empty list while under the limit, else
+    /// into the shared reserve (one-slot slabs), else released to its superslab.</summary>
+    private void ReleaseEmptyUnguarded(SlabMeta* s)
+    {
+        int c = s->ClassIndex;
+        if (Interlocked.Increment(ref _emptyCount[c]) <= _emptyLimit[c])
+        {
+            s->Lifecycle = SlabLifecycle.Empty;
+            SlabLog.SlabReleasedToEmptyList(c, s->GlobalIndex);
+            int failures = _empty[c].Push(s->GlobalIndex, default(SlabLinks));
+            if (LockStatistics.Enabled) LockStatistics.RecordCas(CasSite.Release, failures);
+        }
+        else
+        {
+            Interlocked.Decrement(ref _emptyCount[c]);
+            if (s->SpanSlots == 1 && Interlocked.Increment(ref _sharedEmptyCount) <= SlabOptions.SharedEmptySlabs)
             {
-                s->Lifecycle = SlabLifecycle.Empty;
-                SlabLog.SlabReleasedToEmptyList(c, s->GlobalIndex);
-                int failures = _empty[c].Push(s->GlobalIndex, default(SlabLinks));
+                s->Lifecycle = SlabLifecycle.Reserved;
+                SlabLog.SlabReleasedToReserve(c, s->GlobalIndex);
+                int failures = _sharedEmpty.Push(s->GlobalIndex, default(SlabLinks));
                 if (LockStatistics.Enabled) LockStatistics.RecordCas(CasSite.Release, failures);
             }
             else
             {
-                Interlocked.Decrement(ref _emptyCount[c]);
-                if (s->SpanSlots == 1 && Interlocked.Increment(ref _sharedEmptyCount) <= SlabOptions.SharedEmptySlabs)
-                {
-                    s->Lifecycle = SlabLifecycle.Reserved;
-                    SlabLog.SlabReleasedToReserve(c, s->GlobalIndex);
-                    int failures = _sharedEmpty.Push(s->GlobalIndex, default(SlabLinks));
-                    if (LockStatistics.Enabled) LockStatistics.RecordCas(CasSite.Release, failures);
-                }
-                else
-                {
-                    if (s->SpanSlots == 1) Interlocked.Decrement(ref _sharedEmptyCount);
-                    ReleaseToUnused(s);
-                }
+                if (s->SpanSlots == 1) Interlocked.Decrement(ref _sharedEmptyCount);
+                ReleaseToUnused(s);
             }
-            MaybeDecay();
         }
-        finally { _guard.Exit(); }
     }
 
     private static void LowerLowWater(ref int lowWater, int count)
@@ -195,21 +202,52 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
     /// at the next decays.</summary>
     private const int MaxReleasesPerDecay = 32;
 
-    /// <summary>Once per <see cref="SlabPool.DecayMs"/>, on a release: decays the empty lists and the reserve.</summary>
-    private void MaybeDecay()
+    /// <summary>Once per <see cref="SlabPool.DecayMs"/>, on a release: decays the empty lists and the reserve.
+    /// True if this call decayed.</summary>
+    private bool MaybeDecay()
     {
         int interval = Volatile.Read(ref DecayMs);
-        if (interval == 0) return;
+        if (interval == 0) return false;
         long now = Environment.TickCount64;
         long last = Volatile.Read(ref _lastDecayTick);
-        if (now - last < interval) return;
+        if (now - last < interval) return false;
         // One thread per interval decays: the one whose CAS moves the mark on; the others go on. The race is
         // between releases that all found the interval passed; the mark holds clock readings, which do not
         // come back (an explicit Decay may write a slightly older one: at worst an early decay), so a CAS
         // that succeeds on a stale reading cannot happen twice for one interval.
-        if (Interlocked.CompareExchange(ref _lastDecayTick, now, last) != last) return;
+        if (Interlocked.CompareExchange(ref _lastDecayTick, now, last) != last) return false;
         DecayUnguarded(MaxReleasesPerDecay);
+        return true;
     }
+
+    public override void DecayIfDue()
+    {
+        int interval = Volatile.Read(ref DecayMs);
+        if (interval == 0 || Environment.TickCount64 - Volatile.Read(ref _lastDecayTick) < interval) return; // without the lock
+        _guard.Enter(PoolPath.ReleaseSlab);
+        try
+        {
+            if (!MaybeDecay()) return;
+            // Partial slabs that every block left while they waited (freed remotely after the slab was
+            // published) are empty slabs in the wrong list: hand them on, so the next decays can release
+            // them. A bounded number per interval, from a rotating class.
+            Exception? corruption = null; // logged where found; the slab is left out of every list
+            int budget = MaxPartialsSweptPerDecay;
+            for (int k = 0; k < SizeClasses.Count && budget > 0; k++)
+            {
+                SweepPartials((_sweepStart + k) % SizeClasses.Count, budget, toUnused: false, ref corruption, out int taken);
+                budget -= taken;
+            }
+            _sweepStart = (_sweepStart + 1) % SizeClasses.Count;
+        }
+        finally { _guard.Exit(); }
+    }
+
+    /// <summary>The most partial slabs one periodic decay examines (each costs its remote-free walk).</summary>
+    private const int MaxPartialsSweptPerDecay = 256;
+
+    /// <summary>The class a partial sweep starts from (only the decaying thread reads and writes it).</summary>
+    private int _sweepStart;
 
     public override int Decay()
     {
@@ -286,42 +324,56 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
             // Empty slabs: release them all.
             ReleaseFromList(ref _empty[c], ref _emptyCount[c], int.MaxValue);
 
-            // Partial slabs: take the list, release those that became empty, put the rest back.
-            uint keptHead = uint.MaxValue;
-            while (_partial[c].TryPop(out uint g, default(SlabLinks)))
-            {
-                SlabMeta* s = Superslabs.SlabByIndex(g);
-                try
-                {
-                    SlabMeta.CollectRemote(s, SlabMeta.StateQueued);
-                }
-                catch (InvalidOperationException e)
-                {
-                    // A corrupt remote-free list (a cycle: a block freed twice), logged where it was found:
-                    // the slab is left out of every list, and the others are still trimmed and kept.
-                    corruption ??= e;
-                    s->Lifecycle = SlabLifecycle.Full;
-                    continue;
-                }
-                if (s->Used == 0)
-                {
-                    ReleaseToUnused(s);
-                    continue;
-                }
-                // Keep it aside on a private chain through the same link cells, pushed back below.
-                *default(SlabLinks).LinkOf(g) = (int)(keptHead + 1);
-                keptHead = g;
-            }
-            while (keptHead != uint.MaxValue)
-            {
-                uint next = (uint)(*default(SlabLinks).LinkOf(keptHead)) - 1;
-                PushPartial(Superslabs.SlabByIndex(keptHead));
-                keptHead = next;
-            }
+            // Partial slabs: release those that became empty, put the rest back.
+            SweepPartials(c, int.MaxValue, toUnused: true, ref corruption, out _);
         }
         Superslabs.RetireEmpty(0);
         SlabLog.PoolTrimmed(Superslabs.MappedCount, Superslabs.RetiredCount, Counters.ReleasedToUnused);
         return corruption;
+    }
+
+    /// <summary>Takes up to <paramref name="most"/> slabs off class <paramref name="c"/>'s partial list,
+    /// collects their remote frees, and puts back those that still have a block out. Those that became
+    /// empty (every block freed remotely after the slab was published) are released to their superslab
+    /// when <paramref name="toUnused"/> (a trim), else handed on like any empty slab (the empty list,
+    /// the reserve, or their superslab). A slab whose remote-free list is corrupt (a cycle: a block freed
+    /// twice; logged where found) is left out of every list. Returns how many became empty, and in
+    /// <paramref name="taken"/> how many were examined.</summary>
+    private int SweepPartials(int c, int most, bool toUnused, ref Exception? corruption, out int taken)
+    {
+        int emptied = 0;
+        uint keptHead = uint.MaxValue;
+        for (taken = 0; taken < most && _partial[c].TryPop(out uint g, default(SlabLinks)); taken++)
+        {
+            SlabMeta* s = Superslabs.SlabByIndex(g);
+            try
+            {
+                SlabMeta.CollectRemote(s, SlabMeta.StateQueued);
+            }
+            catch (InvalidOperationException e)
+            {
+                corruption ??= e;
+                s->Lifecycle = SlabLifecycle.Full;
+                continue;
+            }
+            if (s->Used == 0)
+            {
+                emptied++;
+                if (toUnused) ReleaseToUnused(s);
+                else ReleaseEmptyUnguarded(s);
+                continue;
+            }
+            // Keep it aside on a private chain through the same link cells, pushed back below.
+            *default(SlabLinks).LinkOf(g) = (int)(keptHead + 1);
+            keptHead = g;
+        }
+        while (keptHead != uint.MaxValue)
+        {
+            uint next = (uint)(*default(SlabLinks).LinkOf(keptHead)) - 1;
+            PushPartial(Superslabs.SlabByIndex(keptHead));
+            keptHead = next;
+        }
+        return emptied;
     }
 
     private void PushPartial(SlabMeta* s)

@@ -54,6 +54,10 @@ internal abstract unsafe class SlabPool
     /// since the previous call (done by itself every <see cref="DecayMs"/> on a release); returns how many.</summary>
     public abstract int Decay();
 
+    /// <summary>The automatic decay, budgeted as on a release, if <see cref="DecayMs"/> has passed since the
+    /// last decay; otherwise nothing. For the periodic upkeep of a process that releases nothing.</summary>
+    public abstract void DecayIfDue();
+
     /// <summary>Milliseconds between decays, 0 for none: <see cref="SlabOptions.DecayMs"/>, settable for tests.</summary>
     internal static int DecayMs = SlabOptions.DecayMs;
 
