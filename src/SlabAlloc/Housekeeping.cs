@@ -24,24 +24,40 @@ namespace SlabAlloc;
 /// </remarks>
 internal static class Housekeeping
 {
+    /// <summary>A one-shot timer, re-armed at the end of each tick, so ticks never overlap or queue up
+    /// behind a slow one.</summary>
     private static Timer? s_timer;
     private static int s_suspended;
     /// <summary>Held by a running tick, so that <see cref="Suspend"/> can wait for one in flight.</summary>
     private static readonly Lock s_tickGate = new();
 
-    /// <summary>Ticks that ran (not suspended), for the tests.</summary>
-    internal static long Ticks;
-
-    /// <summary>Starts the timer once; does nothing when the decay is off.</summary>
+    /// <summary>Starts the timer once; does nothing when the decay is off. Never throws (no upkeep then,
+    /// logged: memory kept for reuse waits for traffic or <c>Trim</c>, as with the decay off).</summary>
     internal static void Start()
     {
-        int period = Volatile.Read(ref SlabPool.DecayMs);
-        if (period <= 0 || Volatile.Read(ref s_timer) != null) return;
-        using (ExecutionContext.SuppressFlow())
+        try
         {
-            var timer = new Timer(static _ => Tick(), null, period, period);
-            if (Interlocked.CompareExchange(ref s_timer, timer, null) != null) timer.Dispose();
+            int period = Volatile.Read(ref SlabPool.DecayMs);
+            if (period <= 0 || Volatile.Read(ref s_timer) != null) return;
+            using (ExecutionContext.SuppressFlow())
+            {
+                var timer = new Timer(static _ => TickAndRearm(), null, Timeout.Infinite, Timeout.Infinite);
+                if (Interlocked.CompareExchange(ref s_timer, timer, null) != null) timer.Dispose();
+                else timer.Change(period, Timeout.Infinite);
+            }
         }
+        catch (Exception e)
+        {
+            SlabLog.ErrorDetected(e);
+        }
+    }
+
+    private static void TickAndRearm()
+    {
+        Tick();
+        int period = Volatile.Read(ref SlabPool.DecayMs);
+        try { s_timer?.Change(period > 0 ? period : 1000, Timeout.Infinite); } // 0 set at run time: keep looking, do nothing
+        catch (ObjectDisposedException) { }
     }
 
     /// <summary>Stops the upkeep until <see cref="Resume"/> (nested): for tests that count the pool's
@@ -76,8 +92,7 @@ internal static class Housekeeping
     {
         lock (s_tickGate)
         {
-            if (Volatile.Read(ref s_suspended) > 0) return;
-            Interlocked.Increment(ref Ticks);
+            if (Volatile.Read(ref s_suspended) > 0 || Volatile.Read(ref SlabPool.DecayMs) == 0) return;
             try
             {
                 HeapRecords.ReclaimDead();

@@ -109,8 +109,9 @@ internal static unsafe class Program
 
     /// <summary>200 threads in waves of 4, each allocating 64 blocks (16 B to 40 KiB) and freeing 60 of
     /// them, handing the other 4 to the next wave, which frees them after their thread has ended (so
-    /// slabs wait in the pool's partial lists until their last block comes back). The last blocks are
-    /// freed by this thread, which allocates nothing. Then this thread only reads statistics, every
+    /// slabs wait in the pool's partial lists until their last block comes back). A last thread frees
+    /// the last wave's and leaves empty slabs of its own in its cache when it ends; this thread never
+    /// allocates or frees (it never attaches, so it reclaims no cache). Then it only reads statistics, every
     /// 50 ms, until nothing is left mapped but metadata (<c>IDLE_RETURNED_MS</c>) or
     /// <paramref name="seconds"/> have passed (<c>IDLE_NOT_RETURNED</c>), and prints <c>IDLE_MAPPED_START</c>,
     /// <c>IDLE_MAPPED_BURST</c> and <c>IDLE_MAPPED_END</c> in bytes.</summary>
@@ -143,7 +144,20 @@ internal static unsafe class Program
             }
             foreach (Thread t in threads) t.Join();
         }
-        foreach (nint[] blocks in handed) foreach (nint p in blocks) SlabMemory.Free((void*)p);
+        // The last thread frees what the last wave handed on, and leaves slabs of its own, empty, behind:
+        // only a reclaim of its cache after it has ended can give them back (this thread never attaches).
+        var last = new Thread(() =>
+        {
+            foreach (nint[] blocks in handed) foreach (nint p in blocks) SlabMemory.Free((void*)p);
+            foreach (nuint size in new nuint[] { 64, 20 * 1024 })
+            {
+                var mine = new nint[16];
+                for (int i = 0; i < mine.Length; i++) mine[i] = (nint)SlabMemory.Alloc(size);
+                foreach (nint p in mine) SlabMemory.Free((void*)p);
+            }
+        });
+        last.Start();
+        last.Join();
         long burst = SlabMemory.GetStatistics().BytesMapped;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         long mapped = burst;

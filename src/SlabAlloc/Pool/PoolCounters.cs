@@ -10,6 +10,10 @@ internal sealed class PoolCounters
     public long Stage1, Stage2, Stage3;
     /// <summary>Slabs whose slots were released (decommitted), beyond the empty-list bound or by a trim.</summary>
     public long ReleasedToUnused;
+    /// <summary>Sweeps of the partial lists for slabs emptied by remote frees (the periodic upkeep's).</summary>
+    public long PartialSweeps;
+    /// <summary>Slabs those sweeps (and trims) found emptied by remote frees in the partial lists.</summary>
+    public long PartialsEmptied;
 
     public void Add(ref long counter) => Interlocked.Increment(ref counter);
 }

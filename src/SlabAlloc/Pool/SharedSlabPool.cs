@@ -202,15 +202,15 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
     /// at the next decays.</summary>
     private const int MaxReleasesPerDecay = 32;
 
-    /// <summary>Once per <see cref="SlabPool.DecayMs"/>, on a release: decays the empty lists and the reserve.
-    /// True if this call decayed.</summary>
-    private bool MaybeDecay()
+    /// <summary>Once per <see cref="SlabPool.DecayMs"/> (less <paramref name="slack"/>), on a release or a
+    /// tick of the periodic upkeep: decays the empty lists and the reserve. True if this call decayed.</summary>
+    private bool MaybeDecay(int slack = 0)
     {
         int interval = Volatile.Read(ref DecayMs);
         if (interval == 0) return false;
         long now = Environment.TickCount64;
         long last = Volatile.Read(ref _lastDecayTick);
-        if (now - last < interval) return false;
+        if (now - last < interval - slack) return false;
         // One thread per interval decays: the one whose CAS moves the mark on; the others go on. The race is
         // between releases that all found the interval passed; the mark holds clock readings, which do not
         // come back (an explicit Decay may write a slightly older one: at worst an early decay), so a CAS
@@ -223,31 +223,60 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
     public override void DecayIfDue()
     {
         int interval = Volatile.Read(ref DecayMs);
-        if (interval == 0 || Environment.TickCount64 - Volatile.Read(ref _lastDecayTick) < interval) return; // without the lock
+        if (interval == 0) return;
+        // A timer's ticks jitter around the interval: one that comes a little early must not skip a whole
+        // one, so the periodic upkeep counts an interval as passed an eighth early.
+        int slack = interval / 8;
+        long now = Environment.TickCount64;
+        bool sweepDue = now - Volatile.Read(ref _lastSweepTick) >= interval - slack;
+        if (!sweepDue && now - Volatile.Read(ref _lastDecayTick) < interval - slack) return; // without the lock
         _guard.Enter(PoolPath.ReleaseSlab);
         try
         {
-            if (!MaybeDecay()) return;
-            // Partial slabs that every block left while they waited (freed remotely after the slab was
-            // published) are empty slabs in the wrong list: hand them on, so the next decays can release
-            // them. A bounded number per interval, from a rotating class.
-            Exception? corruption = null; // logged where found; the slab is left out of every list
-            int budget = MaxPartialsSweptPerDecay;
-            for (int k = 0; k < SizeClasses.Count && budget > 0; k++)
-            {
-                SweepPartials((_sweepStart + k) % SizeClasses.Count, budget, toUnused: false, ref corruption, out int taken);
-                budget -= taken;
-            }
-            _sweepStart = (_sweepStart + 1) % SizeClasses.Count;
+            MaybeDecay(slack);
+            if (sweepDue) SweepAllPartials(now);
         }
         finally { _guard.Exit(); }
     }
 
-    /// <summary>The most partial slabs one periodic decay examines (each costs its remote-free walk).</summary>
-    private const int MaxPartialsSweptPerDecay = 256;
+    /// <summary>Partial slabs that every block left while they waited (freed remotely after the slab was
+    /// published) are empty slabs in the wrong list: hands them on like any empty slab, so the decays can
+    /// release them. Once per interval, by whichever caller moves <see cref="_lastSweepTick"/> on (the
+    /// release path's own decay does not sweep, so that traffic cannot keep the sweep from running).
+    /// Bounded: at most <see cref="MaxPartialsSweptPerDecay"/> slabs taken off the lists, of which at most
+    /// <see cref="MaxRemoteWalksPerSweep"/> with remote frees to collect (the walk is the cost; a slab
+    /// without any cannot have become empty and goes straight back) and at most
+    /// <see cref="MaxReleasesPerDecay"/> handed on, from a rotating class.</summary>
+    private void SweepAllPartials(long now)
+    {
+        long last = Volatile.Read(ref _lastSweepTick);
+        if (Interlocked.CompareExchange(ref _lastSweepTick, now, last) != last) return;
+        Counters.Add(ref Counters.PartialSweeps);
+        Exception? corruption = null; // logged where found; the slab is left out of every list
+        var budget = new SweepBudget(MaxPartialsSweptPerDecay, MaxRemoteWalksPerSweep, MaxReleasesPerDecay);
+        for (int k = 0; k < SizeClasses.Count && !budget.Spent; k++)
+            SweepPartials((_sweepStart + k) % SizeClasses.Count, ref budget, toUnused: false, ref corruption);
+        _sweepStart = (_sweepStart + 1) % SizeClasses.Count;
+    }
 
-    /// <summary>The class a partial sweep starts from (only the decaying thread reads and writes it).</summary>
+    /// <summary>The most partial slabs one sweep takes off the lists.</summary>
+    private const int MaxPartialsSweptPerDecay = 4096;
+
+    /// <summary>The most remote-free lists one sweep walks.</summary>
+    private const int MaxRemoteWalksPerSweep = 256;
+
+    /// <summary><see cref="Environment.TickCount64"/> when the last partial sweep ran.</summary>
+    private long _lastSweepTick;
+
+    /// <summary>The class a partial sweep starts from (only the sweeping thread reads and writes it).</summary>
     private int _sweepStart;
+
+    /// <summary>What a sweep may still do: slabs to take off a list, remote lists to walk, slabs to hand on.</summary>
+    private struct SweepBudget(int pops, int walks, int emptied)
+    {
+        public int Pops = pops, Walks = walks, Emptied = emptied;
+        public readonly bool Spent => Pops <= 0 || Walks <= 0 || Emptied <= 0;
+    }
 
     public override int Decay()
     {
@@ -325,43 +354,50 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
             ReleaseFromList(ref _empty[c], ref _emptyCount[c], int.MaxValue);
 
             // Partial slabs: release those that became empty, put the rest back.
-            SweepPartials(c, int.MaxValue, toUnused: true, ref corruption, out _);
+            var unbounded = new SweepBudget(int.MaxValue, int.MaxValue, int.MaxValue);
+            SweepPartials(c, ref unbounded, toUnused: true, ref corruption);
         }
         Superslabs.RetireEmpty(0);
         SlabLog.PoolTrimmed(Superslabs.MappedCount, Superslabs.RetiredCount, Counters.ReleasedToUnused);
         return corruption;
     }
 
-    /// <summary>Takes up to <paramref name="most"/> slabs off class <paramref name="c"/>'s partial list,
-    /// collects their remote frees, and puts back those that still have a block out. Those that became
-    /// empty (every block freed remotely after the slab was published) are released to their superslab
-    /// when <paramref name="toUnused"/> (a trim), else handed on like any empty slab (the empty list,
-    /// the reserve, or their superslab). A slab whose remote-free list is corrupt (a cycle: a block freed
-    /// twice; logged where found) is left out of every list. Returns how many became empty, and in
-    /// <paramref name="taken"/> how many were examined.</summary>
-    private int SweepPartials(int c, int most, bool toUnused, ref Exception? corruption, out int taken)
+    /// <summary>Takes slabs off class <paramref name="c"/>'s partial list while <paramref name="budget"/>
+    /// allows, collects their remote frees, and puts back those that still have a block out. Those that
+    /// became empty (every block freed remotely after the slab was published) are released to their
+    /// superslab when <paramref name="toUnused"/> (a trim), else handed on like any empty slab (the empty
+    /// list, the reserve, or their superslab). A slab whose remote-free list is corrupt (a cycle: a block
+    /// freed twice; logged where found) is left out of every list. Only a slab with remote frees waiting
+    /// can have become empty (<see cref="SlabMeta.Used"/> falls only when they are collected); the others
+    /// go straight back.</summary>
+    private void SweepPartials(int c, ref SweepBudget budget, bool toUnused, ref Exception? corruption)
     {
-        int emptied = 0;
         uint keptHead = uint.MaxValue;
-        for (taken = 0; taken < most && _partial[c].TryPop(out uint g, default(SlabLinks)); taken++)
+        while (!budget.Spent && _partial[c].TryPop(out uint g, default(SlabLinks)))
         {
+            budget.Pops--;
             SlabMeta* s = Superslabs.SlabByIndex(g);
-            try
+            if (Volatile.Read(ref s->ThreadFree) != SlabMeta.StateQueued)
             {
-                SlabMeta.CollectRemote(s, SlabMeta.StateQueued);
-            }
-            catch (InvalidOperationException e)
-            {
-                corruption ??= e;
-                s->Lifecycle = SlabLifecycle.Full;
-                continue;
-            }
-            if (s->Used == 0)
-            {
-                emptied++;
-                if (toUnused) ReleaseToUnused(s);
-                else ReleaseEmptyUnguarded(s);
-                continue;
+                budget.Walks--;
+                try
+                {
+                    SlabMeta.CollectRemote(s, SlabMeta.StateQueued);
+                }
+                catch (InvalidOperationException e)
+                {
+                    corruption ??= e;
+                    s->Lifecycle = SlabLifecycle.Full;
+                    continue;
+                }
+                if (s->Used == 0)
+                {
+                    budget.Emptied--;
+                    Counters.Add(ref Counters.PartialsEmptied);
+                    if (toUnused) ReleaseToUnused(s);
+                    else ReleaseEmptyUnguarded(s);
+                    continue;
+                }
             }
             // Keep it aside on a private chain through the same link cells, pushed back below.
             *default(SlabLinks).LinkOf(g) = (int)(keptHead + 1);
@@ -373,7 +409,6 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
             PushPartial(Superslabs.SlabByIndex(keptHead));
             keptHead = next;
         }
-        return emptied;
     }
 
     private void PushPartial(SlabMeta* s)
