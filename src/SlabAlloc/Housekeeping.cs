@@ -60,6 +60,10 @@ internal static class Housekeeping
         catch (ObjectDisposedException) { }
     }
 
+    /// <summary>Holds off the upkeep's ticks until the returned scope is disposed (a tick in flight
+    /// finishes first): for <c>Trim</c>, which must see every partial slab.</summary>
+    internal static Lock.Scope Exclusive() => s_tickGate.EnterScope();
+
     /// <summary>Stops the upkeep until <see cref="Resume"/> (nested): for tests that count the pool's
     /// lists or the thread-cache records exactly while threads end.</summary>
     internal static void Suspend()

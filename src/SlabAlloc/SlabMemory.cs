@@ -144,10 +144,16 @@ public static unsafe class SlabMemory
     public static void Trim()
     {
         ThreadCache.TrimCurrentThread();
-        Exception? failure = HeapRecords.ReclaimDead();
-        HeapRecords.AwaitReclaims();
-        Exception? poolFailure = SlabPool.Shared.Trim();
-        failure ??= poolFailure;
+        Exception? failure;
+        // Not at the same moment as a tick of the periodic upkeep, whose sweep would hold partial slabs
+        // out of this trim's view (and report a corruption it found only to the log).
+        using (Housekeeping.Exclusive())
+        {
+            failure = HeapRecords.ReclaimDead();
+            HeapRecords.AwaitReclaims();
+            Exception? poolFailure = SlabPool.Shared.Trim();
+            failure ??= poolFailure;
+        }
         LargeObjects.FlushCache();
         if (failure != null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
     }
