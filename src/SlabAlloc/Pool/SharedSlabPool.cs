@@ -207,17 +207,21 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
     private bool MaybeDecay(int slack = 0)
     {
         int interval = Volatile.Read(ref DecayMs);
-        if (interval == 0) return false;
-        long now = Environment.TickCount64;
-        long last = Volatile.Read(ref _lastDecayTick);
-        if (now - last < interval - slack) return false;
-        // One thread per interval decays: the one whose CAS moves the mark on; the others go on. The race is
-        // between releases that all found the interval passed; the mark holds clock readings, which do not
-        // come back (an explicit Decay may write a slightly older one: at worst an early decay), so a CAS
-        // that succeeds on a stale reading cannot happen twice for one interval.
-        if (Interlocked.CompareExchange(ref _lastDecayTick, now, last) != last) return false;
+        if (interval == 0 || !TryClaimInterval(ref _lastDecayTick, Environment.TickCount64, interval - slack)) return false;
         DecayUnguarded(MaxReleasesPerDecay);
         return true;
+    }
+
+    /// <summary>True for the one caller that ends the interval <paramref name="mark"/> started: at least
+    /// <paramref name="dueAfter"/> ms have passed, and its CAS moved the mark from the reading it checked to
+    /// <paramref name="now"/>; the others go on. The race is between callers that all found the interval
+    /// passed (releases, and the upkeep's tick). The mark holds clock readings, which do not come back (an
+    /// explicit Decay may write a slightly older one: at worst an early decay), so a CAS that succeeds on
+    /// a stale reading cannot happen twice for one interval: there is no ABA on a clock.</summary>
+    private static bool TryClaimInterval(ref long mark, long now, long dueAfter)
+    {
+        long last = Volatile.Read(ref mark);
+        return now - last >= dueAfter && Interlocked.CompareExchange(ref mark, now, last) == last;
     }
 
     public override void DecayIfDue()
@@ -234,23 +238,24 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
         try
         {
             MaybeDecay(slack);
-            if (sweepDue) SweepAllPartials(now);
+            if (sweepDue) SweepAllPartials(now, interval - slack);
         }
         finally { _guard.Exit(); }
     }
 
     /// <summary>Partial slabs that every block left while they waited (freed remotely after the slab was
     /// published) are empty slabs in the wrong list: hands them on like any empty slab, so the decays can
-    /// release them. Once per interval, by whichever caller moves <see cref="_lastSweepTick"/> on (the
-    /// release path's own decay does not sweep, so that traffic cannot keep the sweep from running).
+    /// release them. Once per interval, by the caller that claims it (<see cref="TryClaimInterval"/> on
+    /// <see cref="_lastSweepTick"/>; the release path's own decay does not sweep, so that traffic cannot
+    /// keep the sweep from running).
     /// Bounded: at most <see cref="MaxPartialsSweptPerDecay"/> slabs taken off the lists, of which at most
     /// <see cref="MaxRemoteWalksPerSweep"/> with remote frees to collect (the walk is the cost; a slab
     /// without any cannot have become empty and goes straight back) and at most
     /// <see cref="MaxReleasesPerDecay"/> handed on, from a rotating class.</summary>
-    private void SweepAllPartials(long now)
+    private void SweepAllPartials(long now, long dueAfter)
     {
-        long last = Volatile.Read(ref _lastSweepTick);
-        if (Interlocked.CompareExchange(ref _lastSweepTick, now, last) != last) return;
+        // Checked again here: another caller may have swept since this one looked, without the lock.
+        if (!TryClaimInterval(ref _lastSweepTick, now, dueAfter)) return;
         Counters.Add(ref Counters.PartialSweeps);
         Exception? corruption = null; // logged where found; the slab is left out of every list
         var budget = new SweepBudget(MaxPartialsSweptPerDecay, MaxRemoteWalksPerSweep, MaxReleasesPerDecay);
