@@ -21,6 +21,15 @@ namespace SlabAlloc;
 /// <para>A tick that finds nothing to do costs a clock read and a walk of the thread-cache records. It
 /// runs on a thread-pool thread; reclaiming and decaying are the same operations other threads run
 /// while allocating, and were built to run on any thread concurrently with them.</para>
+/// <para><b>Backing off.</b> A process that stays quiet should not be woken every interval for nothing.
+/// A tick is quiet when the pool saw no acquisition or release since the tick before and the tick itself
+/// changed nothing (no cache reclaimed, no slab released or found emptied, no superslab unmapped). From
+/// the second quiet tick in a row the delay doubles, up to 32 intervals and at most a minute (32 s by
+/// default), so an idle process is woken about twice a minute. The first acquisition or release after
+/// that wakes the upkeep again (<see cref="SlabPool.RenewTrafficWatch"/>) and the delay is one interval. What
+/// the backed-off delay can hold up is only what appears without pool traffic: the cache of a thread that
+/// ends while the pool is quiet, and partial slabs emptied by remote frees (a garbage collection's
+/// finalizer, or the next thread that attaches, also hands such a cache back).</para>
 /// </remarks>
 internal static class Housekeeping
 {
@@ -52,11 +61,78 @@ internal static class Housekeeping
         }
     }
 
+    /// <summary>Quiet ticks in a row (see the remarks); 0 after any activity.</summary>
+    private static int s_quietTicks;
+    private static long s_ticks;
+
+    /// <summary>The most a quiet spell doubles the delay: 2^5 = 32 intervals.</summary>
+    internal const int MaxBackoffShift = 5;
+    /// <summary>The longest backed-off delay, whatever the interval (unless the interval itself is longer).</summary>
+    internal const int MaxBackoffMs = 60_000;
+
+    /// <summary>Ticks run since start-up.</summary>
+    internal static long Ticks => Volatile.Read(ref s_ticks);
+
+    /// <summary>The delay the timer was last armed with, in ms (0 while the upkeep is off).</summary>
+    internal static int DelayMs
+    {
+        get
+        {
+            int period = Volatile.Read(ref SlabPool.DecayMs);
+            return period <= 0 || Volatile.Read(ref s_timer) == null ? 0 : DelayAfter(period, Volatile.Read(ref s_quietTicks));
+        }
+    }
+
+    /// <summary>The delay before the next tick after <paramref name="quietTicks"/> quiet ticks in a row: the
+    /// interval for none or one, then doubling, at most <see cref="MaxBackoffShift"/> times and at most
+    /// <see cref="MaxBackoffMs"/>, and never less than the interval.</summary>
+    internal static int DelayAfter(int period, int quietTicks)
+    {
+        int shift = Math.Clamp(quietTicks - 1, 0, MaxBackoffShift);
+        return (int)Math.Max(period, Math.Min((long)period << shift, MaxBackoffMs));
+    }
+
     private static void TickAndRearm()
     {
-        Tick();
+        bool quiet = Tick();
         int period = Volatile.Read(ref SlabPool.DecayMs);
-        try { s_timer?.Change(period > 0 ? period : 1000, Timeout.Infinite); } // 0 set at run time: keep looking, do nothing
+        if (period <= 0)
+        {
+            Rearm(1000); // 0 set at run time: keep looking, do nothing
+            return;
+        }
+        int quietTicks = 0;
+        if (quiet) quietTicks = Interlocked.Increment(ref s_quietTicks);
+        else Volatile.Write(ref s_quietTicks, 0);
+        Rearm(DelayAfter(period, quietTicks));
+        // Traffic since the tick (OnPoolTraffic) may have re-armed the timer for one interval just before the
+        // line above armed it with the backed-off delay: arm it for one interval again.
+        if (quietTicks > 1 && Volatile.Read(ref s_quietTicks) == 0) Rearm(period);
+    }
+
+    private static readonly Action s_onPoolTraffic = OnPoolTraffic;
+
+    /// <summary>The pool's first acquisition or release since a tick began: ends a quiet spell, and if the timer was
+    /// armed with a backed-off delay, arms it for one interval. Runs on the allocating thread, outside the
+    /// pool's lock.</summary>
+    private static void OnPoolTraffic()
+    {
+        if (Interlocked.Exchange(ref s_quietTicks, 0) <= 1) return; // the delay armed was one interval anyway
+        int period = Volatile.Read(ref SlabPool.DecayMs);
+        try
+        {
+            if (period > 0) Rearm(period);
+        }
+        catch (Exception e)
+        {
+            // Never out of an allocation: the upkeep then ticks on at its backed-off delay.
+            SlabLog.ErrorDetected(e);
+        }
+    }
+
+    private static void Rearm(int delayMs)
+    {
+        try { s_timer?.Change(delayMs, Timeout.Infinite); }
         catch (ObjectDisposedException) { }
     }
 
@@ -90,13 +166,18 @@ internal static class Housekeeping
         s_claimsAtLastTick = claims;
     }
 
-    /// <summary>One round of upkeep, on the calling thread. Never throws: a dead thread's cache found
-    /// corrupt is abandoned and logged where it was found, like any other reclaim's.</summary>
-    internal static void Tick()
+    /// <summary>One round of upkeep, on the calling thread; true if it was quiet (no pool traffic since the
+    /// tick before, and nothing changed by this one). Never throws: a dead thread's cache found corrupt is
+    /// abandoned and logged where it was found, like any other reclaim's.</summary>
+    internal static bool Tick()
     {
         lock (s_tickGate)
         {
-            if (Volatile.Read(ref s_suspended) > 0 || Volatile.Read(ref SlabPool.DecayMs) == 0) return;
+            if (Volatile.Read(ref s_suspended) > 0 || Volatile.Read(ref SlabPool.DecayMs) == 0) return false;
+            Interlocked.Increment(ref s_ticks);
+            // Watches from here on: traffic during or after this tick ends the quiet spell (OnPoolTraffic).
+            bool traffic = SlabPool.RenewTrafficWatch(s_onPoolTraffic);
+            long before = ChangeMark();
             try
             {
                 HeapRecords.ReclaimDead();
@@ -106,7 +187,17 @@ internal static class Housekeeping
             catch (Exception e)
             {
                 if (!ThrowHelper.WasReported(e)) SlabLog.ErrorDetected(e);
+                return false;
             }
+            return !traffic && ChangeMark() == before;
         }
+    }
+
+    /// <summary>A sum of counters that only grow, which moves whenever a tick hands something back: caches
+    /// reclaimed, slabs released to their superslabs, partial slabs found emptied, superslabs unmapped.</summary>
+    private static long ChangeMark()
+    {
+        PoolCounters counters = SlabPool.Shared.Counters;
+        return HeapRecords.Reclaimed + Volatile.Read(ref counters.ReleasedToUnused) + Volatile.Read(ref counters.PartialsEmptied) + Superslabs.RetiredCount;
     }
 }

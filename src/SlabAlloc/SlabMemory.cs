@@ -176,7 +176,7 @@ public static unsafe class SlabMemory
     }
 
     /// <summary>A snapshot of what the allocator holds and has done.</summary>
-    public static SlabStatistics GetStatistics() => StatisticsCollector.Collect();
+    public static SlabStatistics GetStatistics() => StatisticsCollector.Collect(Housekeeping.Ticks, Housekeeping.DelayMs);
 
     /// <summary>A snapshot of the shared pool's lock statistics (lock and CAS counters need <c>SLABALLOC_LOCK_STATS=1</c>).</summary>
     public static SlabLockStatistics GetLockStatistics() => LockStatisticsCollector.Collect();

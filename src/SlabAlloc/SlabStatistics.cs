@@ -65,6 +65,12 @@ public sealed class SlabStatistics
     public long LargeBytes { get; init; }
     /// <inheritdoc cref="LargeBlocks"/>
     public long LargeCachedBytes { get; init; }
+    /// <summary>Rounds of the periodic upkeep run since start-up (<c>SLABALLOC_DECAY_MS</c>).</summary>
+    public long UpkeepTicks { get; init; }
+    /// <summary>The delay the upkeep's next round was scheduled with, in ms: the interval while the pool is
+    /// busy or has memory to hand back, up to 32 times longer (at most a minute) while the process is quiet;
+    /// 0 when the upkeep is off.</summary>
+    public int UpkeepDelayMs { get; init; }
     /// <summary>Per size class figures, indexed by class.</summary>
     public IReadOnlyList<SizeClassStatistics> Classes { get; init; } = Array.Empty<SizeClassStatistics>();
 
@@ -84,6 +90,7 @@ public sealed class SlabStatistics
         Line("remote frees", RemoteFrees);
         Line("slab acquisitions", $"stage1 {AcquiredStage1}, stage2 {AcquiredStage2}, stage3 {AcquiredStage3}");
         Line("large blocks", $"{LargeBlocks} ({LargeBytes} bytes), cached {LargeCachedBytes} bytes");
+        Line("upkeep", UpkeepDelayMs == 0 ? $"off ({UpkeepTicks} rounds)" : $"{UpkeepTicks} rounds, next after {UpkeepDelayMs} ms");
         sb.Append("class  block  in-use  allocs  frees  owned full partial empty\n");
         foreach (SizeClassStatistics c in Classes)
         {

@@ -56,6 +56,9 @@ internal static unsafe class Program
             case "idle" when args.Length == 2 && int.TryParse(args[1], out int seconds):
                 Idle(seconds);
                 break;
+            case "upkeep-backoff" when args.Length == 2 && int.TryParse(args[1], out int periodMs):
+                UpkeepBackoff(periodMs);
+                break;
             case "warmup":
                 WarmUpEffects();
                 baseline = 0; // waited for the start-up thread: nothing of its may be left in use
@@ -69,7 +72,7 @@ internal static unsafe class Program
                 baseline = SlabMemory.GetStatistics().BlocksInUse; // the double-freed block was counted twice
                 break;
             default:
-                Console.Error.WriteLine("usage: SlabAlloc.CheckedProbe [double-free | realloc-freed | uncarved <Free|AlignedFree|Realloc|AlignedRealloc|UsableSize> <owner|remote> | overflow | double-free-immediate | workout | meter <instruments> | warmup | idle <seconds> | reclaim-corruption <trim|attach> | pool-corruption]");
+                Console.Error.WriteLine("usage: SlabAlloc.CheckedProbe [double-free | realloc-freed | uncarved <Free|AlignedFree|Realloc|AlignedRealloc|UsableSize> <owner|remote> | overflow | double-free-immediate | workout | meter <instruments> | warmup | idle <seconds> | upkeep-backoff <decay-ms> | reclaim-corruption <trim|attach> | pool-corruption]");
                 return 2;
         }
 
@@ -161,19 +164,98 @@ internal static unsafe class Program
         long burst = SlabMemory.GetStatistics().BytesMapped;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         long mapped = burst;
+        int longestDelay = 0;
         while (clock.Elapsed < TimeSpan.FromSeconds(seconds))
         {
             SlabStatistics s = SlabMemory.GetStatistics();
             mapped = s.BytesMapped;
             if (s.Superslabs == 0 && s.SlabsOwned + s.SlabsEmpty + s.SlabsPartial + s.SlabsReserved == 0) break;
-            Thread.Sleep(50);
+            longestDelay = Math.Max(longestDelay, s.UpkeepDelayMs);
+            Thread.Sleep(10);
         }
+        Console.WriteLine($"IDLE_LONGEST_DELAY_WHILE_RETURNING {longestDelay}");
         Console.WriteLine($"IDLE_MAPPED_START {start}");
         Console.WriteLine($"IDLE_MAPPED_BURST {burst}");
         Console.WriteLine($"IDLE_MAPPED_END {mapped}");
         SlabStatistics end = SlabMemory.GetStatistics();
         if (end.Superslabs == 0) Console.WriteLine($"IDLE_RETURNED_MS {clock.ElapsedMilliseconds}");
         else Console.WriteLine($"IDLE_NOT_RETURNED superslabs {end.Superslabs}, slabs owned {end.SlabsOwned} empty {end.SlabsEmpty} partial {end.SlabsPartial} reserved {end.SlabsReserved}");
+    }
+
+    // ---- upkeep-backoff: the periodic upkeep sleeps longer while quiet, and wakes on traffic ----
+
+    /// <summary>Run with <c>SLABALLOC_DECAY_MS=</c><paramref name="periodMs"/> and
+    /// <c>SLABALLOC_EMPTY_SLABS_PER_CLASS=64</c>. A thread fills 200 slabs, frees everything and ends; then
+    /// this thread (which never allocates) only reads statistics every 5 ms and prints the empty slabs the
+    /// pool kept at first (<c>BACKOFF_KEPT_AT_START</c>), the longest delay seen while the decay was still
+    /// handing them back (<c>BACKOFF_LONGEST_WHILE_DECAYING</c>) and the delays the upkeep was armed with, in
+    /// order (<c>BACKOFF_DELAYS</c>), until one reaches the longest,
+    /// 32 intervals (<c>BACKOFF_REACHED_MS</c>, or <c>BACKOFF_NOT_REACHED</c> after 30 s). It then waits for
+    /// the next round, so the timer has just been armed with that delay, and a new thread allocates (a pool
+    /// acquisition): <c>WAKE_DELAY</c> is the delay the statistics show right after it, and
+    /// <c>WAKE_TICKS_MS</c> how long two more rounds took to come (<c>WAKE_TICKS_LATE</c> after 30 s).</summary>
+    private static void UpkeepBackoff(int periodMs)
+    {
+        void Traffic()
+        {
+            var t = new Thread(() =>
+            {
+                foreach (nuint size in new nuint[] { 48, 3000, 20 * 1024 })
+                {
+                    var blocks = new nint[40];
+                    for (int i = 0; i < blocks.Length; i++) blocks[i] = (nint)SlabMemory.Alloc(size);
+                    foreach (nint p in blocks) SlabMemory.Free((void*)p);
+                }
+            });
+            t.Start();
+            t.Join();
+        }
+
+        // First, 200 slabs of 1 KiB blocks, all freed: with SLABALLOC_EMPTY_SLABS_PER_CLASS=64 the empty list and
+        // the shared reserve keep 128 of them, which the decay hands back 32 a round, rounds in which nothing
+        // else happens. Those rounds are not quiet: the delay must stay one interval until they are done.
+        var many = new Thread(() =>
+        {
+            var blocks = new nint[200 * 64];
+            for (int i = 0; i < blocks.Length; i++) blocks[i] = (nint)SlabMemory.Alloc(1024);
+            foreach (nint p in blocks) SlabMemory.Free((void*)p);
+        });
+        many.Start();
+        many.Join();
+        int longest = periodMs * 32, longestWhileDecaying = 0, keptAtStart = -1;
+        var delays = new List<int>();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        SlabStatistics s = SlabMemory.GetStatistics();
+        while (clock.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            s = SlabMemory.GetStatistics();
+            if (keptAtStart < 0) keptAtStart = s.SlabsEmpty + s.SlabsReserved;
+            if (s.SlabsEmpty + s.SlabsReserved > 0) longestWhileDecaying = Math.Max(longestWhileDecaying, s.UpkeepDelayMs);
+            if (delays.Count == 0 || delays[^1] != s.UpkeepDelayMs) delays.Add(s.UpkeepDelayMs);
+            if (s.UpkeepDelayMs >= longest) break;
+            Thread.Sleep(5);
+        }
+        Console.WriteLine($"BACKOFF_KEPT_AT_START {keptAtStart}");
+        Console.WriteLine($"BACKOFF_LONGEST_WHILE_DECAYING {longestWhileDecaying}");
+        Console.WriteLine($"BACKOFF_DELAYS {string.Join(' ', delays)}");
+        if (s.UpkeepDelayMs < longest)
+        {
+            Console.WriteLine($"BACKOFF_NOT_REACHED {s.UpkeepDelayMs}");
+            return;
+        }
+        Console.WriteLine($"BACKOFF_REACHED_MS {clock.ElapsedMilliseconds}");
+
+        // Right after a round: the timer now waits the longest delay, unless the traffic below wakes it.
+        long ticks = s.UpkeepTicks;
+        while ((s = SlabMemory.GetStatistics()).UpkeepTicks == ticks) Thread.Sleep(1);
+        Thread.Sleep(20); // the round re-arms its timer when it ends
+        Traffic();
+        s = SlabMemory.GetStatistics();
+        Console.WriteLine($"WAKE_DELAY {s.UpkeepDelayMs}");
+        ticks = s.UpkeepTicks;
+        clock.Restart();
+        while (clock.Elapsed < TimeSpan.FromSeconds(30) && SlabMemory.GetStatistics().UpkeepTicks < ticks + 2) Thread.Sleep(5);
+        Console.WriteLine(SlabMemory.GetStatistics().UpkeepTicks >= ticks + 2 ? $"WAKE_TICKS_MS {clock.ElapsedMilliseconds}" : "WAKE_TICKS_LATE");
     }
 
     // ---- warmup: what the start-up thread's warm-up leaves behind, and what it spares the first allocation ----

@@ -11,7 +11,9 @@ namespace SlabAlloc.Diagnostics;
 /// </summary>
 internal static unsafe class StatisticsCollector
 {
-    public static SlabStatistics Collect()
+    /// <param name="upkeepTicks">The periodic upkeep's figures, which live above this layer (see <see cref="SlabStatistics.UpkeepTicks"/>).</param>
+    /// <param name="upkeepDelayMs">See <see cref="SlabStatistics.UpkeepDelayMs"/>.</param>
+    public static SlabStatistics Collect(long upkeepTicks = 0, int upkeepDelayMs = 0)
     {
         var allocs = new long[SizeClasses.Count];
         var frees = new long[SizeClasses.Count];
@@ -103,6 +105,8 @@ internal static unsafe class StatisticsCollector
             LargeBlocks = LargeObjects.LiveCount,
             LargeBytes = LargeObjects.LiveBytes,
             LargeCachedBytes = LargeObjects.CachedBytes,
+            UpkeepTicks = upkeepTicks,
+            UpkeepDelayMs = upkeepDelayMs,
             Classes = classes,
         };
     }

@@ -69,6 +69,7 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
 
     public override SlabMeta* Acquire(int sizeClass, void* owner)
     {
+        NoteTraffic();
         _guard.Enter(PoolPath.AcquireSlab);
         try { return AcquireUnguarded(sizeClass, owner); }
         finally { _guard.Exit(); }
@@ -142,6 +143,7 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
 
     public override void PublishPartial(SlabMeta* s)
     {
+        NoteTraffic();
         _guard.Enter(PoolPath.ReleaseSlab);
         try
         {
@@ -153,6 +155,7 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
 
     public override void ReleaseEmpty(SlabMeta* s)
     {
+        NoteTraffic();
         _guard.Enter(PoolPath.ReleaseSlab);
         try
         {

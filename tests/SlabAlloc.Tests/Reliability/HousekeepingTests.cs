@@ -28,6 +28,47 @@ public sealed class HousekeepingTests
         Assert.Single(result.Lines("PROBE_OK"));
     }
 
+    [Theory]
+    [InlineData(1000, 0, 1000)]
+    [InlineData(1000, 1, 1000)] // one quiet round: the decay's low-water mark may still need a round
+    [InlineData(1000, 2, 2000)]
+    [InlineData(1000, 3, 4000)]
+    [InlineData(1000, 6, 32000)]
+    [InlineData(1000, 7, 32000)] // at most 32 intervals
+    [InlineData(1000, int.MaxValue, 32000)]
+    [InlineData(5000, 6, 60000)] // at most a minute
+    [InlineData(90000, 6, 90000)] // never less than the interval
+    [InlineData(1, 6, 32)]
+    public void TheDelay_DoublesWhileQuiet_WithinItsBounds(int period, int quietTicks, int expected) =>
+        Assert.Equal(expected, Housekeeping.DelayAfter(period, quietTicks));
+
+    [Fact]
+    public void AQuietProcess_IsWokenLessOften_AndTrafficWakesTheUpkeepAtOnce()
+    {
+        // 100 ms intervals: once the decay has handed back the empty slabs a first thread left (32 a round),
+        // the delay grows 100, 200, ... 3,200 ms while nothing happens (about 3.5 s).
+        // Then a thread allocates right after a round armed the 3,200 ms delay: without the wake-up the
+        // next two rounds would take 3.3 s or more; with it, about 0.2 s. No garbage collection, so no
+        // finalizer releases anything in the quiet spell.
+        var result = ProbeProcess.Run(new Dictionary<string, string>
+        {
+            ["SLABALLOC_DECAY_MS"] = "100", ["SLABALLOC_EMPTY_SLABS_PER_CLASS"] = "64", ["DOTNET_GCgen0size"] = "0x10000000",
+        }, "upkeep-backoff", "100");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Single(result.Lines("BACKOFF_REACHED_MS"));
+        // Rounds in which only the upkeep itself hands memory back are not quiet either.
+        Assert.True(Figure(result, "BACKOFF_KEPT_AT_START") >= 96, result.ToString());
+        Assert.Equal(100, Figure(result, "BACKOFF_LONGEST_WHILE_DECAYING"));
+        int[] delays = Assert.Single(result.Lines("BACKOFF_DELAYS ")).Split(' ')[1..].Select(int.Parse).ToArray();
+        // Only ever longer while quiet (each delay seen is the one before doubled, or later), ending at 32 intervals.
+        Assert.True(delays.Zip(delays.Skip(1)).All(p => p.Second > p.First), result.ToString());
+        Assert.Equal(3200, delays[^1]);
+        Assert.Equal(100, Figure(result, "WAKE_DELAY"));
+        long wake = Figure(result, "WAKE_TICKS_MS");
+        Assert.True(wake < 2500, $"two rounds took {wake} ms after traffic: the timer kept its long delay\n{result}");
+        Assert.Single(result.Lines("PROBE_OK"));
+    }
+
     [Fact]
     public void WithTheDecayOff_TheBurstsMemoryStays()
     {
