@@ -21,6 +21,14 @@ static int Dispatch(string[] args)
     bool json = Take(rest, "--json");
     string allocator = TakeValue(rest, "--allocator") ?? "slab";
     bool stats = Take(rest, "--stats");
+    // --after-load MS (larson, midlarge): SlabAlloc is loaded (its start-up thread begins) MS milliseconds
+    // before the workload starts, as a preloaded native allocator is initialized before main; the same for
+    // --allocator native, whose runs set SLABALLOC_WARMUP=0. Without it, the run's first call loads SlabAlloc.
+    if (args[0] is "larson" or "midlarge" && TakeValue(rest, "--after-load") is string afterLoad)
+    {
+        _ = SlabAlloc.SlabMemory.GetLockStatistics(); // allocates nothing
+        Thread.Sleep(int.Parse(afterLoad, System.Globalization.CultureInfo.InvariantCulture));
+    }
     switch (args[0])
     {
         case "selfcheck":
@@ -90,8 +98,9 @@ partial class Program
     internal const string Usage = """
         usage: SlabAlloc.Bench <command> ...
           selfcheck [threads] [rounds]
-          larson sleep_sec min_size max_size chunks_per_thread rounds seed threads [--allocator slab|native] [--json] [--stats]
-          midlarge threads cycles working_set seed [--allocator slab|native] [--json] [--stats]
+          larson sleep_sec min_size max_size chunks_per_thread rounds seed threads [--allocator slab|native] [--json] [--stats] [--after-load MS]
+          midlarge threads cycles working_set seed [--allocator slab|native] [--json] [--stats] [--after-load MS]
+                                                  (--after-load: SlabAlloc loaded MS milliseconds before the workload starts)
           compare [--quick] [--seconds S] [--reps N] [--cycles C] [--threads 1,2,4,8] [--out DIR]
           soak [--seconds S] [--threads T] [--report-every R] [--seed N]   (thread churn with verification; exit 1 on failure)
           pairs SIZE N [--allocator slab|native]      (for callgrind: N alloc+free pairs)
