@@ -26,15 +26,17 @@ namespace SlabAlloc;
 /// changed nothing (no cache reclaimed, no slab released or found emptied, no superslab unmapped). From
 /// the second quiet tick in a row the delay doubles, up to 32 intervals and at most a minute (32 s by
 /// default), so an idle process is woken about twice a minute. The first acquisition or release after
-/// that wakes the upkeep again (<see cref="SlabPool.RenewTrafficWatch"/>) and the delay is one interval. What
+/// that wakes the upkeep again (<see cref="PoolTrafficWatch"/>) and the delay is one interval. What
 /// the backed-off delay can hold up is only what appears without pool traffic: the cache of a thread that
 /// ends while the pool is quiet, and partial slabs emptied by remote frees (a garbage collection's
 /// finalizer, or the next thread that attaches, also hands such a cache back).</para>
 /// </remarks>
 internal static class Housekeeping
 {
-    /// <summary>A one-shot timer, re-armed at the end of each tick, so ticks never overlap or queue up
-    /// behind a slow one.</summary>
+    /// <summary>A one-shot timer, re-armed at the end of each tick, so ticks do not queue up behind a slow
+    /// one. Pool traffic may re-arm it while a tick runs (<see cref="OnPoolTraffic"/>, including the tick's own
+    /// reclaim of a dead thread's cache); a second tick then waits for the gate, and only the re-arming steps
+    /// after the ticks may run at the same time, which <see cref="TickAndRearm"/> allows for.</summary>
     private static Timer? s_timer;
     private static int s_suspended;
     /// <summary>Held by a running tick, so that <see cref="Suspend"/> can wait for one in flight.</summary>
@@ -52,7 +54,7 @@ internal static class Housekeeping
             {
                 var timer = new Timer(static _ => TickAndRearm(), null, Timeout.Infinite, Timeout.Infinite);
                 if (Interlocked.CompareExchange(ref s_timer, timer, null) != null) timer.Dispose();
-                else timer.Change(period, Timeout.Infinite);
+                else Rearm(period);
             }
         }
         catch (Exception e)
@@ -73,15 +75,11 @@ internal static class Housekeeping
     /// <summary>Ticks run since start-up.</summary>
     internal static long Ticks => Volatile.Read(ref s_ticks);
 
+    /// <summary>The delay the timer was last armed with (written after the arming succeeded).</summary>
+    private static int s_armedDelayMs;
+
     /// <summary>The delay the timer was last armed with, in ms (0 while the upkeep is off).</summary>
-    internal static int DelayMs
-    {
-        get
-        {
-            int period = Volatile.Read(ref SlabPool.DecayMs);
-            return period <= 0 || Volatile.Read(ref s_timer) == null ? 0 : DelayAfter(period, Volatile.Read(ref s_quietTicks));
-        }
-    }
+    internal static int DelayMs => Volatile.Read(ref SlabPool.DecayMs) <= 0 ? 0 : Volatile.Read(ref s_armedDelayMs);
 
     /// <summary>The delay before the next tick after <paramref name="quietTicks"/> quiet ticks in a row: the
     /// interval for none or one, then doubling, at most <see cref="MaxBackoffShift"/> times and at most
@@ -106,22 +104,28 @@ internal static class Housekeeping
         else Volatile.Write(ref s_quietTicks, 0);
         Rearm(DelayAfter(period, quietTicks));
         // Traffic since the tick (OnPoolTraffic) may have re-armed the timer for one interval just before the
-        // line above armed it with the backed-off delay: arm it for one interval again.
+        // line above armed it with the backed-off delay: arm it for one interval again. Enough, because the
+        // callback resets the count before it re-arms, and the timer orders the two re-arms: either this
+        // read sees the reset and the last re-arm is this one, or the callback's re-arm comes after ours.
         if (quietTicks > 1 && Volatile.Read(ref s_quietTicks) == 0) Rearm(period);
     }
 
     private static readonly Action s_onPoolTraffic = OnPoolTraffic;
 
-    /// <summary>The pool's first acquisition or release since a tick began: ends a quiet spell, and if the timer was
-    /// armed with a backed-off delay, arms it for one interval. Runs on the allocating thread, outside the
-    /// pool's lock.</summary>
+    /// <summary>The pool's first acquisition or release since a tick began: ends a quiet spell, and if the
+    /// timer was armed with a backed-off delay, arms it for one interval. Runs on the thread that acquired
+    /// or released (see <see cref="PoolTrafficWatch"/>), outside the pool's lock; never throws.</summary>
     private static void OnPoolTraffic()
     {
         if (Interlocked.Exchange(ref s_quietTicks, 0) <= 1) return; // the delay armed was one interval anyway
         int period = Volatile.Read(ref SlabPool.DecayMs);
         try
         {
-            if (period > 0) Rearm(period);
+            Rearm(period > 0 ? period : 1000); // 0 set at run time: keep looking, as TickAndRearm does
+        }
+        catch (ThreadInterruptedException)
+        {
+            Thread.CurrentThread.Interrupt(); // the timer's lock was contended: keep the caller's interrupt for it
         }
         catch (Exception e)
         {
@@ -132,7 +136,10 @@ internal static class Housekeeping
 
     private static void Rearm(int delayMs)
     {
-        try { s_timer?.Change(delayMs, Timeout.Infinite); }
+        try
+        {
+            if (s_timer?.Change(delayMs, Timeout.Infinite) == true) Volatile.Write(ref s_armedDelayMs, delayMs);
+        }
         catch (ObjectDisposedException) { }
     }
 
@@ -176,7 +183,7 @@ internal static class Housekeeping
             if (Volatile.Read(ref s_suspended) > 0 || Volatile.Read(ref SlabPool.DecayMs) == 0) return false;
             Interlocked.Increment(ref s_ticks);
             // Watches from here on: traffic during or after this tick ends the quiet spell (OnPoolTraffic).
-            bool traffic = SlabPool.RenewTrafficWatch(s_onPoolTraffic);
+            bool traffic = PoolTrafficWatch.Renew(s_onPoolTraffic);
             long before = ChangeMark();
             try
             {
@@ -193,11 +200,13 @@ internal static class Housekeeping
         }
     }
 
-    /// <summary>A sum of counters that only grow, which moves whenever a tick hands something back: caches
-    /// reclaimed, slabs released to their superslabs, partial slabs found emptied, superslabs unmapped.</summary>
+    /// <summary>A sum of counters that only grow, which moves whenever a tick hands something back or leaves
+    /// work for the next one: caches reclaimed, slabs released to their superslabs, partial slabs found
+    /// emptied, sweeps stopped on their budget, superslabs unmapped.</summary>
     private static long ChangeMark()
     {
         PoolCounters counters = SlabPool.Shared.Counters;
-        return HeapRecords.Reclaimed + Volatile.Read(ref counters.ReleasedToUnused) + Volatile.Read(ref counters.PartialsEmptied) + Superslabs.RetiredCount;
+        return HeapRecords.Reclaimed + Volatile.Read(ref counters.ReleasedToUnused) + Volatile.Read(ref counters.PartialsEmptied)
+            + Volatile.Read(ref counters.SweepsCutShort) + Superslabs.RetiredCount;
     }
 }

@@ -59,6 +59,9 @@ internal static unsafe class Program
             case "upkeep-backoff" when args.Length == 2 && int.TryParse(args[1], out int periodMs):
                 UpkeepBackoff(periodMs);
                 break;
+            case "upkeep-sweep":
+                UpkeepSweep();
+                break;
             case "warmup":
                 WarmUpEffects();
                 baseline = 0; // waited for the start-up thread: nothing of its may be left in use
@@ -72,7 +75,7 @@ internal static unsafe class Program
                 baseline = SlabMemory.GetStatistics().BlocksInUse; // the double-freed block was counted twice
                 break;
             default:
-                Console.Error.WriteLine("usage: SlabAlloc.CheckedProbe [double-free | realloc-freed | uncarved <Free|AlignedFree|Realloc|AlignedRealloc|UsableSize> <owner|remote> | overflow | double-free-immediate | workout | meter <instruments> | warmup | idle <seconds> | upkeep-backoff <decay-ms> | reclaim-corruption <trim|attach> | pool-corruption]");
+                Console.Error.WriteLine("usage: SlabAlloc.CheckedProbe [double-free | realloc-freed | uncarved <Free|AlignedFree|Realloc|AlignedRealloc|UsableSize> <owner|remote> | overflow | double-free-immediate | workout | meter <instruments> | warmup | idle <seconds> | upkeep-backoff <decay-ms> | upkeep-sweep | reclaim-corruption <trim|attach> | pool-corruption]");
                 return 2;
         }
 
@@ -190,9 +193,8 @@ internal static unsafe class Program
     /// pool kept at first (<c>BACKOFF_KEPT_AT_START</c>), the longest delay seen while the decay was still
     /// handing them back (<c>BACKOFF_LONGEST_WHILE_DECAYING</c>) and the delays the upkeep was armed with, in
     /// order (<c>BACKOFF_DELAYS</c>), until one reaches the longest,
-    /// 32 intervals (<c>BACKOFF_REACHED_MS</c>, or <c>BACKOFF_NOT_REACHED</c> after 30 s). It then waits for
-    /// the next round, so the timer has just been armed with that delay, and a new thread allocates (a pool
-    /// acquisition): <c>WAKE_DELAY</c> is the delay the statistics show right after it, and
+    /// 32 intervals (<c>BACKOFF_REACHED_MS</c>, or <c>BACKOFF_NOT_REACHED</c> after 30 s). Right after the timer
+    /// was armed with that delay, a new thread allocates (a pool acquisition): <c>WAKE_DELAY</c> is the delay the statistics show right after it, and
     /// <c>WAKE_TICKS_MS</c> how long two more rounds took to come (<c>WAKE_TICKS_LATE</c> after 30 s).</summary>
     private static void UpkeepBackoff(int periodMs)
     {
@@ -245,17 +247,65 @@ internal static unsafe class Program
         }
         Console.WriteLine($"BACKOFF_REACHED_MS {clock.ElapsedMilliseconds}");
 
-        // Right after a round: the timer now waits the longest delay, unless the traffic below wakes it.
-        long ticks = s.UpkeepTicks;
-        while ((s = SlabMemory.GetStatistics()).UpkeepTicks == ticks) Thread.Sleep(1);
-        Thread.Sleep(20); // the round re-arms its timer when it ends
+        // The timer was armed with the longest delay a few milliseconds ago (the statistics show the delay
+        // once the arming succeeded): the next round is 32 intervals away, unless the traffic below wakes it.
         Traffic();
         s = SlabMemory.GetStatistics();
         Console.WriteLine($"WAKE_DELAY {s.UpkeepDelayMs}");
-        ticks = s.UpkeepTicks;
+        long ticks = s.UpkeepTicks;
         clock.Restart();
         while (clock.Elapsed < TimeSpan.FromSeconds(30) && SlabMemory.GetStatistics().UpkeepTicks < ticks + 2) Thread.Sleep(5);
         Console.WriteLine(SlabMemory.GetStatistics().UpkeepTicks >= ticks + 2 ? $"WAKE_TICKS_MS {clock.ElapsedMilliseconds}" : "WAKE_TICKS_LATE");
+    }
+
+    // ---- upkeep-sweep: rounds whose sweep stops on its budget are not quiet ----
+
+    /// <summary>Run with <c>SLABALLOC_DECAY_MS=100</c>. A thread fills 1,000 slabs of 1 KiB blocks and ends,
+    /// holding them all; once the upkeep has reclaimed its cache, another thread frees one block of each slab
+    /// (each slab goes to the class's partial list: 100 first, then 900 on top of them), then the rest of
+    /// the first 100 slabs and all but one block of the other 900, as remote frees, which no pool call
+    /// sees. Each round's sweep walks at most 256 remote-free lists: three rounds walk the 900 slabs that
+    /// stay partial before one reaches the 100 that are empty. Prints the longest delay the upkeep was armed
+    /// with until those 100 were handed on (<c>SWEEP_LONGEST_DELAY</c>, <c>SWEEP_DONE_MS</c>, or
+    /// <c>SWEEP_NOT_DONE</c> after 30 s), then frees everything.</summary>
+    private static void UpkeepSweep()
+    {
+        const int Slabs = 1000, Emptied = 100, PerSlab = 64;
+        var blocks = new nint[Slabs * PerSlab];
+        var filler = new Thread(() =>
+        {
+            for (int i = 0; i < blocks.Length; i++) blocks[i] = (nint)SlabMemory.Alloc(1024);
+        });
+        filler.Start();
+        filler.Join();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (SlabMemory.GetStatistics().ThreadCachesReclaimed == 0 && clock.Elapsed < TimeSpan.FromSeconds(30)) Thread.Sleep(5);
+        var bySlab = blocks.GroupBy(p => p >> 16).Select(g => g.ToArray()).Where(g => g.Length == PerSlab).Take(Slabs).ToArray();
+        Console.WriteLine($"SWEEP_SLABS {bySlab.Length}");
+        int partialBefore = SlabMemory.GetStatistics().SlabsPartial;
+        var freer = new Thread(() =>
+        {
+            foreach (nint[] g in bySlab) SlabMemory.Free((void*)g[0]); // publishes: the first 100 at the bottom
+            for (int i = 0; i < bySlab.Length; i++)
+                for (int j = 1; j < (i < Emptied ? PerSlab : PerSlab - 1); j++) SlabMemory.Free((void*)bySlab[i][j]);
+        });
+        freer.Start();
+        freer.Join();
+        int longest = 0;
+        clock.Restart();
+        SlabStatistics s;
+        while (true)
+        {
+            s = SlabMemory.GetStatistics();
+            if (s.SlabsPartial <= partialBefore + bySlab.Length - Emptied || clock.Elapsed > TimeSpan.FromSeconds(30)) break;
+            longest = Math.Max(longest, s.UpkeepDelayMs);
+            Thread.Sleep(5);
+        }
+        Console.WriteLine($"SWEEP_LONGEST_DELAY {longest}");
+        Console.WriteLine(s.SlabsPartial <= partialBefore + bySlab.Length - Emptied ? $"SWEEP_DONE_MS {clock.ElapsedMilliseconds}" : $"SWEEP_NOT_DONE partial {s.SlabsPartial}");
+        for (int i = Emptied; i < bySlab.Length; i++) SlabMemory.Free((void*)bySlab[i][PerSlab - 1]);
+        var listed = new HashSet<nint>(bySlab.SelectMany(g => g));
+        foreach (nint p in blocks) if (!listed.Contains(p)) SlabMemory.Free((void*)p);
     }
 
     // ---- warmup: what the start-up thread's warm-up leaves behind, and what it spares the first allocation ----

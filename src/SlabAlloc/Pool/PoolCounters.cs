@@ -14,6 +14,8 @@ internal sealed class PoolCounters
     public long PartialSweeps;
     /// <summary>Slabs those sweeps (and trims) found emptied by remote frees in the partial lists.</summary>
     public long PartialsEmptied;
+    /// <summary>Sweeps that stopped on their budget, with slabs perhaps still to look at.</summary>
+    public long SweepsCutShort;
 
     public void Add(ref long counter) => Interlocked.Increment(ref counter);
 }

@@ -69,7 +69,7 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
 
     public override SlabMeta* Acquire(int sizeClass, void* owner)
     {
-        NoteTraffic();
+        PoolTrafficWatch.Note();
         _guard.Enter(PoolPath.AcquireSlab);
         try { return AcquireUnguarded(sizeClass, owner); }
         finally { _guard.Exit(); }
@@ -143,7 +143,7 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
 
     public override void PublishPartial(SlabMeta* s)
     {
-        NoteTraffic();
+        PoolTrafficWatch.Note();
         _guard.Enter(PoolPath.ReleaseSlab);
         try
         {
@@ -155,7 +155,7 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
 
     public override void ReleaseEmpty(SlabMeta* s)
     {
-        NoteTraffic();
+        PoolTrafficWatch.Note();
         _guard.Enter(PoolPath.ReleaseSlab);
         try
         {
@@ -265,6 +265,7 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
         for (int k = 0; k < SizeClasses.Count && !budget.Spent; k++)
             SweepPartials((_sweepStart + k) % SizeClasses.Count, ref budget, toUnused: false, ref corruption);
         _sweepStart = (_sweepStart + 1) % SizeClasses.Count;
+        if (budget.Spent) Counters.Add(ref Counters.SweepsCutShort); // more may be waiting: the next sweep goes on
     }
 
     /// <summary>The most partial slabs one sweep takes off the lists.</summary>

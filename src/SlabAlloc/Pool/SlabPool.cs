@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using SlabAlloc.Core;
 
 namespace SlabAlloc.Pool;
@@ -58,36 +57,6 @@ internal abstract unsafe class SlabPool
     /// <summary>The automatic decay, budgeted as on a release, if <see cref="DecayMs"/> has passed since the
     /// last decay; otherwise nothing. For the periodic upkeep of a process that releases nothing.</summary>
     public abstract void DecayIfDue();
-
-    /// <summary>1 while a watch set by <see cref="RenewTrafficWatch"/> has seen no acquisition or release, else 0.</summary>
-    private static int s_trafficWatch;
-    private static Action? s_onWatchedTraffic;
-
-    /// <summary>Sets a watch on the pool's traffic and returns whether the previous watch saw any (true when
-    /// there was none before). The next <see cref="Acquire"/>, <see cref="PublishPartial"/> or
-    /// <see cref="ReleaseEmpty"/> clears the watch and calls <paramref name="onTraffic"/> on its own thread,
-    /// once per watch. For the periodic upkeep, which sleeps longer while the pool is quiet and must wake
-    /// when it is not. The callback must be quick and must not throw.</summary>
-    public static bool RenewTrafficWatch(Action onTraffic)
-    {
-        Volatile.Write(ref s_onWatchedTraffic, onTraffic);
-        return Interlocked.Exchange(ref s_trafficWatch, 1) == 0;
-    }
-
-    /// <summary>Called at the start of every acquisition and release: a read of one static while a watch is
-    /// set and already cleared (nearly always), one exchange per watch otherwise.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    protected static void NoteTraffic()
-    {
-        if (Volatile.Read(ref s_trafficWatch) != 0) EndWatch();
-    }
-
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void EndWatch()
-    {
-        // Several threads may find the watch set; the exchange lets one of them call back.
-        if (Interlocked.Exchange(ref s_trafficWatch, 0) != 0) Volatile.Read(ref s_onWatchedTraffic)?.Invoke();
-    }
 
     /// <summary>Milliseconds between decays, 0 for none: <see cref="SlabOptions.DecayMs"/>, settable for tests.</summary>
     internal static int DecayMs = SlabOptions.DecayMs;

@@ -25,6 +25,8 @@ public sealed class HousekeepingTests
         long burst = Figure(result, "IDLE_MAPPED_BURST"), end = Figure(result, "IDLE_MAPPED_END");
         Assert.True(burst > 8L << 20, $"the burst mapped {burst} bytes: too little to show anything\n{result}");
         Assert.True(end <= 2L << 20, $"{end} bytes still mapped after going idle (metadata only expected)\n{result}");
+        // Rounds that still hand memory back are not quiet: no backing off until everything is back.
+        Assert.Equal(100, Figure(result, "IDLE_LONGEST_DELAY_WHILE_RETURNING"));
         Assert.Single(result.Lines("PROBE_OK"));
     }
 
@@ -47,8 +49,9 @@ public sealed class HousekeepingTests
     {
         // 100 ms intervals: once the decay has handed back the empty slabs a first thread left (32 a round),
         // the delay grows 100, 200, ... 3,200 ms while nothing happens (about 3.5 s).
-        // Then a thread allocates right after a round armed the 3,200 ms delay: without the wake-up the
-        // next two rounds would take 3.3 s or more; with it, about 0.2 s. No garbage collection, so no
+        // Then a thread allocates right after the timer was armed with 3,200 ms: without the wake-up the
+        // next two rounds would take 3.3 s or more; with it, about 0.2 s. The delay shown is the one the
+        // timer was last armed with. No garbage collection, so no
         // finalizer releases anything in the quiet spell.
         var result = ProbeProcess.Run(new Dictionary<string, string>
         {
@@ -66,6 +69,20 @@ public sealed class HousekeepingTests
         Assert.Equal(100, Figure(result, "WAKE_DELAY"));
         long wake = Figure(result, "WAKE_TICKS_MS");
         Assert.True(wake < 2500, $"two rounds took {wake} ms after traffic: the timer kept its long delay\n{result}");
+        Assert.Single(result.Lines("PROBE_OK"));
+    }
+
+    [Fact]
+    public void RoundsWhoseSweepStopsOnItsBudget_AreNotQuiet()
+    {
+        // 900 partial slabs with remote frees waiting that do not empty them sit above 100 that they do
+        // empty; a sweep walks at most 256 remote lists, so three rounds hand nothing back before one
+        // reaches the empty slabs. Those rounds still have work left: the delay must stay one interval.
+        var result = ProbeProcess.Run(new Dictionary<string, string> { ["SLABALLOC_DECAY_MS"] = "100", ["DOTNET_GCgen0size"] = "0x10000000" }, "upkeep-sweep");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Equal(1000, Figure(result, "SWEEP_SLABS"));
+        Assert.Single(result.Lines("SWEEP_DONE_MS"));
+        Assert.Equal(100, Figure(result, "SWEEP_LONGEST_DELAY"));
         Assert.Single(result.Lines("PROBE_OK"));
     }
 
