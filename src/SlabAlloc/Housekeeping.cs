@@ -81,24 +81,24 @@ internal static class Housekeeping
     /// <summary>The delay the timer was last armed with, in ms (0 while the upkeep is off).</summary>
     internal static int DelayMs => Volatile.Read(ref SlabPool.DecayMs) <= 0 ? 0 : Volatile.Read(ref s_armedDelayMs);
 
+    /// <summary>While the interval is 0 (set so at run time), how often the timer looks whether it came back.</summary>
+    private const int OffLookMs = 1000;
+
     /// <summary>The delay before the next tick after <paramref name="quietTicks"/> quiet ticks in a row: the
     /// interval for none or one, then doubling, at most <see cref="MaxBackoffShift"/> times and at most
-    /// <see cref="MaxBackoffMs"/>, and never less than the interval.</summary>
+    /// <see cref="MaxBackoffMs"/>, and never less than the interval; <see cref="OffLookMs"/> while the
+    /// interval is 0 (the ticks do nothing then, but keep looking).</summary>
     internal static int DelayAfter(int period, int quietTicks)
     {
+        if (period <= 0) return OffLookMs;
         int shift = Math.Clamp(quietTicks - 1, 0, MaxBackoffShift);
         return (int)Math.Max(period, Math.Min((long)period << shift, MaxBackoffMs));
     }
 
     private static void TickAndRearm()
     {
-        bool quiet = Tick();
+        bool quiet = Tick(); // never quiet while the interval is 0
         int period = Volatile.Read(ref SlabPool.DecayMs);
-        if (period <= 0)
-        {
-            Rearm(1000); // 0 set at run time: keep looking, do nothing
-            return;
-        }
         int quietTicks = 0;
         if (quiet) quietTicks = Interlocked.Increment(ref s_quietTicks);
         else Volatile.Write(ref s_quietTicks, 0);
@@ -107,7 +107,7 @@ internal static class Housekeeping
         // line above armed it with the backed-off delay: arm it for one interval again. Enough, because the
         // callback resets the count before it re-arms, and the timer orders the two re-arms: either this
         // read sees the reset and the last re-arm is this one, or the callback's re-arm comes after ours.
-        if (quietTicks > 1 && Volatile.Read(ref s_quietTicks) == 0) Rearm(period);
+        if (quietTicks > 1 && Volatile.Read(ref s_quietTicks) == 0) Rearm(DelayAfter(period, 0));
     }
 
     private static readonly Action s_onPoolTraffic = OnPoolTraffic;
@@ -118,10 +118,9 @@ internal static class Housekeeping
     private static void OnPoolTraffic()
     {
         if (Interlocked.Exchange(ref s_quietTicks, 0) <= 1) return; // the delay armed was one interval anyway
-        int period = Volatile.Read(ref SlabPool.DecayMs);
         try
         {
-            Rearm(period > 0 ? period : 1000); // 0 set at run time: keep looking, as TickAndRearm does
+            Rearm(DelayAfter(Volatile.Read(ref SlabPool.DecayMs), 0));
         }
         catch (ThreadInterruptedException)
         {

@@ -75,9 +75,10 @@ namespace SlabAlloc.Diagnostics
         /// <summary>Publishes the meter unless it exists: called by <see cref="StartUp"/> on its background
         /// thread once the warm-up is done, so that nothing has to ask for the meter before a listener can
         /// see it (listeners see a meter published after they started: their <c>InstrumentPublished</c>
-        /// callback runs then); anything that needs it at once gets it from <see cref="Meter"/>. Never throws (metrics are optional: nothing that
-        /// goes wrong here may stop the allocator, or, on a background thread, end the process; a
-        /// listener's own <c>InstrumentPublished</c> callback runs inside the publication, for one).</summary>
+        /// callback runs then); anything that needs it at once gets it from <see cref="Meter"/>. Never
+        /// throws (metrics are optional: nothing that goes wrong here may stop the allocator, or, on a
+        /// background thread, end the process; a listener's own <c>InstrumentPublished</c> callback runs
+        /// inside the publication, for one).</summary>
         internal static void TryCreate()
         {
             try { Create(); }

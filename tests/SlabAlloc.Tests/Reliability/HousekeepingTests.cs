@@ -41,6 +41,8 @@ public sealed class HousekeepingTests
     [InlineData(5000, 6, 60000)] // at most a minute
     [InlineData(90000, 6, 90000)] // never less than the interval
     [InlineData(1, 6, 32)]
+    [InlineData(0, 0, 1000)] // the interval set to 0 at run time: the timer keeps looking once a second
+    [InlineData(0, 6, 1000)]
     public void TheDelay_DoublesWhileQuiet_WithinItsBounds(int period, int quietTicks, int expected) =>
         Assert.Equal(expected, Housekeeping.DelayAfter(period, quietTicks));
 
