@@ -14,7 +14,7 @@ namespace SlabAlloc;
 /// </summary>
 /// <remarks>
 /// <para>Without it, both wait for traffic: a dead thread's cache is reclaimed when another thread
-/// attaches, at <c>Trim</c>, or by the finalizer after a garbage collection, and the decay runs when the
+/// attaches or at <c>Trim</c>, and the decay runs when the
 /// pool takes a slab back. A process whose threads all ended and that then only waits kept its last
 /// threads' slabs owned and its empty slabs resident indefinitely (measured: 13 MiB mapped after 1,000
 /// short threads, unchanged 5 s later).</para>
@@ -28,8 +28,8 @@ namespace SlabAlloc;
 /// default), so an idle process is woken about twice a minute. The first acquisition or release after
 /// that wakes the upkeep again (<see cref="PoolTrafficWatch"/>) and the delay is one interval. What
 /// the backed-off delay can hold up is only what appears without pool traffic: the cache of a thread that
-/// ends while the pool is quiet, and partial slabs emptied by remote frees (a garbage collection's
-/// finalizer, or the next thread that attaches, also hands such a cache back).</para>
+/// ends while the pool is quiet, and partial slabs emptied by remote frees (the next thread that
+/// attaches also hands such a cache back).</para>
 /// </remarks>
 internal static class Housekeeping
 {
@@ -144,14 +144,15 @@ internal static class Housekeeping
 
     /// <summary>Holds off the upkeep's ticks until the returned scope is disposed (a tick in flight
     /// finishes first): for <c>Trim</c>, which must see every partial slab.</summary>
-    internal static Lock.Scope Exclusive() => s_tickGate.EnterScope();
+    internal static Uninterruptible.Scope Exclusive() => Uninterruptible.EnterScope(s_tickGate);
 
     /// <summary>Stops the upkeep until <see cref="Resume"/> (nested): for tests that count the pool's
     /// lists or the thread-cache records exactly while threads end.</summary>
     internal static void Suspend()
     {
         Interlocked.Increment(ref s_suspended);
-        lock (s_tickGate) { } // a tick already past its check finishes first
+        Uninterruptible.Enter(s_tickGate); // a tick already past its check finishes first
+        s_tickGate.Exit();
     }
 
     /// <inheritdoc cref="Suspend"/>
@@ -177,7 +178,7 @@ internal static class Housekeeping
     /// abandoned and logged where it was found, like any other reclaim's.</summary>
     internal static bool Tick()
     {
-        lock (s_tickGate)
+        using (Uninterruptible.EnterScope(s_tickGate))
         {
             if (Volatile.Read(ref s_suspended) > 0 || Volatile.Read(ref SlabPool.DecayMs) == 0) return false;
             Interlocked.Increment(ref s_ticks);

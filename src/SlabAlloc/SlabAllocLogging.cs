@@ -19,7 +19,7 @@ namespace SlabAlloc;
 /// and large regions reused from the cache, at <see cref="LogLevel.Trace"/>. No event is raised on
 /// the allocation or free fast path.</para>
 /// <para>Events are raised on the allocating thread, inside the mutex pool's lock and on the
-/// finalizer thread, so the logger must not call <see cref="SlabMemory"/> itself, and should be
+/// periodic upkeep's thread-pool thread, so the logger must not call <see cref="SlabMemory"/> itself, and should be
 /// quick. An exception thrown by the logger is dropped: logging never changes what the allocator
 /// does. Call <c>Configure(null)</c> before disposing the factory.</para>
 /// </remarks>

@@ -79,12 +79,7 @@ public static unsafe class SlabMemory
     public static void* Realloc(void* ptr, nuint byteCount)
     {
         if (ptr == null) return Alloc(byteCount);
-        nuint usable = UsableSize(ptr);
-        if (byteCount <= usable && Fits(usable, byteCount)) return ptr;
-        void* fresh = Alloc(byteCount);
-        Buffer.MemoryCopy(ptr, fresh, byteCount, Math.Min(usable, byteCount));
-        Free(ptr);
-        return fresh;
+        return Resize(ptr, byteCount, 16);
     }
 
     /// <summary>Allocates a block of at least <paramref name="byteCount"/> bytes aligned to <paramref name="alignment"/>.</summary>
@@ -108,12 +103,7 @@ public static unsafe class SlabMemory
     {
         if (!BitOperations.IsPow2(alignment)) ThrowHelper.ThrowBadAlignment(alignment);
         if (ptr == null) return AlignedAlloc(byteCount, alignment);
-        nuint usable = UsableSize(ptr);
-        if (((nuint)ptr & (alignment - 1)) == 0 && byteCount <= usable && Fits(usable, byteCount)) return ptr;
-        void* fresh = AlignedAlloc(byteCount, alignment);
-        Buffer.MemoryCopy(ptr, fresh, byteCount, Math.Min(usable, byteCount));
-        Free(ptr);
-        return fresh;
+        return Resize(ptr, byteCount, alignment);
     }
 
     /// <summary>Frees a block; the same as <see cref="Free"/>. Null does nothing.</summary>
@@ -125,13 +115,12 @@ public static unsafe class SlabMemory
     public static nuint UsableSize(void* ptr)
     {
         if (ptr == null) return 0;
-        uint region = Registry.Lookup(ptr);
-        if (region == 0) ThrowHelper.ThrowForeignPointer(ptr);
-        if (region != Registry.SuperslabValue) return LargeObjects.UsableSize(ptr, region);
+        if (!Registry.IsSuperslab(ptr)) return LargeObjects.UsableSize(ptr, LargeRegistryValue(ptr));
         SlabMeta* s = SuperslabHeader.SlabOf(ptr);
         int index = s == null ? -1 : SlabMeta.BlockIndexOf(s, ptr);
         if (index < 0) ThrowHelper.ThrowInteriorPointer(ptr);
-        if (SlabOptions.Checked && !SlabMeta.IsAllocated(s, index)) ThrowHelper.ThrowDoubleFree(ptr);
+        // The same verdict a free would give: a block that is free already cannot be asked about.
+        if (SlabOptions.Checked ? !SlabMeta.IsAllocated(s, index) : SlabMeta.HasNoBlockOut(s)) ThrowHelper.ThrowDoubleFree(ptr);
         return s->BlockBytes;
     }
 
@@ -212,12 +201,63 @@ public static unsafe class SlabMemory
     private static void FreeLargeOrForeign(void* ptr)
     {
         if (ptr == null) return;
-        uint region = Registry.Lookup(ptr);
-        if (region == 0) ThrowHelper.ThrowForeignPointer(ptr);
-        // A superslab value with its bit clear: the superslab is being mapped or retired right now, so
-        // no live block of it can be freed (the bit is set before the value's memory is handed out).
-        if (region == Registry.SuperslabValue) ThrowHelper.ThrowInteriorPointer(ptr);
-        LargeObjects.Free(ptr, region);
+        LargeObjects.Free(ptr, LargeRegistryValue(ptr));
+    }
+
+    /// <summary>The registry value of <paramref name="ptr"/>, whose superslab bit is clear, if it names a
+    /// large block; otherwise throws: not SlabAlloc's, or a superslab being mapped or retired right now, of
+    /// which no block can be live (the bit is set before the value's memory is handed out).</summary>
+    private static uint LargeRegistryValue(void* ptr)
+    {
+        uint value = Registry.Lookup(ptr);
+        if (value == 0) ThrowHelper.ThrowForeignPointer(ptr);
+        if (value == Registry.SuperslabValue) ThrowHelper.ThrowInteriorPointer(ptr);
+        return value;
+    }
+
+    /// <summary>Realloc and AlignedRealloc of a non-null pointer: the block itself while it fits (and is
+    /// aligned), else a new block with the contents copied and the old one freed.</summary>
+    /// <remarks>Nothing changes when the pointer is rejected, whenever that is found. A large block is taken
+    /// out of use (claimed) before it is copied, so a free of it racing with this call is rejected and cannot
+    /// unmap it under the copy; if the new block cannot be had, the claim is undone. A slab block is read in
+    /// memory that is never unmapped (a superslab's range is kept), and freed after the copy; if that free is
+    /// rejected (another thread freed the block first), the new block is freed again before the rejection is
+    /// passed on.</remarks>
+    private static void* Resize(void* ptr, nuint byteCount, nuint alignment)
+    {
+        nuint usable = UsableSize(ptr);
+        if (((nuint)ptr & (alignment - 1)) == 0 && byteCount <= usable && Fits(usable, byteCount)) return ptr;
+        if (!Registry.IsSuperslab(ptr)) return ResizeLarge(ptr, byteCount, alignment);
+        void* fresh = AlignedAlloc(byteCount, alignment);
+        Buffer.MemoryCopy(ptr, fresh, byteCount, Math.Min(usable, byteCount));
+        try
+        {
+            Free(ptr);
+        }
+        catch
+        {
+            Free(fresh);
+            throw;
+        }
+        return fresh;
+    }
+
+    private static void* ResizeLarge(void* ptr, nuint byteCount, nuint alignment)
+    {
+        uint index = LargeObjects.Claim(ptr, LargeRegistryValue(ptr));
+        void* fresh;
+        try
+        {
+            fresh = AlignedAlloc(byteCount, alignment);
+        }
+        catch
+        {
+            LargeObjects.Unclaim(index, ptr);
+            throw;
+        }
+        Buffer.MemoryCopy(ptr, fresh, byteCount, Math.Min(LargeObjects.ClaimedBytes(index), byteCount));
+        LargeObjects.ReleaseClaimed(index, ptr);
+        return fresh;
     }
 
     private static nuint Product(nuint count, nuint size)

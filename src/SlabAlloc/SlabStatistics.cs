@@ -40,8 +40,8 @@ public sealed class SlabStatistics
     /// <summary>Empty one-slot slabs in the pool's shared reserve, which any class up to 8 KiB may re-format
     /// (<c>SLABALLOC_SHARED_EMPTY_SLABS</c>); counted under no class.</summary>
     public int SlabsReserved { get; init; }
-    /// <summary>Free blocks ready in the slabs thread caches currently allocate from (carved and not
-    /// handed out; slabs a thread retains but does not allocate from are not counted).</summary>
+    /// <summary>Blocks the slabs thread caches currently allocate from can still hand out: freed ones and
+    /// ones never handed out (slabs a thread retains but does not allocate from are not counted).</summary>
     public long BlocksInThreadCaches { get; init; }
     /// <summary>Threads with a cache now, and the most that ever existed at once.</summary>
     public int ThreadCaches { get; init; }
@@ -49,7 +49,8 @@ public sealed class SlabStatistics
     public int ThreadCacheRecords { get; init; }
     /// <summary>Thread caches handed back after their thread ended.</summary>
     public long ThreadCachesReclaimed { get; init; }
-    /// <summary>Allocations that missed the thread cache's free list.</summary>
+    /// <summary>Allocations that found neither a free block nor a block never handed out in their size
+    /// class's current slab, and so took back other threads' frees or another slab (thread-cache misses).</summary>
     public long ThreadCacheMisses { get; init; }
     /// <summary>Frees of blocks whose slab another thread owned.</summary>
     public long RemoteFrees { get; init; }

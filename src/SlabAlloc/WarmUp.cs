@@ -24,8 +24,8 @@ namespace SlabAlloc;
 /// beyond its class's limit decommitted; a slab taken back from the pool's empty list (stage 1); and a
 /// large block, mapped, freed into the large-block cache and unmapped again by flushing the cache.</para>
 /// <para>Effects a program can see: the statistics count these blocks (all freed again) and this thread's
-/// cache (made, then reclaimed after the thread has ended: by the periodic upkeep, when another thread attaches, at <c>Trim</c>
-/// or by the finalizer); the first superslab is mapped a little earlier, and a few empty slabs wait in
+/// cache (made, then reclaimed after the thread has ended: by the periodic upkeep, when another thread attaches or at
+/// <c>Trim</c>); the first superslab is mapped a little earlier, and a few empty slabs wait in
 /// the pool's lists (decayed like any others); a large block freed by the program in the same
 /// milliseconds may be unmapped rather than cached. At most about 200 KiB is touched, and nothing is
 /// left in use or cached.</para>

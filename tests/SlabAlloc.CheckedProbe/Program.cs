@@ -70,6 +70,9 @@ internal static unsafe class Program
                 ReclaimCorruption(foundByAttach: args[1] == "attach");
                 baseline = SlabMemory.GetStatistics().BlocksInUse; // the double-freed block was counted twice
                 break;
+            case "race" when args.Length == 3 && int.TryParse(args[2], out int raceMs):
+                if (!RaceProbes.Run(args[1], raceMs)) return 2;
+                break;
             case "pool-corruption":
                 PoolCorruption();
                 baseline = SlabMemory.GetStatistics().BlocksInUse; // the double-freed block was counted twice
@@ -740,9 +743,9 @@ internal static unsafe class Program
         return true;
     }
 
-    private static string OneLine(string message) => message.ReplaceLineEndings(" ");
+    internal static string OneLine(string message) => message.ReplaceLineEndings(" ");
 
-    private static void Fail(string line)
+    internal static void Fail(string line)
     {
         Console.WriteLine(line);
         s_failed = true;

@@ -1,8 +1,21 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using SlabAlloc.Diagnostics;
 using SlabAlloc.Platform;
 
 namespace SlabAlloc.Core;
+
+/// <summary>The record of one large block, in a <see cref="MetadataTable{T}"/> (never unmapped).</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct LargeRecord
+{
+    /// <summary>The live block, which is also the start of its mapping; 0 while the record is free or its
+    /// block is being freed. Written by the allocating thread before the block's granules are registered,
+    /// and taken back to 0 by the one CAS that frees the block.</summary>
+    public nint Block;
+    /// <summary>Bytes mapped for the block, a whole number of pages; valid while <see cref="Block"/> is set.</summary>
+    public nuint MappedBytes;
+}
 
 /// <summary>
 /// Blocks above 64 KiB, or with an alignment no slab can give: each is its own mapping, with a
@@ -10,29 +23,30 @@ namespace SlabAlloc.Core;
 /// does not pay an mmap/munmap pair each time.
 /// </summary>
 /// <remarks>
-/// <para>A large region starts on a 4 MiB granule (or on its alignment, if larger) with a
-/// <see cref="LargeHeader"/>; the block starts <c>max(64, alignment)</c> bytes in. Every granule of
-/// the region is in the <see cref="Registry"/> with its distance from the region's start, so any
-/// pointer into it finds the header, and a pointer that is not the block's start is rejected.</para>
+/// <para>A large block is its mapping: it starts on a 4 MiB granule (or on its alignment, if larger),
+/// and all it is known by is a <see cref="LargeRecord"/> in a table that is never unmapped. Every granule
+/// of the mapping is in the <see cref="Registry"/> with the record's index, so any pointer into it finds
+/// the record, and a pointer that is not the block's start, or that lies in the tail of the last granule
+/// past the mapping, is rejected.</para>
+/// <para><b>Validation never reads the block's memory.</b> A thread may look a pointer up at the moment
+/// another thread frees (and unmaps) the block; all it reads is the registry and the record, which stay
+/// mapped for good. A stale read of a record that has since been freed, or reused for another block, sees
+/// a <see cref="LargeRecord.Block"/> that is 0 or another address, and the pointer is rejected.</para>
+/// <para><b>Freeing is a claim.</b> The free that wins the CAS of <see cref="LargeRecord.Block"/> from the
+/// block's address to 0 owns the block: it alone unregisters it and caches or unmaps it; a second free of
+/// the same block, at the same moment or later, loses the CAS (or finds the registry cleared) and is
+/// rejected. <c>Realloc</c> claims the block the same way before it copies from it, so a racing free can
+/// never unmap memory it is reading. An ABA on the record (freed, then reused for a new block at the very
+/// same address) is harmless: the CAS then claims the live block that is at that address now.</para>
 /// <para>The cache is an array of cells holding region addresses, filled by CAS into an empty cell
-/// and emptied by CAS back to zero, so each cached region is taken by exactly one thread. Cached
-/// regions are not in the registry: freeing a cached block again is reported as a foreign pointer.</para>
+/// and emptied by CAS back to zero, so each cached region is taken by exactly one thread. A cached region
+/// keeps its size in its first word, read only by the thread that took the region. Cached regions are not
+/// in the registry: freeing a cached block again is reported as a foreign pointer.</para>
 /// </remarks>
 internal static unsafe class LargeObjects
 {
-    private const ulong Magic = 0x534C_4142_4C52_4745; // "SLABLRGE"
     private const int CacheCells = 16;
     private static readonly long CacheLimitBytes = (long)SlabOptions.LargeCacheMiB << 20;
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct LargeHeader
-    {
-        public ulong Magic;
-        public nuint MappedBytes;
-        public nuint RegionAlignment;
-        public byte* Block;
-        public nuint UsableBytes;
-    }
 
     private static readonly nint[] s_cache = new nint[CacheCells];
     private static readonly nint[] s_cacheSizes = new nint[CacheCells];
@@ -57,54 +71,93 @@ internal static unsafe class LargeObjects
     /// (a power of two), zero-filled if <paramref name="zero"/>. Null when the system refuses.</summary>
     public static void* Allocate(nuint size, nuint alignment, bool zero)
     {
-        nuint offset = Math.Max(64, alignment);
-        nuint needed = offset + Math.Max(size, 1); // the block's first byte lies inside the mapping, even for size 0
-        if (needed < size) return null;
-        nuint mapped = OsMemory.RoundUpToPages(needed);
+        nuint mapped = OsMemory.RoundUpToPages(Math.Max(size, 1)); // a first byte to point at, even for size 0
         if (mapped == 0) return null;
         nuint regionAlignment = Math.Max(Geometry.SuperslabBytes, alignment);
 
-        byte* region = TakeCached(mapped, regionAlignment);
+        if (!TryTakeRecord(out uint index)) return null;
+        byte* region = TakeCached(mapped, regionAlignment, out nuint cachedBytes);
         bool fresh = region == null;
         if (fresh)
         {
             region = (byte*)OsMemory.Reserve(mapped, regionAlignment);
-            if (region == null) return null;
+            if (region == null)
+            {
+                FreeRecord(index);
+                return null;
+            }
         }
-        var header = (LargeHeader*)region;
-        if (!fresh) mapped = header->MappedBytes;
-        header->Magic = Magic;
-        header->MappedBytes = mapped;
-        header->RegionAlignment = regionAlignment;
-        header->Block = region + offset;
-        header->UsableBytes = mapped - offset;
-        if (!Register(region, mapped))
+        else mapped = cachedBytes;
+        LargeRecord* record = MetadataTable<LargeRecord>.Entry(index);
+        record->MappedBytes = mapped;
+        // Published before the granules are registered: a lookup that finds the index finds the block.
+        Volatile.Write(ref record->Block, (nint)region);
+        if (!Register(region, mapped, Registry.LargeValue(index)))
         {
+            record->Block = 0;
+            FreeRecord(index);
             OsMemory.Release(region, mapped);
             return null;
         }
         SlabLog.LargeBlockMapped((nuint)region, mapped, fresh);
         SlabLog.RegistryCapacity(Registry.MappedBytes);
-        if (zero && !fresh) NativeMemory.Clear(region + offset, size);
+        if (zero && !fresh) NativeMemory.Clear(region, size);
         Interlocked.Increment(ref s_liveCount);
-        Interlocked.Add(ref s_liveBytes, (long)header->UsableBytes);
+        Interlocked.Add(ref s_liveBytes, (long)mapped);
         Interlocked.Increment(ref s_allocations);
-        return region + offset;
+        return region;
     }
 
     /// <summary>Usable size of the large block at <paramref name="p"/>, whose registry value is
-    /// <paramref name="registryValue"/>; throws if p is not a large block's start.</summary>
-    public static nuint UsableSize(void* p, uint registryValue) => Validate(p, registryValue)->UsableBytes;
-
-    /// <summary>Frees the large block at <paramref name="p"/>; throws if p is not a large block's start.</summary>
-    public static void Free(void* p, uint registryValue)
+    /// <paramref name="registryValue"/>; throws if p is not a live large block's start.</summary>
+    public static nuint UsableSize(void* p, uint registryValue)
     {
-        LargeHeader* header = Validate(p, registryValue);
-        byte* region = (byte*)header;
-        nuint mapped = header->MappedBytes;
+        LargeRecord* record = RecordOf(registryValue);
+        if (Volatile.Read(ref record->Block) == (nint)p)
+        {
+            nuint mapped = Volatile.Read(ref record->MappedBytes);
+            // The size belongs to this block only if the block was still live after it was read.
+            if (Volatile.Read(ref record->Block) == (nint)p) return mapped;
+        }
+        ThrowRejected(p, registryValue);
+        return 0;
+    }
+
+    /// <summary>Frees the large block at <paramref name="p"/>; throws if p is not a live large block's start.</summary>
+    public static void Free(void* p, uint registryValue) => ReleaseClaimed(Claim(p, registryValue), p);
+
+    /// <summary>The first half of a free: takes the block at <paramref name="p"/> out of use, so that no other
+    /// free or realloc can touch it, and returns its record's index; throws if p is not a live large block's
+    /// start. Finish with <see cref="ReleaseClaimed"/>, or undo with <see cref="Unclaim"/>.</summary>
+    public static uint Claim(void* p, uint registryValue)
+    {
+        LargeRecord* record = RecordOf(registryValue);
+        // Loses to another free or realloc of the same block (the record's block is 0 then), or finds another
+        // block in a reused record: either way p is not a live block's start any more.
+        if (Volatile.Read(ref record->Block) != (nint)p || Interlocked.CompareExchange(ref record->Block, 0, (nint)p) != (nint)p)
+            ThrowRejected(p, registryValue);
+        return Registry.LargeRecordIndex(registryValue);
+    }
+
+    /// <summary>The usable bytes of the block claimed as record <paramref name="index"/> (its mapping).</summary>
+    public static nuint ClaimedBytes(uint index) => MetadataTable<LargeRecord>.Entry(index)->MappedBytes;
+
+    /// <summary>Puts a block claimed by <see cref="Claim"/> back in use, unchanged.</summary>
+    public static void Unclaim(uint index, void* p) => Volatile.Write(ref MetadataTable<LargeRecord>.Entry(index)->Block, (nint)p);
+
+    /// <summary>The second half of a free: unregisters the block at <paramref name="p"/>, claimed by
+    /// <see cref="Claim"/> as record <paramref name="index"/>, frees the record, and caches or unmaps the
+    /// mapping (which starts at the block).</summary>
+    public static void ReleaseClaimed(uint index, void* p)
+    {
+        var region = (byte*)p;
+        nuint mapped = MetadataTable<LargeRecord>.Entry(index)->MappedBytes;
         Interlocked.Decrement(ref s_liveCount);
-        Interlocked.Add(ref s_liveBytes, -(long)header->UsableBytes);
+        Interlocked.Add(ref s_liveBytes, -(long)mapped);
         Unregister(region, mapped);
+        // Only after the granules stop naming it: a lookup that still finds the index reads a record whose
+        // block is 0 or another block's, and rejects the pointer.
+        FreeRecord(index);
         if (TryCache(region, mapped)) return;
         OsMemory.Release(region, mapped);
         SlabLog.LargeBlockUnmapped((nuint)region, mapped);
@@ -117,29 +170,39 @@ internal static unsafe class LargeObjects
         {
             nint region = Interlocked.Exchange(ref s_cache[i], 0);
             if (region == 0) continue;
-            nuint mapped = ((LargeHeader*)region)->MappedBytes;
+            nuint mapped = *(nuint*)region; // ours now: a cached region keeps its size in its first word
             Interlocked.Add(ref s_cachedBytes, -(long)mapped);
             OsMemory.Release((void*)region, mapped);
             SlabLog.LargeBlockUnmapped((nuint)region, mapped);
         }
     }
 
-    private static LargeHeader* Validate(void* p, uint registryValue)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static LargeRecord* RecordOf(uint registryValue) => MetadataTable<LargeRecord>.Entry(Registry.LargeRecordIndex(registryValue));
+
+    /// <summary>Rejects <paramref name="p"/>, found in a granule of the record of <paramref name="registryValue"/>:
+    /// inside a live block but not at its start, or not SlabAlloc's (past the block's mapping, or a block freed
+    /// already).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ThrowRejected(void* p, uint registryValue)
     {
-        nuint granulesBack = (registryValue >> 1) - 1;
-        var header = (LargeHeader*)(((nuint)p & ~Geometry.SuperslabMask) - (granulesBack << Geometry.SuperslabShift));
-        // The registry marks whole granules; the tail of the last one past the mapping is not ours.
-        if ((nuint)p - (nuint)header >= header->MappedBytes) ThrowHelper.ThrowForeignPointer(p);
-        if (header->Magic != Magic || header->Block != p) ThrowHelper.ThrowInteriorPointer(p);
-        return header;
+        LargeRecord* record = RecordOf(registryValue);
+        nint block = Volatile.Read(ref record->Block);
+        nuint mapped = Volatile.Read(ref record->MappedBytes);
+        if (block != 0 && (nuint)p - (nuint)block < mapped) ThrowHelper.ThrowInteriorPointer(p);
+        ThrowHelper.ThrowForeignPointer(p);
     }
 
-    private static bool Register(byte* region, nuint mapped)
+    private static bool TryTakeRecord(out uint index) => MetadataTable<LargeRecord>.TryAllocateIndex(out index);
+
+    private static void FreeRecord(uint index) => MetadataTable<LargeRecord>.FreeIndex(index);
+
+    private static bool Register(byte* region, nuint mapped, uint value)
     {
         nuint granules = (mapped + Geometry.SuperslabMask) >> Geometry.SuperslabShift;
         for (nuint g = 0; g < granules; g++)
         {
-            if (Registry.TrySet((nuint)region + (g << Geometry.SuperslabShift), Registry.LargeValue(g))) continue;
+            if (Registry.TrySet((nuint)region + (g << Geometry.SuperslabShift), value)) continue;
             Unregister(region, g << Geometry.SuperslabShift);
             return false;
         }
@@ -159,13 +222,14 @@ internal static unsafe class LargeObjects
             Interlocked.Add(ref s_cachedBytes, -(long)mapped);
             return false;
         }
+        *(nuint*)region = mapped; // the true size, for whoever takes the region
         for (int i = 0; i < CacheCells; i++)
         {
             if (Volatile.Read(ref s_cache[i]) != 0) continue;
-            // A hint for takers, who must not read a header they do not own (it may be unmapped).
+            // A hint for takers, who must not read a region they do not own (it may be unmapped).
             Volatile.Write(ref s_cacheSizes[i], (nint)mapped);
             // Loses to another thread filling the same empty cell; try the next one. No ABA concern:
-            // only an empty cell is filled, and a taker re-checks the header once the region is its own.
+            // only an empty cell is filled, and a taker re-reads the size once the region is its own.
             if (Interlocked.CompareExchange(ref s_cache[i], (nint)region, 0) == 0) return true;
         }
         Interlocked.Add(ref s_cachedBytes, -(long)mapped);
@@ -173,9 +237,10 @@ internal static unsafe class LargeObjects
     }
 
     /// <summary>A cached region of at least <paramref name="mapped"/> bytes (and at most twice that)
-    /// with the right alignment, or null.</summary>
-    private static byte* TakeCached(nuint mapped, nuint regionAlignment)
+    /// with the right alignment, and its size; null if there is none.</summary>
+    private static byte* TakeCached(nuint mapped, nuint regionAlignment, out nuint size)
     {
+        size = 0;
         if (Volatile.Read(ref s_cachedBytes) == 0) return null;
         for (int i = 0; i < CacheCells; i++)
         {
@@ -184,10 +249,9 @@ internal static unsafe class LargeObjects
             nuint hint = (nuint)Volatile.Read(ref s_cacheSizes[i]);
             if (hint < mapped || hint / 2 > mapped || ((nuint)region & (regionAlignment - 1)) != 0) continue;
             // Loses to another taker of this region; the winner owns it. A cell refilled with the same
-            // address in between (ABA) is harmless: the header is re-checked below once the region is ours.
+            // address in between (ABA) is harmless: the size is re-read below once the region is ours.
             if (Interlocked.CompareExchange(ref s_cache[i], 0, region) != region) continue;
-            // Ours now, so the header is safe to read; the hint may belong to a later occupant of the cell.
-            nuint size = ((LargeHeader*)region)->MappedBytes;
+            size = *(nuint*)region;
             Interlocked.Add(ref s_cachedBytes, -(long)size);
             if (size < mapped || size / 2 > mapped)
             {

@@ -12,11 +12,12 @@ namespace SlabAlloc.Core;
 /// (32 KiB) mapped on first use and installed by CAS (the loser returns its leaf), so growth takes
 /// no lock. Leaves are never freed; a retired granule's value goes back to 0.</para>
 /// <para>Values: 0 = not SlabAlloc's; <see cref="SuperslabValue"/> = a superslab starts here
-/// (its header is at the granule's base); an even value 2(d+1) = part of a large block whose region
-/// begins d granules lower.</para>
+/// (its header is at the granule's base); an even value 2(r+1) = part of the large block whose record
+/// (in a table that is never unmapped) is r.</para>
 /// <para>A value is written before the memory it describes is handed out, and cleared before the
-/// memory is unmapped; a lookup racing with a clear can only concern a pointer the caller no longer
-/// owns (a use after free), which this map makes detectable but not safe.</para>
+/// memory is given back. A lookup racing with a clear concerns a pointer the caller no longer owns (a
+/// use after free or a double free); what it leads to is safe to read either way: a superslab's range is
+/// never unmapped, and a large block is validated from its record, never from its memory.</para>
 /// <para><b>Superslab bits.</b> Beside the map, one bit per granule says "a superslab starts here",
 /// in a flat bitmap over the whole 47-bit space (4 MiB of address space, huge pages refused, of which
 /// only the pages holding set bits are ever touched: one page per 128 GiB of address space in use).
@@ -68,8 +69,12 @@ internal static unsafe class Registry
         return leaf[(a >> GranuleShift) & (LeafEntries - 1)];
     }
 
-    /// <summary>Value of a granule that lies <paramref name="granulesFromStart"/> above the start of a large region.</summary>
-    public static uint LargeValue(nuint granulesFromStart) => (uint)((granulesFromStart + 1) << 1);
+    /// <summary>Value of every granule of the large block whose record is <paramref name="recordIndex"/>.</summary>
+    public static uint LargeValue(uint recordIndex) => (recordIndex + 1) << 1;
+
+    /// <summary>The large-block record index that <paramref name="value"/> (even, non-zero) names.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint LargeRecordIndex(uint value) => (value >> 1) - 1;
 
     /// <summary>Records <paramref name="value"/> for the granule at <paramref name="granule"/>. False when out of memory.</summary>
     public static bool TrySet(nuint granule, uint value)

@@ -18,7 +18,9 @@ namespace SlabAlloc.Core;
 /// <para><b>Invariant</b> (while the slab is held exclusively, with every list counted):
 /// <c>Used == (blocks handed out and not yet freed) + |ThreadFree list|</c> and
 /// <c>Carved == Used + |Free| + |LocalFree|</c>, <c>Carved &lt;= Capacity</c>.
-/// A slab is empty exactly when, after collecting the ThreadFree list, <c>Used == 0</c>.</para>
+/// A slab is empty exactly when, after collecting the ThreadFree list, <c>Used == 0</c>. The free lists
+/// hold only blocks that were handed out and freed; a slab hands out its never-used blocks (those from
+/// <see cref="Carved"/> on) one at a time when its lists are empty (<see cref="TakeFresh"/>).</para>
 /// <para><b>The ThreadFree word</b> packs the head of the remote-free list (blocks are 16-byte aligned)
 /// with a 2-bit state: <see cref="StateOwned"/> (a thread cache owns the slab), <see cref="StateDetached"/>
 /// (no owner, no free block, in no list) and <see cref="StateQueued"/> (no owner, in a pool list).
@@ -48,7 +50,9 @@ internal unsafe struct SlabMeta
     /// <summary>ceil(2^32 / BlockBytes): turns a byte offset that is a multiple of the block size into its index without a division.</summary>
     [FieldOffset(36)] public uint Reciprocal;
     [FieldOffset(40)] public int Capacity;
-    /// <summary>Blocks threaded onto the free lists so far; the rest of the slab is untouched (lazy carving).</summary>
+    /// <summary>Blocks handed out at least once: blocks [0, Carved) were, the rest of the slab never was and
+    /// is untouched (lazy carving). Raised by the owner, one block at a time, just before the block is handed
+    /// out, so a block at or beyond it is one no allocation ever returned.</summary>
     [FieldOffset(44)] public int Carved;
     [FieldOffset(48)] public int Used;
     [FieldOffset(52)] public byte ClassIndex;
@@ -101,10 +105,11 @@ internal unsafe struct SlabMeta
     }
 
     /// <summary>Index of the block at <paramref name="p"/>, or -1 if p is not the start of a block of
-    /// this slab that was ever carved (a block beyond <see cref="Carved"/> was never handed out).</summary>
+    /// this slab that was ever handed out (a block at or beyond <see cref="Carved"/> never was).</summary>
     /// <remarks>Another thread may read <see cref="Carved"/> while the owner raises it; it sees at least
-    /// the value from before the block was handed out, since handing a block to another thread
-    /// synchronizes.</remarks>
+    /// the value from after the block was handed out, since handing a block to another thread
+    /// synchronizes. A thread that races with the hand-out of the very block it names (it guessed the
+    /// address) sees the block either not yet handed out, or handed out and live.</remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int BlockIndexOf(SlabMeta* s, void* p)
     {
@@ -138,22 +143,36 @@ internal unsafe struct SlabMeta
     public static void SetNext(SlabMeta* s, void* block, void* next) =>
         *(nuint*)block = SlabOptions.Hardened ? (nuint)next ^ s->Key : (nuint)next;
 
-    /// <summary>Threads the next batch of untouched blocks onto <see cref="Free"/>.
-    /// Returns false when the whole slab is carved. Holder only.</summary>
-    public static bool TryCarve(SlabMeta* s)
+    /// <summary>True if the slab has blocks that were never handed out. Holder only.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool HasFresh(SlabMeta* s) => s->Carved < s->Capacity;
+
+    /// <summary>The next block that was never handed out, counted as handed out from now on (the caller hands
+    /// it out). The slab must have one (<see cref="HasFresh"/>). Holder only.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void* TakeFresh(SlabMeta* s)
     {
-        int remaining = s->Capacity - s->Carved;
-        if (remaining == 0) return false;
-        // About a page of small blocks; at least 8 larger ones (one page touched each), so a slab of
-        // mid-size blocks is not carved one miss at a time.
-        int batch = Math.Min(Math.Max((int)(Platform.OsMemory.PageBytes / s->BlockBytes), 8), remaining);
-        byte* first = s->Start + (nuint)s->Carved * s->BlockBytes;
-        byte* p = first;
-        for (int i = 1; i < batch; i++, p += s->BlockBytes) SetNext(s, p, p + s->BlockBytes);
-        SetNext(s, p, s->Free);
-        s->Free = first;
-        s->Carved += batch;
-        return true;
+        int index = s->Carved;
+        // Raised before the block leaves this thread, so that a free of it from anywhere validates.
+        Volatile.Write(ref s->Carved, index + 1);
+        return s->Start + (nuint)index * s->BlockBytes;
+    }
+
+    /// <summary>True if other threads' frees wait in the slab's remote-free list (a moment-old answer).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool HasRemoteFrees(SlabMeta* s) => (Volatile.Read(ref s->ThreadFree) & ~StateMask) != 0;
+
+    /// <summary>True if the slab has no block out: every block it handed out came back and was taken back
+    /// by its holder, or it is an empty slab waiting in the pool, or no slab at all. A free of one of its
+    /// blocks is then a double free. Any thread may ask; the answer is about the moment of the read.</summary>
+    /// <remarks><see cref="Used"/> counts a block from its hand-out until its holder collects its free, so a
+    /// block freed by another thread and not collected yet still counts as out.</remarks>
+    public static bool HasNoBlockOut(SlabMeta* s)
+    {
+        // Acquire: a slab re-formatted since the caller validated the pointer is read with its new geometry
+        // (Format releases Lifecycle last).
+        var lifecycle = (SlabLifecycle)Volatile.Read(ref Unsafe.As<SlabLifecycle, byte>(ref s->Lifecycle));
+        return lifecycle is SlabLifecycle.Empty or SlabLifecycle.Reserved or SlabLifecycle.Unused || Volatile.Read(ref s->Used) == 0;
     }
 
     /// <summary>
@@ -227,7 +246,11 @@ internal unsafe struct SlabMeta
                 SetStatePreservingList(s, StateQueued);
                 return LetGoResult.Queued;
             }
-            // Full: detach only if no remote free slipped in since the collection above.
+            // Full: detach only if no remote free slipped in since the collection above. The lifecycle is
+            // written first: once detached, the next remote free publishes the slab and another thread may
+            // take it, so a write after the CAS could land on a slab that is no longer ours. If the CAS
+            // fails, the caller's next step (publish or release) writes the lifecycle again.
+            s->Lifecycle = SlabLifecycle.Full;
             if (Interlocked.CompareExchange(ref s->ThreadFree, StateDetached, StateOwned) == StateOwned)
                 return LetGoResult.Detached;
         }

@@ -21,7 +21,7 @@ internal struct SlotMetas { private SlabMeta _first; }
 /// claiming clears bits, releasing sets them, retiring swaps <see cref="Geometry.AllSlotsFree"/>
 /// for 0. A zero mask means "full or not mapped": nothing to claim, so a fresh (zeroed) or
 /// retired entry is never claimed from.</para>
-/// <para>Publication order: <see cref="Base"/> is written before the mask is made non-zero
+/// <para>Publication order: <see cref="Base"/> is written (once, when the entry is first used) before the mask is made non-zero
 /// (Volatile/Interlocked release), and a claimer reads Base after its CAS (acquire), so a claim
 /// always sees the base of the superslab it claimed from, even if the entry was retired and reused
 /// between the claimer's read of the mask and its CAS (a benign ABA: the claimed slots are free in
@@ -30,12 +30,13 @@ internal struct SlotMetas { private SlabMeta _first; }
 [StructLayout(LayoutKind.Sequential)]
 internal unsafe struct SuperslabEntry
 {
+    /// <summary>The superslab's address range. Set when the entry is first used and kept for good: a
+    /// returned superslab's range stays with its entry, empty, for the next superslab.</summary>
     public nint Base;
     public long FreeMask;
-    /// <summary>Link for the directory's stack of free entries (next index + 1).</summary>
-    public int FreeIndexLink;
     /// <summary>1 while a superslab is mapped at <see cref="Base"/>, for statistics.</summary>
     public int Live;
+    private int _pad;
     private long _pad0, _pad1, _pad2, _pad3, _pad4;
     public SlotLinks SlotLinks;
     public SlotMetas Slabs;

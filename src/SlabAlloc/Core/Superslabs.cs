@@ -23,12 +23,23 @@ namespace SlabAlloc.Core;
 /// incremented by the release that makes a mask all-free, decremented by the claim or retire that
 /// takes it away from all-free. Beyond <see cref="SlabOptions.SuperslabCache"/> of them, the
 /// release that empties a superslab retires it.</para>
+/// <para><b>A superslab's addresses are never unmapped.</b> Retiring gives its memory back to the system
+/// (<see cref="OsMemory.ReleaseKeepingRange"/>) but keeps its 4 MiB of address space mapped, zero-filled,
+/// with its directory entry, on a stack of kept ranges that the next new superslab takes from first. So a
+/// thread that validates a stale or foreign pointer (reading the superslab header's slab table, the
+/// checked-mode bitmap) or pushes a double-freed block onto a slab's remote-free list while the superslab
+/// is returned reads and writes mapped memory: zeroes, or the header of the superslab that reuses the
+/// range, never a fault. The cost is address space, not memory: the process keeps the peak number of
+/// superslabs' worth of addresses, with no pages behind the kept ones.</para>
 /// </remarks>
 internal static unsafe class Superslabs
 {
     private static int s_emptyCount;
     private static long s_mappedCount;
     private static long s_retiredCount;
+    private static int s_keptCount;
+    /// <summary>Directory indices of retired superslabs, each with its address range kept (see remarks).</summary>
+    private static TaggedIndexStack s_keptRanges;
 
     /// <summary>Superslabs mapped but with every slot free.</summary>
     public static int EmptyCount => Volatile.Read(ref s_emptyCount);
@@ -38,6 +49,9 @@ internal static unsafe class Superslabs
 
     /// <summary>Superslabs returned to the system since start-up.</summary>
     public static long RetiredCount => Volatile.Read(ref s_retiredCount);
+
+    /// <summary>Address ranges of returned superslabs kept, with no memory behind them, for new superslabs.</summary>
+    public static int KeptRangeCount => Volatile.Read(ref s_keptCount);
 
     /// <summary>Bits of the <paramref name="span"/> slots starting at <paramref name="slot"/>.</summary>
     public static ulong SpanBits(int slot, int span) => (span == 64 ? ~0UL : ((1UL << span) - 1)) << slot;
@@ -82,30 +96,48 @@ internal static unsafe class Superslabs
         }
     }
 
-    /// <summary>Stage 3: maps a new superslab and publishes it with a span of <paramref name="span"/>
-    /// slots already claimed for the caller. Returns null when the system refuses memory.</summary>
+    /// <summary>Stage 3: maps a new superslab (in a kept range if there is one) and publishes it with a span
+    /// of <paramref name="span"/> slots already claimed for the caller. Returns null when the system refuses memory.</summary>
     public static SuperslabEntry* MapNew(int span, out uint index, out int slot, ref int casFailures)
     {
         slot = span; // slot 0 is the header, so the first aligned run starts at the span
-        byte* region = (byte*)OsMemory.Reserve(Geometry.SuperslabBytes, Geometry.SuperslabBytes, SlabOptions.Prefault);
-        if (region == null) { index = 0; return null; }
-        if (!SuperslabDirectory.TryAllocateIndex(out index, ref casFailures))
+        SuperslabEntry* e;
+        byte* region;
+        if (s_keptRanges.TryPop(out index, default(MetadataTable<SuperslabEntry>.Links), ref casFailures))
         {
-            OsMemory.Release(region, Geometry.SuperslabBytes);
-            return null;
+            // Popped: the range and its entry are ours alone.
+            Interlocked.Decrement(ref s_keptCount);
+            e = SuperslabDirectory.Entry(index);
+            region = (byte*)e->Base;
+            if (!OsMemory.TryRecommit(Geometry.SuperslabBytes))
+            {
+                Keep(index);
+                return null;
+            }
+            if (SlabOptions.Prefault) OsMemory.Prefault(region, Geometry.SuperslabBytes);
+        }
+        else
+        {
+            region = (byte*)OsMemory.Reserve(Geometry.SuperslabBytes, Geometry.SuperslabBytes, SlabOptions.Prefault);
+            if (region == null) return null;
+            if (!SuperslabDirectory.TryAddIndex(out index, ref casFailures))
+            {
+                OsMemory.Release(region, Geometry.SuperslabBytes); // no entry can hold it: nothing ever saw it
+                return null;
+            }
+            e = SuperslabDirectory.Entry(index);
+            e->Base = (nint)region;
         }
         if (!Registry.TrySet((nuint)region, Registry.SuperslabValue))
         {
-            SuperslabDirectory.FreeIndex(index);
-            OsMemory.Release(region, Geometry.SuperslabBytes);
+            OsMemory.ReleaseKeepingRange(region, Geometry.SuperslabBytes);
+            Keep(index);
             return null;
         }
         var header = (SuperslabHeader*)region;
         header->Magic = SuperslabHeader.MagicValue;
         header->DirectoryIndex = index;
 
-        SuperslabEntry* e = SuperslabDirectory.Entry(index);
-        e->Base = (nint)region;
         e->Live = 1;
         // Publish: the mask becomes non-zero only after Base is written (release semantics).
         Interlocked.Exchange(ref e->FreeMask, (long)(Geometry.AllSlotsFree & ~SpanBits(slot, span)));
@@ -114,6 +146,13 @@ internal static unsafe class Superslabs
         SlabLog.DirectoryCapacity(SuperslabDirectory.Count, SuperslabDirectory.MappedBytes);
         SlabLog.RegistryCapacity(Registry.MappedBytes);
         return e;
+    }
+
+    /// <summary>Puts directory index <paramref name="index"/>, whose range holds no memory, on the kept ranges.</summary>
+    private static void Keep(uint index)
+    {
+        Interlocked.Increment(ref s_keptCount);
+        s_keptRanges.Push(index, default(MetadataTable<SuperslabEntry>.Links));
     }
 
     /// <summary>Formats a span the caller has just claimed as a slab of <paramref name="sizeClass"/>.</summary>
@@ -194,14 +233,14 @@ internal static unsafe class Superslabs
             return false;
         Interlocked.Decrement(ref s_emptyCount);
         void* region = (void*)e->Base;
+        // Forgotten first, so that from here on validation calls the range foreign; what a validator that
+        // looked before reads next is the range's memory, still mapped (see remarks).
         Registry.Clear((nuint)region);
-        ((SuperslabHeader*)region)->Magic = 0;
-        OsMemory.Release(region, Geometry.SuperslabBytes);
         e->Live = 0;
-        Volatile.Write(ref e->Base, 0);
+        OsMemory.ReleaseKeepingRange(region, Geometry.SuperslabBytes);
         Interlocked.Increment(ref s_retiredCount);
-        SuperslabDirectory.FreeIndex(index);
         SlabLog.SuperslabRetired((nuint)region, index);
+        Keep(index);
         return true;
     }
 }

@@ -18,7 +18,7 @@ namespace SlabAlloc.Diagnostics;
 /// event (<c>Volatile.Read</c>): a thread that races with a reconfiguration logs to the old logger
 /// or the new one, both of which are valid. Null, the default, means no logging.</para>
 /// <para><b>Failures.</b> The configured logger is wrapped in a <see cref="GuardedLogger"/> that
-/// drops anything it throws: events are raised in the middle of slab hand-overs, in finalizers and
+/// drops anything it throws: events are raised in the middle of slab hand-overs, on the upkeep's timer thread and
 /// just before an exception is thrown, where a logging failure must not change what the allocator
 /// does or which exception the caller sees.</para>
 /// </remarks>

@@ -19,7 +19,7 @@ namespace SlabAlloc.Diagnostics;
 /// configured. Levels: Debug for events that happen a few times per superslab or per thread; Trace
 /// for per-slab hand-overs, which happen on every thread-cache miss that reaches the pool.</para>
 /// <para>Events are raised from lock-free protocols, from inside the mutex pool's lock and from
-/// finalizers, always at a point where the structure they describe is consistent again.</para>
+/// the upkeep's timer, always at a point where the structure they describe is consistent again.</para>
 /// </remarks>
 internal static partial class SlabLog
 {

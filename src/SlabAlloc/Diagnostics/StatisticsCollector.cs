@@ -36,7 +36,7 @@ internal static unsafe class StatisticsCollector
             for (int c = 0; c < SizeClasses.Count; c++)
             {
                 var s = (SlabMeta*)Volatile.Read(ref h->Current[c]);
-                if (!ThreadCache.IsEmptySlab(s)) cachedBlocks += Math.Max(0, s->Carved - s->Used);
+                if (!ThreadCache.IsEmptySlab(s)) cachedBlocks += Math.Max(0, s->Capacity - s->Used);
             }
         }
 

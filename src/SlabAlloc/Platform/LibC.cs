@@ -15,6 +15,7 @@ internal static unsafe partial class LibC
     public const int ProtRead = 0x1;
     public const int ProtWrite = 0x2;
     public const int MapPrivate = 0x02;
+    public const int MapFixed = 0x10;
     public const int MapAnonymous = 0x20;
     public const int MapNoReserve = 0x4000;
     public const int MapPopulate = 0x8000;

@@ -16,6 +16,9 @@ namespace SlabAlloc.Platform;
 /// <item><see cref="Release"/> takes back exactly a range that <see cref="Reserve"/> returned.</item>
 /// <item><see cref="Decommit"/> tells the system the contents of a range are no longer needed.
 /// The range stays usable; its contents are undefined afterwards (zero on Linux).</item>
+/// <item><see cref="ReleaseKeepingRange"/> gives a reserved range's memory back but keeps its addresses
+/// readable and writable, so that a stale access never faults; <see cref="TryRecommit"/> counts it again
+/// when it is reused.</item>
 /// </list>
 /// On Linux the memory comes from <c>mmap</c>: regions aligned to more than a page are made by
 /// mapping the size plus the alignment and unmapping the two ends, so nothing is wasted.
@@ -57,19 +60,48 @@ internal static unsafe class OsMemory
     /// <param name="populate">Pre-fault the pages (MAP_POPULATE) so later touches take no page fault.</param>
     public static void* Reserve(nuint bytes, nuint alignment, bool populate = false)
     {
-        if (FaultInjector.ShouldFail()) return null;
-        // Count the bytes first, so that racing reservations cannot together pass the limit.
-        long after = Interlocked.Add(ref s_mappedBytes, (long)bytes);
-        long limit = Volatile.Read(ref LimitBytes);
-        if (limit != 0 && after > limit)
-        {
-            Interlocked.Add(ref s_mappedBytes, -(long)bytes);
-            Interlocked.Increment(ref s_refusedByLimit);
-            return null;
-        }
+        if (FaultInjector.ShouldFail() || !TryCount(bytes)) return null;
         void* result = UsesMmap ? ReserveMmap(bytes, alignment, populate) : ReservePortable(bytes, alignment);
         if (result == null) Interlocked.Add(ref s_mappedBytes, -(long)bytes);
         return result;
+    }
+
+    /// <summary>Adds <paramref name="bytes"/> to the mapped total unless that passes the limit. Counted
+    /// first, so that racing reservations cannot together pass the limit.</summary>
+    private static bool TryCount(nuint bytes)
+    {
+        long after = Interlocked.Add(ref s_mappedBytes, (long)bytes);
+        long limit = Volatile.Read(ref LimitBytes);
+        if (limit == 0 || after <= limit) return true;
+        Interlocked.Add(ref s_mappedBytes, -(long)bytes);
+        Interlocked.Increment(ref s_refusedByLimit);
+        return false;
+    }
+
+    /// <summary>
+    /// Gives the memory behind a range from <see cref="Reserve"/> back to the system but keeps the range
+    /// mapped, readable and writable (zero-filled), no longer counted in <see cref="MappedBytes"/>: a thread
+    /// that still reads or writes it through a stale pointer meets memory, never a fault. Never fails.
+    /// </summary>
+    /// <remarks>On Linux the range is mapped anew in place (<c>MAP_FIXED</c>), which frees its pages and
+    /// their page tables; the kernel replaces the mapping under its own lock, so no access can find the
+    /// range unmapped. Should the kernel refuse (no mapping left to split into), the pages are dropped with
+    /// <c>MADV_DONTNEED</c> instead. The portable fallback cannot give memory back without giving up the
+    /// range: the memory stays allocated, and counted, until the range is reused.</remarks>
+    public static void ReleaseKeepingRange(void* address, nuint bytes)
+    {
+        if (!UsesMmap) return;
+        void* p = LibC.Mmap(address, bytes, LibC.ProtRead | LibC.ProtWrite, LibC.MapPrivate | LibC.MapAnonymous | LibC.MapNoReserve | LibC.MapFixed, -1, 0);
+        if (p != address) LibC.Madvise(address, bytes, LibC.MadvDontNeed);
+        Interlocked.Add(ref s_mappedBytes, -(long)bytes);
+    }
+
+    /// <summary>Takes back a range given up with <see cref="ReleaseKeepingRange"/>: counts it as mapped
+    /// again, within the limit. False when the limit (or an injected fault) refuses.</summary>
+    public static bool TryRecommit(nuint bytes)
+    {
+        if (FaultInjector.ShouldFail()) return false;
+        return !UsesMmap || TryCount(bytes);
     }
 
     /// <summary>

@@ -1,3 +1,5 @@
+using SlabAlloc.Core;
+
 namespace SlabAlloc.Pool;
 
 /// <summary>
@@ -10,7 +12,9 @@ namespace SlabAlloc.Pool;
 /// The blocking part is <see cref="Lock"/>, which parks the thread on a kernel wait (futex) when the
 /// lock stays taken. Spinning first pays off when the holder is running on another core and about to
 /// release; with more threads than cores the holder is often preempted, and then every spin is wasted
-/// and waiters block: the cliff this baseline exists to show.
+/// and waiters block: the cliff this baseline exists to show. The blocking wait ignores
+/// <see cref="Thread.Interrupt"/> (<see cref="Uninterruptible"/>): a pool operation is a hand-over that must
+/// not stop half-way.
 /// </remarks>
 internal sealed class AdaptiveMutex
 {
@@ -35,7 +39,7 @@ internal sealed class AdaptiveMutex
                 return;
             }
         }
-        _lock.Enter();
+        Uninterruptible.Enter(_lock);
         if (LockStatistics.Enabled) LockStatistics.RecordLock(path, contended: true, spins: SpinLimit, blocked: true);
     }
 

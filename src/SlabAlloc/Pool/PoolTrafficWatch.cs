@@ -12,7 +12,7 @@ namespace SlabAlloc.Pool;
 /// <para>Process-wide, with one watcher: each <see cref="Renew"/> replaces the callback (there is one
 /// upkeep). A callback, not a call upward: the pool does not know who watches.</para>
 /// <para>The callback runs on whichever thread acquires or releases first: an allocating or freeing
-/// thread (outside the pool's lock), the finalizer thread handing a dead thread's cache back, a thread in
+/// thread (outside the pool's lock), an attaching thread handing a dead thread's cache back, a thread in
 /// <c>Trim</c>, or the upkeep's own thread while it reclaims a dead thread's cache. It must be quick and
 /// must not throw.</para>
 /// </remarks>

@@ -61,6 +61,9 @@ internal sealed unsafe class SharedSlabPool<TGuard> : SlabPool where TGuard : st
 
     public SharedSlabPool(TGuard guard, SlabPoolKind kind) : base(kind) => _guard = guard;
 
+    /// <summary>The pool's guard, for tests that hold the mutex pool's lock while another thread waits for it.</summary>
+    internal TGuard Guard => _guard;
+
     private struct SlabLinks : IIndexLinks
     {
         public int* LinkOf(uint globalIndex) =>

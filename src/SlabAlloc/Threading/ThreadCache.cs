@@ -27,7 +27,6 @@ internal static unsafe class ThreadCache
 {
     /// <summary>Offset from the shared empty heap to this thread's heap (0 until the first miss).</summary>
     [ThreadStatic] private static nint t_heapOffset;
-    [ThreadStatic] private static ThreadExitSentinel? t_sentinel;
 
     private static readonly SlabMeta* s_emptySlab = MakeEmptySlab();
     private static readonly ThreadHeap* s_emptyHeap = MakeEmptyHeap(s_emptySlab);
@@ -85,6 +84,13 @@ internal static unsafe class ThreadCache
         void* block = s->Free;
         if (block == null) return AllocateSlow(h, sizeClass, requested);
         s->Free = SlabMeta.NextOf(s, block);
+        return HandOut(h, s, sizeClass, requested, block);
+    }
+
+    /// <summary>Counts <paramref name="block"/>, just taken from <paramref name="s"/>, as handed out.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void* HandOut(ThreadHeap* h, SlabMeta* s, int sizeClass, nuint requested, void* block)
+    {
         s->Used++;
         ThreadHeap.AllocCountOf(h, sizeClass)++;
         h->RequestedBytes += (long)requested;
@@ -116,8 +122,9 @@ internal static unsafe class ThreadCache
         // block just freed, still in the cache. The pool-stress setting keeps its few blocks in hand and
         // sends the rest to the local list instead (see AllocateThroughPool).
         ref void* list = ref SlabOptions.ThreadCacheLimit == 0 ? ref s->Free : ref s->LocalFree;
-        // Hardened: the commonest double free (the same block twice in a row) would loop the list.
-        if (SlabOptions.Hardened && block == list) ThrowHelper.ThrowDoubleFree(block);
+        // A slab with no block out cannot take a free. Hardened: the commonest double free (the same block
+        // twice in a row) would loop the list.
+        if (s->Used == 0 || (SlabOptions.Hardened && block == list)) ThrowHelper.ThrowDoubleFree(block);
         SlabMeta.SetNext(s, block, list);
         list = block;
         s->Used--;
@@ -157,11 +164,25 @@ internal static unsafe class ThreadCache
         }
     }
 
+    /// <summary>The current slab's free list is empty: a block the slab never handed out, else a miss.</summary>
+    /// <remarks>A slab hands out its never-used blocks one at a time, here, rather than threading a batch
+    /// of them onto its free list: so every block below <see cref="SlabMeta.Carved"/> was handed out, and a
+    /// free of one that never was is rejected (<see cref="SlabMeta.BlockIndexOf"/>). Frees waiting to be
+    /// taken back come first, so memory already touched is reused before fresh memory is.</remarks>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void* AllocateSlow(ThreadHeap* h, int sizeClass, nuint requested)
     {
         // h is the caller's heap (vouched for by the stack map, or from the thread-static), or the shared
-        // empty heap before the thread's first miss.
+        // empty heap before the thread's first miss (whose placeholder slab has nothing fresh).
+        SlabMeta* s = ThreadHeap.CurrentSlab(h, sizeClass);
+        if (SlabOptions.ThreadCacheLimit == 0 && s->LocalFree == null && SlabMeta.HasFresh(s) && !SlabMeta.HasRemoteFrees(s))
+            return HandOut(h, s, sizeClass, requested, SlabMeta.TakeFresh(s));
+        return AllocateAfterMiss(h, sizeClass, requested);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void* AllocateAfterMiss(ThreadHeap* h, int sizeClass, nuint requested)
+    {
         if (h == s_emptyHeap) h = EnsureHeap();
         h->CacheMisses++;
         // Not in the stack map yet (its latch was still held): try again now and then.
@@ -170,14 +191,25 @@ internal static unsafe class ThreadCache
         var s = (SlabMeta*)h->Current[sizeClass];
         if (s != s_emptySlab)
         {
-            if (Refill(s)) return AllocateFrom(h, sizeClass, requested);
+            // Nothing fresh is left here, or there were frees to take back first.
+            if (Refill(s) || SlabMeta.HasFresh(s)) return AllocateFromCurrent(h, sizeClass, requested);
             // Exhausted: keep owning it (the owner's frees into it stay atomic-free) and look elsewhere.
             OwnedSlabList.Add(ref h->RetainedFull[sizeClass], s, SlabMeta.RetainedFull);
         }
         h->Current[sizeClass] = (nint)s_emptySlab;
         s = TakeRetained(h, sizeClass);
         MakeCurrent(h, sizeClass, s != null ? s : AcquireFromPool(h, sizeClass, requested));
-        return AllocateFrom(h, sizeClass, requested);
+        return AllocateFromCurrent(h, sizeClass, requested);
+    }
+
+    /// <summary>A block of the current slab, which has one: from its free list, else never handed out.</summary>
+    private static void* AllocateFromCurrent(ThreadHeap* h, int sizeClass, nuint requested)
+    {
+        SlabMeta* s = ThreadHeap.CurrentSlab(h, sizeClass);
+        void* block = s->Free;
+        if (block != null) s->Free = SlabMeta.NextOf(s, block);
+        else block = SlabMeta.TakeFresh(s);
+        return HandOut(h, s, sizeClass, requested, block);
     }
 
     /// <summary>A slab of the class from the shared pool; throws when the system has no memory.</summary>
@@ -188,11 +220,11 @@ internal static unsafe class ThreadCache
         return s;
     }
 
-    /// <summary>Makes <paramref name="s"/> the class's current slab, with its free list ready.</summary>
+    /// <summary>Makes <paramref name="s"/> the class's current slab, with its free list ready or a block never handed out.</summary>
     private static void MakeCurrent(ThreadHeap* h, int sizeClass, SlabMeta* s)
     {
         h->Current[sizeClass] = (nint)s;
-        if (s->Free == null && !Refill(s)) ThrowHelper.ThrowCorruption("a slab chosen for allocation has no free block");
+        if (s->Free == null && !Refill(s) && !SlabMeta.HasFresh(s)) ThrowHelper.ThrowCorruption("a slab chosen for allocation has no free block");
     }
 
     /// <summary>
@@ -209,6 +241,7 @@ internal static unsafe class ThreadCache
         MakeCurrent(h, sizeClass, s);
         // Keep the first blocks in hand; the rest wait on the slab's local list for whoever owns it next.
         void* last = s->Free;
+        if (last == null) return AllocateFromCurrent(h, sizeClass, requested); // only blocks never handed out
         for (int i = 1; i < SlabOptions.ThreadCacheLimit && SlabMeta.NextOf(s, last) != null; i++) last = SlabMeta.NextOf(s, last);
         void* rest = SlabMeta.NextOf(s, last);
         if (rest != null)
@@ -223,7 +256,7 @@ internal static unsafe class ThreadCache
             }
             s->LocalFree = rest;
         }
-        return AllocateFrom(h, sizeClass, requested);
+        return AllocateFromCurrent(h, sizeClass, requested);
     }
 
     /// <summary>
@@ -252,8 +285,8 @@ internal static unsafe class ThreadCache
         return null;
     }
 
-    /// <summary>Refills the owner's free list: its local list first (no atomic; only the pool-stress setting
-    /// fills it), then remote frees, then fresh blocks.</summary>
+    /// <summary>Refills the owner's empty free list: from its local list (no atomic; only the pool-stress
+    /// setting fills it), else from remote frees. False when neither had a block.</summary>
     private static bool Refill(SlabMeta* s)
     {
         if (s->LocalFree != null)
@@ -262,17 +295,15 @@ internal static unsafe class ThreadCache
             s->LocalFree = null;
             return true;
         }
-        if (SlabMeta.CollectRemote(s, SlabMeta.StateOwned) > 0) return true;
-        return SlabMeta.TryCarve(s);
+        return SlabMeta.CollectRemote(s, SlabMeta.StateOwned) > 0;
     }
 
     private static void FreeRemote(SlabMeta* s, void* block, int index)
     {
-        // A slab with no block out (or no slab any more): the block was freed before. Read with acquire, so a
-        // slab re-formatted for another class since the caller validated the pointer is validated again
-        // against its new geometry (the format releases Lifecycle last).
-        var lifecycle = (SlabLifecycle)Volatile.Read(ref Unsafe.As<SlabLifecycle, byte>(ref s->Lifecycle));
-        if (lifecycle is SlabLifecycle.Empty or SlabLifecycle.Reserved or SlabLifecycle.Unused) ThrowHelper.ThrowDoubleFree(block);
+        // A slab with no block out (or no slab any more): the block was freed before. The check reads the
+        // lifecycle with acquire, so a slab re-formatted for another class since the caller validated the
+        // pointer is validated again, below, against its new geometry.
+        if (SlabMeta.HasNoBlockOut(s)) ThrowHelper.ThrowDoubleFree(block);
         if (SlabMeta.BlockIndexOf(s, block) < 0) ThrowHelper.ThrowInteriorPointer(block);
         // A free must not fail: a thread that cannot get a cache (out of memory) counts its frees globally.
         ThreadHeap* h = TryEnsureHeap();
@@ -304,13 +335,20 @@ internal static unsafe class ThreadCache
     {
         ThreadHeap* h = HeapFromThreadStatic;
         if (h != s_emptyHeap) return h;
-        HeapRecord? record = HeapRecords.Attach(Thread.CurrentThread, s_emptyHeap);
+        HeapRecord? record;
+        try
+        {
+            record = HeapRecords.Attach(Thread.CurrentThread, s_emptyHeap);
+        }
+        catch (OutOfMemoryException)
+        {
+            return null; // no managed memory for the thread's record (or Thread object): as out of native memory
+        }
         if (record == null) return null;
         h = record.Heap;
         // A reused record's heap: what its last thread chose for itself does not carry over.
         h->StackRegistrationFailures = 0;
         h->KeepEmpty = default;
-        t_sentinel = new ThreadExitSentinel(record, Volatile.Read(ref record.StateWord) >> 2);
         t_heapOffset = (nint)h - (nint)s_emptyHeap;
         RegisterStack(h);
         return h;
@@ -328,7 +366,7 @@ internal static unsafe class ThreadCache
     {
         switch (SlabMeta.LetGo(s))
         {
-            case SlabMeta.LetGoResult.Detached: s->Lifecycle = SlabLifecycle.Full; break;
+            case SlabMeta.LetGoResult.Detached: break; // in no list until a remote free publishes it
             case SlabMeta.LetGoResult.Queued: SlabPool.Shared.PublishPartial(s); break;
             case SlabMeta.LetGoResult.Empty: SlabPool.Shared.ReleaseEmpty(s); break;
         }
@@ -359,20 +397,25 @@ internal static unsafe class ThreadCache
         }
     }
 
+    /// <summary>Lets go of every slab of a retained list, or only of those with no block out.</summary>
+    /// <remarks>Allocates nothing: it runs when a dead thread's cache is reclaimed, where a managed
+    /// out-of-memory half-way would strand the slabs not yet let go.</remarks>
     private static void ReleaseList(ref nint head, bool onlyEmpty)
     {
-        var first = (SlabMeta*)head;
-        if (first == null) return;
-        // Walk a snapshot of the ring: removing entries while walking it would lose the way round.
-        var slabs = new List<nint>();
-        SlabMeta* s = first;
-        do { slabs.Add((nint)s); s = s->NextOwned; } while (s != first);
-        foreach (nint p in slabs)
+        var s = (SlabMeta*)head;
+        if (s == null) return;
+        int count = 0;
+        do { count++; s = s->NextOwned; } while (s != (SlabMeta*)head);
+        // Each slab of the ring once: the next one is read before the current one may be unlinked.
+        for (int i = 0; i < count; i++)
         {
-            s = (SlabMeta*)p;
-            if (onlyEmpty && !IsEmptyAfterCollect(s)) continue;
-            OwnedSlabList.Remove(ref head, s);
-            LetGo(s);
+            SlabMeta* next = s->NextOwned;
+            if (!onlyEmpty || IsEmptyAfterCollect(s))
+            {
+                OwnedSlabList.Remove(ref head, s);
+                LetGo(s);
+            }
+            s = next;
         }
     }
 

@@ -145,7 +145,7 @@ public sealed unsafe class BadPointerTests
     [InlineData(1 * 1024 * 1024, 4096)]
     [InlineData(1 * 1024 * 1024, 1)]
     [InlineData(1 * 1024 * 1024, 16)]
-    [InlineData(1 * 1024 * 1024, -64)]                      // the block's header, at the region start
+    [InlineData(1 * 1024 * 1024, 64)]
     [InlineData(1 * 1024 * 1024, 1024 * 1024 - 16)]
     [InlineData(8 * 1024 * 1024, 5 * 1024 * 1024)]          // second granule of the region
     [InlineData(8 * 1024 * 1024, 8 * 1024 * 1024 - 16)]     // third granule
@@ -175,15 +175,16 @@ public sealed unsafe class BadPointerTests
     public void InteriorPointerOfAnOverAlignedLargeBlock_IsRejected_AndTheBlockSurvives()
     {
         long baseline = BlocksInUse();
-        nuint alignment = 8 * MiB; // the block starts 8 MiB into its region, two granules above the header
+        nuint alignment = 8 * MiB; // a mapping of its own, 8 MiB aligned
         var block = (byte*)SlabMemory.AlignedAlloc(100, alignment);
         Assert.Equal(0u, (nuint)block & (alignment - 1));
         nuint usable = SlabMemory.UsableSize(block);
+        Assert.Equal((nuint)Environment.SystemPageSize, usable); // one page: the rest of the granule is not its
         Stamp(block, usable, 0x11);
 
         AssertRejectedByEveryCall((nuint)(block + 16), InteriorMessage);
-        AssertRejectedByEveryCall((nuint)(block - 4 * MiB), InteriorMessage); // granule between header and block
-        AssertRejectedByEveryCall((nuint)(block - alignment), InteriorMessage); // the region's header
+        AssertRejectedByEveryCall((nuint)(block + usable - 16), InteriorMessage);
+        AssertRejectedByEveryCall((nuint)(block + usable + 16), ForeignMessage); // past the mapping, in its granule
 
         AssertStamp(block, usable, 0x11);
         SlabMemory.AlignedFree(block);

@@ -133,7 +133,7 @@ public sealed unsafe class PoolLinearizabilityTests
             if (s->ClassIndex != op.Class) op.Problem = $"got slab 0x{(nint)s:x} of class {s->ClassIndex}";
             else if (s->Owner != owner) op.Problem = $"slab 0x{(nint)s:x} has owner 0x{(nint)s->Owner:x}";
             else if (s->Lifecycle != SlabLifecycle.Owned) op.Problem = $"slab 0x{(nint)s:x} is {s->Lifecycle}, not Owned";
-            else if (s->Free == null && !SlabMeta.TryCarve(s)) op.Problem = $"slab 0x{(nint)s:x} has no free block";
+            else if (s->Free == null && !SlabMeta.HasFresh(s)) op.Problem = $"slab 0x{(nint)s:x} has no free block";
             else op.Problem = CheckLists(s);
             if (!_holders.TryAdd((nint)s, op.Owner))
             {
@@ -202,7 +202,7 @@ public sealed unsafe class PoolLinearizabilityTests
             {
                 case SlabMeta.LetGoResult.Empty: SlabPool.Shared.ReleaseEmpty(s); break;
                 case SlabMeta.LetGoResult.Queued: SlabPool.Shared.PublishPartial(s); break;
-                case SlabMeta.LetGoResult.Detached: s->Lifecycle = SlabLifecycle.Full; break; // in no list until a remote free publishes it
+                case SlabMeta.LetGoResult.Detached: break; // in no list until a remote free publishes it
             }
         }
 
@@ -211,9 +211,10 @@ public sealed unsafe class PoolLinearizabilityTests
         /// the slab to the partial list. Whoever adopts it next collects that block.</summary>
         private static string? PublishWithABlockOut(SlabMeta* s)
         {
-            if (s->Free == null && !SlabMeta.TryCarve(s)) { GiveBack(s); return null; }
+            if (s->Free == null && !SlabMeta.HasFresh(s)) { GiveBack(s); return null; }
             void* block = s->Free;
-            s->Free = SlabMeta.NextOf(s, block);
+            if (block != null) s->Free = SlabMeta.NextOf(s, block);
+            else block = SlabMeta.TakeFresh(s);
             s->Used++;
             SlabMeta.LetGoResult letGo = SlabMeta.LetGo(s);
             bool firstFreeOfAFullSlab = SlabMeta.PushRemote(s, block);

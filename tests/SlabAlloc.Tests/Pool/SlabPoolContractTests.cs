@@ -35,7 +35,7 @@ public sealed unsafe class SlabPoolContractTests
         Assert.Equal(SlabLifecycle.Owned, s->Lifecycle);
         Assert.Equal(sizeClass, s->ClassIndex);
         Assert.Equal((uint)SizeClasses.BlockBytes(sizeClass), s->BlockBytes);
-        Assert.True(s->Free != null || SlabMeta.TryCarve(s));
+        Assert.True(s->Free != null || SlabMeta.HasFresh(s));
         Assert.Equal(0, s->Used);
         GiveBack(s);
     }
@@ -66,12 +66,7 @@ public sealed unsafe class SlabPoolContractTests
         int outBefore = s->Used;
         // Owner A hands out every block, then lets the slab go: it becomes full and unlisted.
         var blocks = new List<nint>();
-        while (s->Free != null || TakeLocalFrees(s) || SlabMeta.TryCarve(s))
-        {
-            blocks.Add((nint)s->Free);
-            s->Free = SlabMeta.NextOf(s, s->Free);
-            s->Used++;
-        }
+        while (s->Free != null || TakeLocalFrees(s) || SlabMeta.HasFresh(s)) blocks.Add((nint)TakeBlock(s));
         Assert.Equal(SizeClasses.Capacity(SizeClass) - outBefore, blocks.Count);
         Assert.Equal(SlabMeta.LetGoResult.Detached, SlabMeta.LetGo(s));
         // The first remote free publishes it to the partial list; the rest are plain remote frees.
@@ -116,8 +111,27 @@ public sealed unsafe class SlabPoolContractTests
         {
             case SlabMeta.LetGoResult.Empty: SlabPool.Shared.ReleaseEmpty(s); break;
             case SlabMeta.LetGoResult.Queued: SlabPool.Shared.PublishPartial(s); break;
-            case SlabMeta.LetGoResult.Detached: s->Lifecycle = SlabLifecycle.Full; break;
+            case SlabMeta.LetGoResult.Detached: break; // in no list until a remote free publishes it
         }
+    }
+
+    /// <summary>Hands out a block of a slab held here, the way a thread cache does: a freed one first, else
+    /// one never handed out.</summary>
+    private static void* TakeBlock(SlabMeta* s)
+    {
+        void* block = s->Free;
+        if (block != null) s->Free = SlabMeta.NextOf(s, block);
+        else block = SlabMeta.TakeFresh(s);
+        s->Used++;
+        return block;
+    }
+
+    /// <summary>Frees a block taken with <see cref="TakeBlock"/> back onto the slab's free list, as its owner.</summary>
+    private static void ReturnBlock(SlabMeta* s, void* block)
+    {
+        SlabMeta.SetNext(s, block, s->Free);
+        s->Free = block;
+        s->Used--;
     }
 
     [Fact]
@@ -189,7 +203,7 @@ public sealed unsafe class SlabPoolContractTests
         for (int i = 0; i <= SlabOptions.EmptySlabsPerClass; i++) slabs.Add((nint)SlabPool.Shared.Acquire(From, OwnerA));
         foreach (nint s in slabs)
         {
-            SlabMeta.TryCarve((SlabMeta*)s); // blocks that were handed out once, for the double free below
+            ReturnBlock((SlabMeta*)s, TakeBlock((SlabMeta*)s)); // a block handed out once, for the double free below
             GiveBack((SlabMeta*)s);
         }
         var spare = (SlabMeta*)slabs[^1]; // given back when its class already kept its limit
@@ -219,14 +233,16 @@ public sealed unsafe class SlabPoolContractTests
         Assert.Equal(SizeClasses.Capacity(To), taken->Capacity);
         Assert.Equal(0, taken->Used);
         Assert.Equal(0, taken->Carved);
-        // Its blocks are carved at the new size, and a pointer into them finds this slab.
-        Assert.True(SlabMeta.TryCarve(taken));
-        var first = (byte*)taken->Free;
-        void* second = SlabMeta.NextOf(taken, first);
+        // Its blocks are handed out at the new size, and a pointer into them finds this slab.
+        var first = (byte*)TakeBlock(taken);
+        void* second = TakeBlock(taken);
         Assert.Equal(SizeClasses.BlockBytes(To), Math.Abs((int)((byte*)second - first)));
         Assert.True(SuperslabHeader.SlabOf(second) == taken);
         Assert.Equal(1, SlabMeta.BlockIndexOf(taken, taken->Start + SizeClasses.BlockBytes(To)));
         Assert.Equal(-1, SlabMeta.BlockIndexOf(taken, taken->Start + SizeClasses.BlockBytes(From)));
+        Assert.Equal(-1, SlabMeta.BlockIndexOf(taken, taken->Start + 2 * SizeClasses.BlockBytes(To))); // never handed out
+        ReturnBlock(taken, second);
+        ReturnBlock(taken, first);
 
         // Empty again, it is kept (on its new class's list or in the reserve) until Trim decommits it.
         GiveBack(taken);
