@@ -19,7 +19,8 @@ static int Dispatch(string[] args)
     if (args.Length == 0) return SelfCheck.Run([]);
     var rest = args.Skip(1).ToList();
     bool json = Take(rest, "--json");
-    string allocator = TakeValue(rest, "--allocator") ?? "slab";
+    string? allocatorOption = TakeValue(rest, "--allocator");
+    string allocator = allocatorOption ?? "slab";
     bool stats = Take(rest, "--stats");
     // --after-load MS (larson, midlarge): SlabAlloc is loaded (its start-up thread begins) MS milliseconds
     // before the workload starts, as a preloaded native allocator is initialized before main; the same for
@@ -54,7 +55,7 @@ static int Dispatch(string[] args)
         case "hotthread":
             return HotThread.Run(rest);
         case "threadcycles":
-            return ThreadCycles.Run(rest);
+            return ThreadCycles.Run(rest, allocatorOption);
         case "soak":
             return Soak.Run(rest);
         case "firstuse":
@@ -106,7 +107,9 @@ partial class Program
           pairs SIZE N [--allocator slab|native]      (for callgrind: N alloc+free pairs)
           mixed N [--allocator slab|native]           (N batches of 1000 allocations then 1000 frees)
           hotthread [size] [slots] [iterations]       (page faults of a hot thread, cold vs ReserveThreadCache)
-          threadcycles [cycles] [threads-at-once]     (mapped memory across thread create/exit cycles; default 10000 4)
+          threadcycles [cycles] [threads-at-once] [--allocator slab|native] [--reps N]
+                                              (memory across thread create/exit cycles: process RSS against NativeMemory,
+                                               in child processes, and SlabAlloc's mapped memory; default 10000 4, 3 reps)
           firstuse [--allocator slab|native] [--after-load MS]  (run in a fresh process: the cost of each allocation path's first use;
                                                   --after-load: SlabAlloc loaded MS milliseconds before the first allocation)
         """;

@@ -36,6 +36,8 @@ public sealed class RacingGuaranteeTests
         { "interrupt-attach", "SLABALLOC_POOL=mutex SLABALLOC_DECAY_MS=0" },
         // Slabs handed between threads every few allocations: a slab's recorded state follows it.
         { "lifecycle", "SLABALLOC_THREAD_CACHE_LIMIT=4" },
+        // No managed memory left: a thread's first free (its attach) still frees, and Trim still reclaims.
+        { "managed-oom", "DOTNET_GCHeapHardLimit=0x4000000 SLABALLOC_DECAY_MS=0" },
     };
 
     [Theory]
