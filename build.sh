@@ -19,7 +19,7 @@ case "$cmd" in
     dotnet build SlabAlloc.sln -c Release -nologo -v quiet
     dotnet bench/SlabAlloc.Bench/bin/Release/net10.0/SlabAlloc.Bench.dll compare "$@"
     ;;
-  selfcheck|larson|midlarge|soak|hotthread|pairs|mixed|threadcycles|firstuse)
+  selfcheck|larson|midlarge|soak|hotthread|pairs|mixed|fill|threadcycles|firstuse)
     dotnet build SlabAlloc.sln -c Release -nologo -v quiet
     dotnet bench/SlabAlloc.Bench/bin/Release/net10.0/SlabAlloc.Bench.dll "$cmd" "$@"
     ;;

@@ -7,12 +7,22 @@ namespace SlabAlloc.Bench;
 /// Tight single-thread loops for instruction counting under <c>valgrind --tool=callgrind</c>:
 /// run with two counts (say 1M and 3M), and the difference divided by the difference of counts is the cost of one
 /// iteration, free of start-up. <c>pairs SIZE N</c>: alloc+free of SIZE bytes. <c>mixed N</c>: batches of
-/// 1000 allocations of 16-256 bytes, then 1000 frees (N batches).
+/// 1000 allocations of 16-256 bytes, then 1000 frees (N batches). <c>fill N SIZE</c>: N blocks allocated
+/// (one byte of each written) and then freed, in rounds of SIZE and SIZE + 16 bytes in turn, so that each
+/// round takes the slabs the other size gave back and hands out their blocks for the first time since they
+/// were formatted again: the cost of handing out fresh blocks, on resident memory; the time of each phase
+/// per block.
 /// </summary>
 internal static unsafe class MicroLoops
 {
     public static int Run(string kind, IReadOnlyList<string> args, string allocator)
     {
+        if (kind == "fill")
+        {
+            if (allocator == "native") Fill<NativeAllocator>(int.Parse(args[0]), (nuint)int.Parse(args[1]));
+            else Fill<SlabAllocator>(int.Parse(args[0]), (nuint)int.Parse(args[1]));
+            return 0;
+        }
         var clock = Stopwatch.StartNew();
         long iterations = kind switch
         {
@@ -44,6 +54,47 @@ internal static unsafe class MicroLoops
             *p = (byte)i;
             TAlloc.Free(p);
         }
+    }
+
+    private static void Fill<TAlloc>(int count, nuint size) where TAlloc : struct, IBenchAllocator
+    {
+        const int Rounds = 41;
+        var blocks = new nint[count];
+        var allocNs = new double[Rounds];
+        var freeNs = new double[Rounds];
+        for (int r = 0; r < Rounds; r++)
+        {
+            // Two classes in turn: each round's slabs are the ones the other class gave back (resident, and
+            // formatted anew for this class), so nearly every block is handed out for the first time since.
+            nuint roundSize = (r & 1) == 0 ? size : size + 16;
+            var clock = Stopwatch.StartNew();
+            for (int at = 0; at < count; at += 1000) FillChunk<TAlloc>(blocks, at, Math.Min(1000, count - at), roundSize);
+            allocNs[r] = clock.Elapsed.TotalMilliseconds * 1e6 / count;
+            clock.Restart();
+            for (int at = 0; at < count; at += 1000) FreeChunk<TAlloc>(blocks, at, Math.Min(1000, count - at));
+            freeNs[r] = clock.Elapsed.TotalMilliseconds * 1e6 / count;
+        }
+        // The first rounds compile the loops and fault the memory in: the median of the last 30.
+        static double Median(double[] x) => x[^30..].Order().ElementAt(15);
+        Console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"fill {TAlloc.Name} {count} x {size} and {size + 16} B in turn, ns per block (median of 30 rounds): alloc {Median(allocNs):F2} free {Median(freeNs):F2}"));
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void FillChunk<TAlloc>(nint[] blocks, int at, int count, nuint size) where TAlloc : struct, IBenchAllocator
+    {
+        for (int i = at; i < at + count; i++)
+        {
+            var p = (byte*)TAlloc.Alloc(size);
+            *p = 1;
+            blocks[i] = (nint)p;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void FreeChunk<TAlloc>(nint[] blocks, int at, int count) where TAlloc : struct, IBenchAllocator
+    {
+        for (int i = at; i < at + count; i++) TAlloc.Free((void*)blocks[i]);
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]

@@ -60,7 +60,7 @@ static int Dispatch(string[] args)
             return Soak.Run(rest);
         case "firstuse":
             return FirstUse.Run(rest, allocator);
-        case "pairs" or "mixed":
+        case "pairs" or "mixed" or "fill":
             return MicroLoops.Run(args[0], rest, allocator);
         default:
             throw new ArgumentException($"unknown command '{args[0]}'");
@@ -106,6 +106,7 @@ partial class Program
           soak [--seconds S] [--threads T] [--report-every R] [--seed N]   (thread churn with verification; exit 1 on failure)
           pairs SIZE N [--allocator slab|native]      (for callgrind: N alloc+free pairs)
           mixed N [--allocator slab|native]           (N batches of 1000 allocations then 1000 frees)
+          fill N SIZE [--allocator slab|native]       (N blocks allocated then freed: on fresh memory, then reused)
           hotthread [size] [slots] [iterations]       (page faults of a hot thread, cold vs ReserveThreadCache)
           threadcycles [cycles] [threads-at-once] [--allocator slab|native] [--reps N]
                                               (memory across thread create/exit cycles: process RSS against NativeMemory,

@@ -27,6 +27,10 @@ public sealed class SlabStatistics
     public long SuperslabsMappedTotal { get; init; }
     /// <inheritdoc cref="SuperslabsMappedTotal"/>
     public long SuperslabsReturnedTotal { get; init; }
+    /// <summary>Superslabs returned to the system whose address range is kept, with no memory behind it,
+    /// for the next superslab (a returned superslab's addresses are never unmapped, so that a stale pointer
+    /// into them is read safely).</summary>
+    public int SuperslabRangesKept { get; init; }
     /// <summary>Slots of mapped superslabs that belong to no slab.</summary>
     public int UnusedSlots { get; init; }
     /// <summary>Slabs per state, summed over size classes.</summary>
@@ -84,7 +88,7 @@ public sealed class SlabStatistics
         Line("bytes in use", BytesInUse);
         Line("blocks in use", BlocksInUse);
         Line("bytes mapped", BytesMapped);
-        Line("superslabs", $"{Superslabs} ({EmptySuperslabs} empty; {SuperslabsMappedTotal} mapped, {SuperslabsReturnedTotal} returned in all)");
+        Line("superslabs", $"{Superslabs} ({EmptySuperslabs} empty; {SuperslabsMappedTotal} mapped, {SuperslabsReturnedTotal} returned in all; {SuperslabRangesKept} ranges kept)");
         Line("slabs", $"owned {SlabsOwned}, full {SlabsFull}, partial {SlabsPartial}, empty {SlabsEmpty}, reserved {SlabsReserved}; unused slots {UnusedSlots}");
         Line("thread caches", $"{ThreadCaches} live, {ThreadCacheRecords} made, {ThreadCachesReclaimed} reclaimed; {BlocksInThreadCaches} free blocks");
         Line("cache misses", ThreadCacheMisses);

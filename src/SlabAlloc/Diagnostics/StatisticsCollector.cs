@@ -87,6 +87,7 @@ internal static unsafe class StatisticsCollector
             EmptySuperslabs = Superslabs.EmptyCount,
             SuperslabsMappedTotal = Superslabs.MappedCount,
             SuperslabsReturnedTotal = Superslabs.RetiredCount,
+            SuperslabRangesKept = Superslabs.KeptRangeCount,
             UnusedSlots = unusedSlots,
             SlabsOwned = owned.Sum(),
             SlabsFull = full.Sum(),

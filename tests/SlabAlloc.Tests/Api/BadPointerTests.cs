@@ -310,6 +310,10 @@ public sealed unsafe class BadPointerTests
             $"Trim returned no empty superslab (returned in all: {returnedBefore} before, {stats.SuperslabsReturnedTotal} after)\n{stats}");
         Assert.True(Registry.Lookup((void*)victim) == 0, $"the superslab of 0x{victim:x} is still mapped after Trim\n{stats}");
         Assert.False(Registry.IsSuperslab((void*)victim), $"the superslab bit of 0x{victim:x} is still set after Trim");
+        // Its memory went back, its addresses did not: a stale pointer reads zeroes, never a fault.
+        Assert.True(stats.SuperslabRangesKept >= 1, $"no superslab range kept after Trim\n{stats}");
+        Assert.Equal(0L, Volatile.Read(ref *(long*)victim));
+        Assert.Equal(0L, Volatile.Read(ref *(long*)(victim & ~(GranuleBytes - 1))));
 
         // All calls before any allocation, so the returned address range cannot be SlabAlloc's again.
         nuint superslab = victim & ~(GranuleBytes - 1);

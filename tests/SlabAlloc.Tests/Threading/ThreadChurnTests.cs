@@ -1,3 +1,4 @@
+using System.Reflection;
 using Xunit.Abstractions;
 
 namespace SlabAlloc.Tests.Threading;
@@ -57,6 +58,18 @@ public sealed unsafe class ThreadChurnTests(ITestOutputHelper output)
         Assert.True(peak - mappedAfterWarmUp <= 16L << 20, $"mapped memory grew by {(peak - mappedAfterWarmUp) >> 10} KiB under thread churn");
         Assert.True(end.ThreadCacheRecords < 64, $"{end.ThreadCacheRecords} thread cache records for at most {PerWave + 1} threads alive at once");
         Assert.True(end.ThreadCachesReclaimed >= Waves * PerWave - 64);
+    }
+
+    /// <summary>No per-thread finalizable object: each one a dead thread leaves behind grows the garbage
+    /// collector's gen0 budget, and the process's resident memory with it. Dead threads' caches are found by
+    /// scanning (at attach, at the upkeep's ticks, at Trim), which needs no object per thread.</summary>
+    [Fact]
+    public void NoTypeOfSlabAllocHasAFinalizer()
+    {
+        string[] finalizable = typeof(SlabMemory).Assembly.GetTypes()
+            .Where(t => t.GetMethod("Finalize", BindingFlags.Instance | BindingFlags.NonPublic | BindingFlags.DeclaredOnly, null, Type.EmptyTypes, null) != null)
+            .Select(t => t.FullName ?? t.Name).ToArray();
+        Assert.Empty(finalizable);
     }
 
     [Fact]
