@@ -116,11 +116,17 @@ public static unsafe class SlabMemory
     {
         if (ptr == null) return 0;
         if (!Registry.IsSuperslab(ptr)) return LargeObjects.UsableSize(ptr, LargeRegistryValue(ptr));
+        return SlabBlockUsableSize(ptr);
+    }
+
+    /// <summary><see cref="UsableSize"/> of a pointer whose superslab bit was set.</summary>
+    private static nuint SlabBlockUsableSize(void* ptr)
+    {
         SlabMeta* s = SuperslabHeader.SlabOf(ptr);
         int index = s == null ? -1 : SlabMeta.BlockIndexOf(s, ptr);
         if (index < 0) ThrowHelper.ThrowInteriorPointer(ptr);
         // The same verdict a free would give: a block that is free already cannot be asked about.
-        if (SlabOptions.Checked ? !SlabMeta.IsAllocated(s, index) : SlabMeta.HasNoBlockOut(s)) ThrowHelper.ThrowDoubleFree(ptr);
+        if (SlabOptions.Checked ? !SuperslabHeader.IsAllocated(ptr) : SlabMeta.HasNoBlockOut(s)) ThrowHelper.ThrowDoubleFree(ptr);
         return s->BlockBytes;
     }
 
@@ -217,19 +223,23 @@ public static unsafe class SlabMemory
 
     /// <summary>Realloc and AlignedRealloc of a non-null pointer: the block itself while it fits (and is
     /// aligned), else a new block with the contents copied and the old one freed.</summary>
-    /// <remarks>Nothing changes when the pointer is rejected, whenever that is found. A large block is taken
-    /// out of use (claimed) before it is copied, so a free of it racing with this call is rejected and cannot
-    /// unmap it under the copy; if the new block cannot be had, the claim is undone. A slab block is read in
-    /// memory that is never unmapped (a superslab's range is kept), and freed after the copy; if that free is
-    /// rejected (another thread freed the block first), the new block is freed again before the rejection is
-    /// passed on.</remarks>
+    /// <remarks>Nothing changes when the pointer is rejected, whenever that is found. Which kind of block it is
+    /// is decided once, from the superslab bit. A large block that has to move is taken out of use (claimed)
+    /// before its size is read again and its contents copied, so a free of it racing with this call is rejected
+    /// and cannot unmap it under the copy; if the new block cannot be had, the claim is undone. A slab block is read
+    /// in memory that is never unmapped (a superslab's range is kept), never past its superslab, and freed
+    /// after the copy; if that free is rejected (another thread freed the block first), the new block is
+    /// freed again before the rejection is passed on.</remarks>
     private static void* Resize(void* ptr, nuint byteCount, nuint alignment)
     {
-        nuint usable = UsableSize(ptr);
-        if (((nuint)ptr & (alignment - 1)) == 0 && byteCount <= usable && Fits(usable, byteCount)) return ptr;
         if (!Registry.IsSuperslab(ptr)) return ResizeLarge(ptr, byteCount, alignment);
+        nuint usable = SlabBlockUsableSize(ptr);
+        if (((nuint)ptr & (alignment - 1)) == 0 && byteCount <= usable && Fits(usable, byteCount)) return ptr;
         void* fresh = AlignedAlloc(byteCount, alignment);
-        Buffer.MemoryCopy(ptr, fresh, byteCount, Math.Min(usable, byteCount));
+        // The block cannot reach past its superslab; a geometry read while its slab was being re-formatted (a
+        // stale pointer) might say otherwise.
+        nuint inSuperslab = Geometry.SuperslabBytes - ((nuint)ptr & Geometry.SuperslabMask);
+        Buffer.MemoryCopy(ptr, fresh, byteCount, Math.Min(Math.Min(usable, byteCount), inSuperslab));
         try
         {
             Free(ptr);
@@ -244,7 +254,10 @@ public static unsafe class SlabMemory
 
     private static void* ResizeLarge(void* ptr, nuint byteCount, nuint alignment)
     {
-        uint index = LargeObjects.Claim(ptr, LargeRegistryValue(ptr));
+        uint value = LargeRegistryValue(ptr);
+        nuint usable = LargeObjects.UsableSize(ptr, value);
+        if (((nuint)ptr & (alignment - 1)) == 0 && byteCount <= usable && Fits(usable, byteCount)) return ptr;
+        uint index = LargeObjects.Claim(ptr, value);
         void* fresh;
         try
         {
@@ -255,6 +268,7 @@ public static unsafe class SlabMemory
             LargeObjects.Unclaim(index, ptr);
             throw;
         }
+        // The size of the block claimed: the one read above may belong to a block freed since.
         Buffer.MemoryCopy(ptr, fresh, byteCount, Math.Min(LargeObjects.ClaimedBytes(index), byteCount));
         LargeObjects.ReleaseClaimed(index, ptr);
         return fresh;

@@ -30,6 +30,7 @@ internal static unsafe class RaceProbes
             case "interrupt-attach": rounds = InterruptedAttach(time); break;
             case "lifecycle": rounds = Lifecycle(time); break;
             case "managed-oom": rounds = ManagedOutOfMemory(time); break;
+            case "first-large-refused": rounds = FirstLargeRefused(); break;
             default:
                 Console.Error.WriteLine($"unknown race '{name}'");
                 return false;
@@ -182,8 +183,9 @@ internal static unsafe class RaceProbes
 
     // ---- large-double-free: two threads free the same large block at the same moment ----
 
-    /// <summary>Rounds of: a 256 KiB block is allocated and stamped, then three threads free it at the same
-    /// moment. Exactly one Free may return; the others must throw <see cref="ArgumentException"/>. Then two
+    /// <summary>Rounds of: a 256 KiB block is allocated and stamped, then two threads free it and a third
+    /// reallocates it (to twice the size, then frees the new block) at the same moment. Exactly one of the
+    /// three may return; the others must throw <see cref="ArgumentException"/>. Then two
     /// 256 KiB blocks are allocated: they must be different and must not overlap. Run with and without the
     /// large-block cache (<c>SLABALLOC_LARGE_CACHE_MB=0</c>).</summary>
     private static long LargeDoubleFree(TimeSpan time)
@@ -199,6 +201,7 @@ internal static unsafe class RaceProbes
         var freers = new Thread[Freers];
         for (int f = 0; f < Freers; f++)
         {
+            int id = f;
             freers[f] = new Thread(() =>
             {
                 while (true)
@@ -207,7 +210,10 @@ internal static unsafe class RaceProbes
                     if (stop.IsSet) return;
                     try
                     {
-                        SlabMemory.Free((void*)Volatile.Read(ref block));
+                        void* p = (void*)Volatile.Read(ref block);
+                        // One of the three moves the block instead of freeing it (Realloc claims it first).
+                        if (id == 0) SlabMemory.Free(SlabMemory.Realloc(p, 2 * Size));
+                        else SlabMemory.Free(p);
                         Interlocked.Increment(ref returned);
                     }
                     catch (ArgumentException) { }
@@ -374,8 +380,9 @@ internal static unsafe class RaceProbes
     /// thread's cache waits for the next thread that attaches). Rounds of: a thread fills a 64 B slab and
     /// part of another, frees everything and ends; a new thread takes an interrupt and allocates its first
     /// block while another thread holds the pool's lock, so the reclaim of the dead thread's cache that
-    /// its attach runs waits for the lock. The allocation must return normally with the interrupt still
-    /// pending, and in the end no superslab may be left mapped.</summary>
+    /// its attach runs waits for the lock; a third thread, interrupted too, calls Trim meanwhile, which waits
+    /// for that reclaim. The allocation and the Trim must return normally with the interrupts still pending,
+    /// and in the end no superslab may be left mapped.</summary>
     private static long InterruptedAttach(TimeSpan time)
     {
         const int Size = 64, Capacity = 65536 / Size;
@@ -401,8 +408,20 @@ internal static unsafe class RaceProbes
                 });
                 ExpectInterruptPending();
             });
+            // Meanwhile a thread with an interrupt pending trims: it waits for the reclaim in flight, and must
+            // neither throw nor lose the interrupt.
+            var trimmer = new Thread(() =>
+            {
+                Thread.Sleep(20);
+                Thread.CurrentThread.Interrupt();
+                try { SlabMemory.Trim(); }
+                catch (Exception e) { Program.Fail($"RACE_VIOLATION: Trim threw {e.GetType().Name} while a dead thread's cache was being reclaimed: {Program.OneLine(e.Message)}"); }
+                ExpectInterruptPending();
+            });
             attacher.Start();
+            trimmer.Start();
             attacher.Join();
+            while (trimmer.IsAlive) Thread.Yield();
             rounds++;
         }
         ExpectEverythingReturned("interrupt-attach");
@@ -574,6 +593,27 @@ internal static unsafe class RaceProbes
             }
             return n;
         }
+    }
+
+    // ---- first-large-refused: the process's first large block refused by the system ----
+
+    /// <summary>The process's first large block maps the large records' table; the fault hook refuses that
+    /// mapping (and every one after it): an <see cref="OutOfMemoryException"/>, nothing else. Once mappings
+    /// are allowed again, large blocks must be had.</summary>
+    private static long FirstLargeRefused()
+    {
+        Platform.FaultInjector.FailFrom(1);
+        try
+        {
+            SlabMemory.Free(SlabMemory.Alloc(1 << 20));
+            Program.Fail("PROBE_ERROR: a large block was had while every mapping was refused");
+        }
+        catch (OutOfMemoryException) { }
+        catch (Exception e) { Program.Fail($"RACE_VIOLATION: the first large allocation, refused, threw {e.GetType().Name}, not OutOfMemoryException"); }
+        finally { Platform.FaultInjector.Disarm(); }
+        try { SlabMemory.Free(SlabMemory.Alloc(1 << 20)); }
+        catch (Exception e) { Program.Fail($"RACE_VIOLATION: once mappings were allowed again, a large allocation threw {e.GetType().Name}"); }
+        return 1;
     }
 
     // ---- common ----

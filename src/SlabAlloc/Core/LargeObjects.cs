@@ -9,9 +9,9 @@ namespace SlabAlloc.Core;
 [StructLayout(LayoutKind.Sequential)]
 internal struct LargeRecord
 {
-    /// <summary>The live block, which is also the start of its mapping; 0 while the record is free or its
-    /// block is being freed. Written by the allocating thread before the block's granules are registered,
-    /// and taken back to 0 by the one CAS that frees the block.</summary>
+    /// <summary>The live block, which is also the start of its mapping; 0 while the record is free, its block
+    /// is being allocated or being freed. Written by the allocating thread last, once the block's granules are
+    /// registered, and taken back to 0 by the one CAS that frees the block.</summary>
     public nint Block;
     /// <summary>Bytes mapped for the block, a whole number of pages; valid while <see cref="Block"/> is set.</summary>
     public nuint MappedBytes;
@@ -90,11 +90,10 @@ internal static unsafe class LargeObjects
         else mapped = cachedBytes;
         LargeRecord* record = MetadataTable<LargeRecord>.Entry(index);
         record->MappedBytes = mapped;
-        // Published before the granules are registered: a lookup that finds the index finds the block.
-        Volatile.Write(ref record->Block, (nint)region);
+        // Its record's Block is still 0 (free records hold 0): until it is published below, a lookup that
+        // finds the index rejects the pointer, as it must for a block not handed out yet.
         if (!Register(region, mapped, Registry.LargeValue(index)))
         {
-            record->Block = 0;
             FreeRecord(index);
             OsMemory.Release(region, mapped);
             return null;
@@ -105,6 +104,8 @@ internal static unsafe class LargeObjects
         Interlocked.Increment(ref s_liveCount);
         Interlocked.Add(ref s_liveBytes, (long)mapped);
         Interlocked.Increment(ref s_allocations);
+        // Published last (release: the size and the registration come first); from here a free can claim it.
+        Volatile.Write(ref record->Block, (nint)region);
         return region;
     }
 

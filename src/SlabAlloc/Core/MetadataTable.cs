@@ -39,7 +39,9 @@ internal static unsafe class MetadataTable<T> where T : unmanaged
 
     private static readonly nuint LinksOffset = (nuint)(EntriesPerSegment * sizeof(T));
     private static readonly nuint SegmentBytes = OsMemory.RoundUpToPages(LinksOffset + (nuint)(EntriesPerSegment * sizeof(int)));
-    private static readonly byte** s_segments = ReserveSegmentTable();
+    /// <summary>The table of segment pointers: reserved by the first <see cref="TryAllocateIndex(out uint, ref int)"/>
+    /// (so that refusing it is an out-of-memory like any other), installed by CAS, then never changed.</summary>
+    private static nint s_segments;
 
     private static int s_count;
     private static int s_segmentCount;
@@ -66,13 +68,14 @@ internal static unsafe class MetadataTable<T> where T : unmanaged
     public static int* LinkOf(uint index) => (int*)(Segment(index) + LinksOffset) + (index & (uint)(EntriesPerSegment - 1));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static byte* Segment(uint index) => (byte*)Volatile.Read(ref *(nint*)&s_segments[index >> SegmentShift]);
+    private static byte* Segment(uint index) => (byte*)Volatile.Read(ref *(nint*)&((byte**)Volatile.Read(ref s_segments))[index >> SegmentShift]);
 
     /// <summary>Hands out an index, a freed one first, adding failed CAS attempts to
     /// <paramref name="failures"/>. False when out of memory or out of indices.</summary>
     public static bool TryAllocateIndex(out uint index, ref int failures)
     {
         if (s_freeIndices.TryPop(out index, default(Links), ref failures)) return true;
+        if (!EnsureSegmentTable()) { index = 0; return false; }
         for (; ; failures++)
         {
             int candidate = Volatile.Read(ref s_count);
@@ -98,22 +101,27 @@ internal static unsafe class MetadataTable<T> where T : unmanaged
 
     private static bool EnsureSegment(int segment)
     {
-        if (Volatile.Read(ref *(nint*)&s_segments[segment]) != 0) return true;
+        var segments = (byte**)Volatile.Read(ref s_segments);
+        if (Volatile.Read(ref *(nint*)&segments[segment]) != 0) return true;
         var fresh = (byte*)OsMemory.Reserve(SegmentBytes, OsMemory.PageBytes);
         if (fresh == null) return false;
         // Publishes the zeroed segment. Loses to another grower installing the same segment; the cell goes
         // from null to a segment once and never back, so there is no ABA.
-        if (Interlocked.CompareExchange(ref *(nint*)&s_segments[segment], (nint)fresh, 0) != 0)
+        if (Interlocked.CompareExchange(ref *(nint*)&segments[segment], (nint)fresh, 0) != 0)
             OsMemory.Release(fresh, SegmentBytes);
         else
             Interlocked.Increment(ref s_segmentCount);
         return true;
     }
 
-    private static byte** ReserveSegmentTable()
+    private static bool EnsureSegmentTable()
     {
-        void* table = OsMemory.Reserve(OsMemory.RoundUpToPages((nuint)(MaxSegments * sizeof(nint))), OsMemory.PageBytes);
-        if (table == null) throw new OutOfMemoryException($"SlabAlloc could not reserve its {typeof(T).Name} table.");
-        return (byte**)table;
+        if (Volatile.Read(ref s_segments) != 0) return true;
+        nuint bytes = OsMemory.RoundUpToPages((nuint)(MaxSegments * sizeof(nint)));
+        void* table = OsMemory.Reserve(bytes, OsMemory.PageBytes);
+        if (table == null) return false;
+        // Loses to another thread installing the table first; the field goes from null to a table once.
+        if (Interlocked.CompareExchange(ref s_segments, (nint)table, 0) != 0) OsMemory.Release(table, bytes);
+        return true;
     }
 }

@@ -69,8 +69,6 @@ internal unsafe struct SlabMeta
 
     // Second cache line: the only field other threads write, kept away from the owner's fields.
     [FieldOffset(64)] public nint ThreadFree;
-    /// <summary>Checked mode: one bit per block, set while the block is handed out.</summary>
-    [FieldOffset(72)] public ulong* CheckedBits;
     /// <summary>Links of the owner's circular list the slab is on (owner only).</summary>
     [FieldOffset(80)] public SlabMeta* NextOwned;
     /// <inheritdoc cref="NextOwned"/>
@@ -82,7 +80,7 @@ internal unsafe struct SlabMeta
     public const byte NotListed = 0, RetainedFull = 1, RetainedAvailable = 2;
 
     /// <summary>Prepares a claimed span to serve <paramref name="sizeClass"/>, held exclusively by the caller.</summary>
-    public static void Format(SlabMeta* s, byte* start, int sizeClass, uint globalIndex, ulong* checkedBits)
+    public static void Format(SlabMeta* s, byte* start, int sizeClass, uint globalIndex)
     {
         uint block = (uint)SizeClasses.BlockBytes(sizeClass);
         s->Start = start;
@@ -99,8 +97,6 @@ internal unsafe struct SlabMeta
         s->SpanSlots = (byte)SizeClasses.SpanSlots(sizeClass);
         s->GlobalIndex = globalIndex;
         s->OwnerList = NotListed;
-        s->CheckedBits = checkedBits;
-        if (checkedBits != null) NativeMemory.Clear(checkedBits, (nuint)((s->Capacity + 63) / 64 * 8));
         Volatile.Write(ref s->ThreadFree, StateOwned);
     }
 
@@ -120,9 +116,6 @@ internal unsafe struct SlabMeta
         return (int)index;
     }
 
-    /// <summary>Checked mode: true if the block at <paramref name="index"/> is handed out.</summary>
-    public static bool IsAllocated(SlabMeta* s, int index) =>
-        (Volatile.Read(ref s->CheckedBits[index >> 6]) & (1UL << (index & 63))) != 0;
 
     /// <summary>The link stored in free block <paramref name="block"/>: the next free block, or null.</summary>
     /// <remarks>Hardened mode stores links XORed with <see cref="Key"/> and checks that a decoded link
@@ -271,22 +264,5 @@ internal unsafe struct SlabMeta
             // Loses only to a remote push, which changed the head; retry keeps the new head.
             if (Interlocked.CompareExchange(ref s->ThreadFree, (word & ~StateMask) | state, word) == word) return;
         }
-    }
-
-    /// <summary>Checked mode: marks a block handed out. Throws if it already was (corruption).</summary>
-    public static void MarkAllocated(SlabMeta* s, void* p)
-    {
-        int index = BlockIndexOf(s, p);
-        ulong bit = 1UL << (index & 63);
-        ulong before = Interlocked.Or(ref s->CheckedBits[index >> 6], bit);
-        if ((before & bit) != 0) ThrowHelper.ThrowCorruption("a free list handed out a block that is already in use");
-    }
-
-    /// <summary>Checked mode: marks a block free. Throws <see cref="ArgumentException"/> on a double free.</summary>
-    public static void MarkFreed(SlabMeta* s, void* p, int index)
-    {
-        ulong bit = 1UL << (index & 63);
-        ulong before = Interlocked.And(ref s->CheckedBits[index >> 6], ~bit);
-        if ((before & bit) == 0) ThrowHelper.ThrowDoubleFree(p);
     }
 }

@@ -10,17 +10,20 @@ namespace SlabAlloc.Core;
 /// <remarks>
 /// <see cref="SlabOfSlot"/>[i] is the slab covering slot i, or null for slot 0 and unused slots.
 /// It is written by the pool while it holds the slab exclusively (when formatting and releasing),
-/// and read by any thread freeing a block of that slab, which can only happen between those two
-/// writes (a block is handed out after formatting and returned before release).
-/// Checked mode keeps one bit per block from <see cref="CheckedBitsOffset"/> on, 512 bytes per slot;
-/// those pages are never touched otherwise.
+/// and read by any thread validating a pointer into the slot.
+/// Checked mode keeps one bit per 16 bytes of the superslab from <see cref="CheckedBitsOffset"/> on
+/// (32 KiB), set while a block starting there is handed out. The bit is found from the address alone, not
+/// from a slab's geometry, so a free racing with the re-formatting of its slab for another class (a stale
+/// free) tests the bit of the address it names under the format that is there now: set only if a live
+/// block of that format starts there. Those pages are never touched outside checked mode. A superslab's
+/// address range is never unmapped (see <see cref="Superslabs"/>), so a stale reader of the table or the
+/// bitmap reads mapped memory.
 /// </remarks>
 [StructLayout(LayoutKind.Explicit)]
 internal unsafe struct SuperslabHeader
 {
     public const ulong MagicValue = 0x534C_4142_5353_4C42; // "SLABSSLB"
     public const int CheckedBitsOffset = 4096;
-    public const int CheckedBytesPerSlot = 512;
 
     [FieldOffset(0)] public ulong Magic;
     [FieldOffset(8)] public uint DirectoryIndex;
@@ -46,7 +49,42 @@ internal unsafe struct SuperslabHeader
     /// <summary>Offset of <see cref="SlabOfSlot"/> in the header.</summary>
     private const nuint SlabTableOffset = 64;
 
-    /// <summary>The checked-mode bitmap of slot <paramref name="slot"/>.</summary>
-    public static ulong* CheckedBits(SuperslabHeader* h, int slot) =>
-        (ulong*)((byte*)h + CheckedBitsOffset + slot * CheckedBytesPerSlot);
+    /// <summary>Checked mode: the bitmap word and bit of the block starting at <paramref name="p"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong* CheckedWord(void* p, out ulong bit)
+    {
+        nuint granule = ((nuint)p & Geometry.SuperslabMask) >> 4;
+        bit = 1UL << (int)(granule & 63);
+        return (ulong*)(((nuint)p & ~Geometry.SuperslabMask) + CheckedBitsOffset) + (granule >> 6);
+    }
+
+    /// <summary>Checked mode: true if a block starting at <paramref name="p"/> is handed out.</summary>
+    public static bool IsAllocated(void* p)
+    {
+        ulong* word = CheckedWord(p, out ulong bit);
+        return (Volatile.Read(ref *word) & bit) != 0;
+    }
+
+    /// <summary>Checked mode: marks the block at <paramref name="p"/> handed out. Throws if it already was (corruption).</summary>
+    public static void MarkAllocated(void* p)
+    {
+        ulong* word = CheckedWord(p, out ulong bit);
+        if ((Interlocked.Or(ref *word, bit) & bit) != 0) ThrowHelper.ThrowCorruption("a free list handed out a block that is already in use");
+    }
+
+    /// <summary>Checked mode: marks the block at <paramref name="p"/> free. Throws <see cref="ArgumentException"/>,
+    /// changing nothing, when no block starting there is handed out (a double free).</summary>
+    public static void MarkFreed(void* p)
+    {
+        ulong* word = CheckedWord(p, out ulong bit);
+        if ((Interlocked.And(ref *word, ~bit) & bit) == 0) ThrowHelper.ThrowDoubleFree(p);
+    }
+
+    /// <summary>Checked mode: clears the bits of the <paramref name="bytes"/> from <paramref name="start"/>
+    /// (a slab being formatted, held exclusively).</summary>
+    public static void ClearCheckedBits(byte* start, nuint bytes)
+    {
+        ulong* first = CheckedWord(start, out _);
+        System.Runtime.InteropServices.NativeMemory.Clear(first, bytes >> 7); // one bit per 16 bytes
+    }
 }

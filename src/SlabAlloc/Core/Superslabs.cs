@@ -161,9 +161,9 @@ internal static unsafe class Superslabs
         byte* region = (byte*)Volatile.Read(ref e->Base);
         var header = (SuperslabHeader*)region;
         SlabMeta* s = SuperslabEntry.Slab(e, slot);
-        ulong* checkedBits = SlabOptions.Checked ? SuperslabHeader.CheckedBits(header, slot) : null;
-        SlabMeta.Format(s, region + ((nuint)slot << Geometry.SlotShift), sizeClass, index * Geometry.SlotsPerSuperslab + (uint)slot, checkedBits);
+        SlabMeta.Format(s, region + ((nuint)slot << Geometry.SlotShift), sizeClass, index * Geometry.SlotsPerSuperslab + (uint)slot);
         int span = s->SpanSlots;
+        if (SlabOptions.Checked) SuperslabHeader.ClearCheckedBits(s->Start, (nuint)span << Geometry.SlotShift);
         for (int i = slot; i < slot + span; i++) header->SlabOfSlot[i] = (nint)s;
         // Released after the geometry: a racing free that reads Owned here then validates against the new
         // geometry (see ThreadCache.FreeRemote).

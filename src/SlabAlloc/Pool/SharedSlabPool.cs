@@ -20,7 +20,8 @@ namespace SlabAlloc.Pool;
 /// slab is on at most one list at a time), so the same argument covers it. A slab popped from it has no
 /// block out, so no free of a live block can reach it while the popper re-formats it for another class;
 /// a stale (double) free that does is rejected by <c>ThreadCache.FreeRemote</c>, which reads the lifecycle
-/// the format writes last and validates the pointer again.</para>
+/// the format writes last and validates the pointer again (unless the format lands after that second
+/// validation: an undetected double free, see docs/architecture.md; checked mode catches it).</para>
 /// <para>The empty-list counts are approximate (incremented before a push, decremented after a pop);
 /// they bound the empty-slab hysteresis, they are not an invariant.</para>
 /// </remarks>

@@ -119,10 +119,13 @@ internal static unsafe class HeapRecords
         int self = Environment.CurrentManagedThreadId;
         for (HeapRecord? r = Head; r != null; r = r.Next)
         {
-            var spin = new SpinWait();
-            // Not a reclaim this thread is in the middle of (a logger called back into Trim from it).
+            // Not a reclaim this thread is in the middle of (a logger called back into Trim from it). Spins and
+            // yields, never sleeps: Thread.Sleep is an interruptible wait, and Trim must not be interrupted.
             while ((Volatile.Read(ref r.StateWord) & StateMask) == StateReclaiming && Volatile.Read(ref r.ReclaimedBy) != self)
-                spin.SpinOnce();
+            {
+                Thread.SpinWait(20);
+                Thread.Yield();
+            }
         }
     }
 

@@ -94,7 +94,7 @@ internal static unsafe class ThreadCache
         s->Used++;
         ThreadHeap.AllocCountOf(h, sizeClass)++;
         h->RequestedBytes += (long)requested;
-        if (SlabOptions.Checked) SlabMeta.MarkAllocated(s, block);
+        if (SlabOptions.Checked) SuperslabHeader.MarkAllocated(block);
         return block;
     }
 
@@ -102,7 +102,7 @@ internal static unsafe class ThreadCache
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Free(SlabMeta* s, void* block, int index)
     {
-        if (SlabOptions.Checked) SlabMeta.MarkFreed(s, block, index);
+        if (SlabOptions.Checked) SuperslabHeader.MarkFreed(block);
         // The owner's heap vouches for the caller's stack only if the caller is the owner (StackHeapMap).
         var owner = (ThreadHeap*)s->Owner;
         byte marker;

@@ -23,7 +23,7 @@ public sealed unsafe class BlockStartTests
     {
         SlabMeta meta = default;
         SlabMeta* s = &meta;
-        SlabMeta.Format(s, FakeStart, sizeClass, globalIndex: 1, checkedBits: null);
+        SlabMeta.Format(s, FakeStart, sizeClass, globalIndex: 1);
         long block = SizeClasses.BlockBytes(sizeClass);
         long slabBytes = (long)SizeClasses.SpanSlots(sizeClass) * (long)Geometry.SlotBytes;
         foreach (int carved in new[] { 0, 1, s->Capacity / 2 + 1, s->Capacity })
@@ -44,7 +44,7 @@ public sealed unsafe class BlockStartTests
     {
         SlabMeta meta = default;
         SlabMeta* s = &meta;
-        SlabMeta.Format(s, FakeStart, 3, globalIndex: 1, checkedBits: null);
+        SlabMeta.Format(s, FakeStart, 3, globalIndex: 1);
         s->Carved = s->Capacity;
         // Low 32 bits 0 and 64: block starts, were it not for the high bits.
         Assert.Equal(-1, SlabMeta.BlockIndexOf(s, FakeStart + (1L << 32)));

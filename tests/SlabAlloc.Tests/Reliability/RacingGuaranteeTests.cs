@@ -23,7 +23,7 @@ public sealed class RacingGuaranteeTests
         // A double free into a slab with no block out is rejected, however many threads race on it.
         { "idle-double-free", "" },
         { "idle-double-free", "SLABALLOC_CHECKED=1" },
-        // Of simultaneous frees of one large block, exactly one returns; the block is cached or unmapped once.
+        // Of simultaneous frees (and a realloc) of one large block, exactly one returns; the block is cached or unmapped once.
         { "large-double-free", "" },
         { "large-double-free", "SLABALLOC_LARGE_CACHE_MB=0" },
         // A foreign pointer past a large block's mapping, while the block is freed and unmapped: rejected, no crash.
@@ -38,6 +38,8 @@ public sealed class RacingGuaranteeTests
         { "lifecycle", "SLABALLOC_THREAD_CACHE_LIMIT=4" },
         // No managed memory left: a thread's first free (its attach) still frees, and Trim still reclaims.
         { "managed-oom", "DOTNET_GCHeapHardLimit=0x4000000 SLABALLOC_DECAY_MS=0" },
+        // The first large block refused by the system: OutOfMemoryException, and large blocks work later.
+        { "first-large-refused", "" },
     };
 
     [Theory]
