@@ -55,7 +55,7 @@ static int Dispatch(string[] args)
         case "hotthread":
             return HotThread.Run(rest);
         case "threadcycles":
-            return ThreadCycles.Run(rest, allocatorOption);
+            return ThreadCycles.Run(rest, allocatorOption, int.Parse(TakeValue(rest, "--reps") ?? "3", CultureInfo.InvariantCulture));
         case "soak":
             return Soak.Run(rest);
         case "firstuse":

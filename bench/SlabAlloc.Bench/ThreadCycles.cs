@@ -37,10 +37,10 @@ internal static unsafe class ThreadCycles
 
     /// <param name="args">The arguments after the command, without <c>--allocator</c>.</param>
     /// <param name="allocator"><c>slab</c> or <c>native</c> for one run in this process; null to compare the two.</param>
-    public static int Run(IReadOnlyList<string> args, string? allocator)
+    /// <param name="reps">Runs of each allocator when comparing.</param>
+    public static int Run(IReadOnlyList<string> args, string? allocator, int reps)
     {
         var rest = args.ToList();
-        int reps = int.Parse(TakeValue(rest, "--reps") ?? "3", CultureInfo.InvariantCulture);
         int cycles = rest.Count > 0 ? int.Parse(rest[0], CultureInfo.InvariantCulture) : 10_000;
         int atOnce = rest.Count > 1 ? int.Parse(rest[1], CultureInfo.InvariantCulture) : 4;
         if (cycles < 1 || atOnce < 1 || reps < 1 || rest.Count > 2) throw new ArgumentException("threadcycles needs: [cycles] [threads-at-once] [--allocator slab|native] [--reps N], all positive");
@@ -181,16 +181,6 @@ internal static unsafe class ThreadCycles
     private static string Signed(long kib) => (kib >= 0 ? "+" : "") + Mib(kib);
     private static string MibBytes(long bytes) => (bytes / (1024.0 * 1024.0)).ToString("F2", CultureInfo.InvariantCulture);
     private static string SignedBytes(long bytes) => (bytes >= 0 ? "+" : "") + MibBytes(bytes);
-
-    private static string? TakeValue(List<string> args, string name)
-    {
-        int i = args.IndexOf(name);
-        if (i < 0) return null;
-        if (i + 1 >= args.Count) throw new ArgumentException($"{name} needs a value");
-        string value = args[i + 1];
-        args.RemoveRange(i, 2);
-        return value;
-    }
 
     /// <summary>Runs <paramref name="cycles"/> threads in waves, calling <paramref name="sample"/> between
     /// waves each time another <see cref="SampleEvery"/> cycles are done.</summary>

@@ -124,16 +124,18 @@ internal static unsafe class ThreadCache
         ref void* list = ref SlabOptions.ThreadCacheLimit == 0 ? ref s->Free : ref s->LocalFree;
         // A slab with no block out cannot take a free. Hardened: the commonest double free (the same block
         // twice in a row) would loop the list.
-        if (s->Used == 0 || (SlabOptions.Hardened && block == list)) ThrowHelper.ThrowDoubleFree(block);
+        // (Used is read once, into a local: the stores below would otherwise make the JIT read it again.)
+        int used = s->Used;
+        if (used == 0 || (SlabOptions.Hardened && block == list)) ThrowHelper.ThrowDoubleFree(block);
         SlabMeta.SetNext(s, block, list);
         list = block;
-        s->Used--;
+        s->Used = --used;
         ThreadHeap.FreeCountOf(h, s->ClassIndex)++;
         // A retained slab needs its owner's attention only when it was full (now it has a free block) or
         // has no block out any more; a free into any other slab is done here. (Testing NotListed first, so
         // that the current slab's free is decided by one compare, made Larson T=1 about 15% slower: most of
         // its frees land in retained slabs, and the JIT laid that path out of line.)
-        if (s->OwnerList == SlabMeta.RetainedFull || (s->Used == 0 && s->OwnerList != SlabMeta.NotListed)) FreeToRetained(h, s);
+        if (s->OwnerList == SlabMeta.RetainedFull || (used == 0 && s->OwnerList != SlabMeta.NotListed)) FreeToRetained(h, s);
     }
 
     /// <summary>A free the stack map could not vouch for: the owner's, if the thread-static says the
