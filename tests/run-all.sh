@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The whole test pipeline behind `./build.sh test` (which builds Release first):
+#   1. the test suite with the lock-free pool;
+#   2. the test suite again with the mutex pool, lock statistics and checked mode on, so both pools pass
+#      the same contract and stress tests;
+#   3. the NuGet package, and a sample that consumes the package (not the project) and runs the README's
+#      examples;
+#   4. 30 seconds of the soak: mixed workload, thread churn, stamped blocks, exact accounting, bounded RSS
+#      (an hour: ./build.sh soak --seconds 3600).
+# Every test but the long Stress category (run those with: ./build.sh test --filter Category=Stress).
+# Arguments go to `dotnet test`. Ends with one plain line that any CI reads: "tests: N passed, N failed",
+# after the names and messages of the tests that failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+results="$(mktemp -d)"
+trap 'rm -rf "$results"' EXIT
+filter=(--filter "Category!=Stress")
+for a in "$@"; do [ "$a" = "--filter" ] && filter=(); done
+status=0
+passed=0
+failed=0
+
+# $1 = pass name, rest = environment assignments. The console log is kept for the failure summary; the
+# trx file for the counts.
+run_suite() {
+  local name="$1"; shift
+  echo "=== test pass: $name ==="
+  env "$@" dotnet test tests/SlabAlloc.Tests/SlabAlloc.Tests.csproj -c Release --no-build -nologo \
+    "${filter[@]}" --logger "console;verbosity=normal" --logger "trx;LogFileName=$name.trx" \
+    --results-directory "$results" "${args[@]}" 2>&1 | tee "$results/$name.log" || status=1
+  local trx="$results/$name.trx" counters p f
+  if [ ! -f "$trx" ]; then failed=$((failed + 1)); status=1; return; fi # no results at all: the run did not happen
+  counters="$(grep -o '<Counters [^>]*>' "$trx" || true)"
+  p="$(sed -n 's/.* passed="\([0-9]*\)".*/\1/p' <<<"$counters")"
+  f="$(sed -n 's/.* failed="\([0-9]*\)".*/\1/p' <<<"$counters")"
+  [ -n "$p" ] || f=$(( ${f:-0} + 1 )) # a results file without counters: count the pass as failed
+  passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+  [ "${f:-0}" = 0 ] || status=1
+}
+
+# The name of every failed test of a pass, with the first lines of its message, for a CI log's tail.
+failures_of() {
+  awk -v pass="$1" '
+    /^  Failed / { print "FAILED [" pass "] " substr($0, 10); grab = 1; n = 0; next }
+    grab && /^  Error Message:/ { next }
+    grab && /^  Stack Trace:/ { grab = 0; next }
+    grab && n < 6 { print "    " $0; n++ }' "$results/$1.log"
+}
+
+args=("$@")
+run_suite lockfree SLABALLOC_POOL=lockfree
+run_suite mutex SLABALLOC_POOL=mutex SLABALLOC_LOCK_STATS=1 SLABALLOC_CHECKED=1
+
+echo "=== package and sample ==="
+rm -rf artifacts/packages artifacts/sample-packages
+if dotnet pack src/SlabAlloc/SlabAlloc.csproj -c Release -nologo -v quiet -o artifacts/packages &&
+   dotnet restore samples/SlabAlloc.Sample/SlabAlloc.Sample.csproj --packages artifacts/sample-packages -v quiet &&
+   dotnet run --project samples/SlabAlloc.Sample/SlabAlloc.Sample.csproj -c Release --no-restore; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); status=1
+fi
+
+echo "=== soak (30 s) ==="
+if dotnet bench/SlabAlloc.Bench/bin/Release/net10.0/SlabAlloc.Bench.dll soak --seconds 30; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); status=1
+fi
+
+summary="$(for pass in lockfree mutex; do [ -f "$results/$pass.log" ] && failures_of "$pass"; done)"
+[ -n "$summary" ] && printf '=== failed tests ===\n%s\n' "$summary"
+echo "tests: $passed passed, $failed failed"
+exit "$status"
