@@ -3,7 +3,7 @@
 # perf samples the process (timer-based: no hardware counters needed), the runtime writes its perf map,
 # and the JIT prints the method's Tier-1 code with its bytes; the samples that fall in the method are
 # mapped onto that listing. Inlined callees show up inside the caller (say which when you attribute
-# cost: ../shared/reference/inlining-and-confusing-profiles.txt).
+# cost: a profile of inlined code charges the callee's work to the caller).
 #   bench/perf-jit-annotate.sh SYMBOL_SUBSTRING JIT_METHOD_NAME command...
 # Example:
 #   bench/perf-jit-annotate.sh "Larson+Session" Exercise \

@@ -3,7 +3,7 @@ using System.Runtime.CompilerServices;
 namespace SlabAlloc.Bench;
 
 /// <summary>
-/// Page faults on a hot thread (../shared/reference/page-faults-on-a-hot-thread.txt): a thread runs a
+/// Page faults on a hot thread (a latency-critical loop stalls on each): a thread runs a
 /// steady-state loop that allocates and frees blocks of one size among a fixed number of slots, and
 /// counts its own page faults with <c>getrusage(RUSAGE_THREAD)</c>. Cold: the thread's code is warm
 /// (a loop over another size class ran first) but its cache for this size is not. Warmed: the same,
