@@ -19,27 +19,36 @@ usage: ./build.sh [command] [arguments]
   run [compare options]     (the default) the main job: the A/B comparison; --quick, --seconds S, --reps N,
                             --cycles C, --threads 1,2,4,8, --out DIR
   test [dotnet test options] every test with each pool, the package and sample, a 30 s soak (tests/run-all.sh)
-  selfcheck [threads] [rounds]
+workloads (bench/SlabAlloc.Workloads):
   larson sleep min max chunks rounds seed threads [--allocator slab|native] [--json] [--stats] [--after-load MS]
   midlarge threads cycles working_set seed [--allocator slab|native] [--json] [--stats] [--after-load MS]
-  soak [--seconds S] [--threads T] [--report-every R] [--seed N]
   hotthread [size] [slots] [iterations]
   pairs SIZE N | mixed N | fill N SIZE   [--allocator slab|native]
   threadcycles [cycles] [threads-at-once] [--allocator slab|native] [--reps N]
   firstuse [--allocator slab|native] [--after-load MS]
+correctness gate (tools/SlabAlloc.Soak):
+  soak [--seconds S] [--threads T] [--report-every R] [--seed N]
+  selfcheck [threads] [rounds]
+BenchmarkDotNet suites: dotnet run -c Release --project bench/SlabAlloc.Microbenchmarks -- --filter '*'
 USAGE
 }
 
+workloads=bench/SlabAlloc.Workloads/bin/Release/net10.0/SlabAlloc.Workloads.dll
+soak=tools/SlabAlloc.Soak/bin/Release/net10.0/SlabAlloc.Soak.dll
 cmd="${1:-run}"
 [ $# -gt 0 ] && shift
 case "$cmd" in
   run)
     dotnet build SlabAlloc.sln -c Release -nologo -v quiet
-    dotnet bench/SlabAlloc.Bench/bin/Release/net10.0/SlabAlloc.Bench.dll compare "$@"
+    dotnet "$workloads" compare "$@"
     ;;
-  selfcheck|larson|midlarge|soak|hotthread|pairs|mixed|fill|threadcycles|firstuse)
+  larson|midlarge|hotthread|pairs|mixed|fill|threadcycles|firstuse)
     dotnet build SlabAlloc.sln -c Release -nologo -v quiet
-    dotnet bench/SlabAlloc.Bench/bin/Release/net10.0/SlabAlloc.Bench.dll "$cmd" "$@"
+    dotnet "$workloads" "$cmd" "$@"
+    ;;
+  soak|selfcheck)
+    dotnet build SlabAlloc.sln -c Release -nologo -v quiet
+    dotnet "$soak" "$cmd" "$@"
     ;;
   test)
     dotnet build SlabAlloc.sln -c Release -nologo -v quiet

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What a process pays the first time it takes each allocation path (`SlabAlloc.Bench firstuse`), for
+# What a process pays the first time it takes each allocation path (`SlabAlloc.Workloads firstuse`), for
 # SlabAlloc JIT-compiled (the default build; first allocation loading SlabAlloc, and 50 ms after a
 # statistics call loaded it, so its start-up warm-up has run, and the same with the warm-up off), SlabAlloc published ReadyToRun (as an
 # application can ship it), mimalloc and glibc (through NativeMemory; mimalloc by LD_PRELOAD, both
@@ -12,10 +12,10 @@ cd "$(dirname "$0")/.."
 reps="${1:-7}"
 r2r="$(mktemp -d)"
 trap 'rm -rf "$r2r"' EXIT
-dotnet build bench/SlabAlloc.Bench/SlabAlloc.Bench.csproj -c Release -nologo -v quiet >/dev/null
-dotnet publish bench/SlabAlloc.Bench/SlabAlloc.Bench.csproj -c Release -r linux-x64 --self-contained false \
+dotnet build bench/SlabAlloc.Workloads/SlabAlloc.Workloads.csproj -c Release -nologo -v quiet >/dev/null
+dotnet publish bench/SlabAlloc.Workloads/SlabAlloc.Workloads.csproj -c Release -r linux-x64 --self-contained false \
   -p:PublishReadyToRun=true -o "$r2r" -nologo -v quiet >/dev/null
-jit=bench/SlabAlloc.Bench/bin/Release/net10.0/SlabAlloc.Bench.dll
+jit=bench/SlabAlloc.Workloads/bin/Release/net10.0/SlabAlloc.Workloads.dll
 mimalloc=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2
 [ -f "$mimalloc" ] || { echo "mimalloc is not installed (apt-get install libmimalloc2.0)" >&2; exit 1; }
 
@@ -26,7 +26,7 @@ for ((r = 0; r < reps; r++)); do
   dotnet "$jit" firstuse >> "$work/jit"
   dotnet "$jit" firstuse --after-load 50 >> "$work/loaded"
   SLABALLOC_WARMUP=0 dotnet "$jit" firstuse --after-load 50 >> "$work/cold"
-  dotnet "$r2r/SlabAlloc.Bench.dll" firstuse >> "$work/r2r"
+  dotnet "$r2r/SlabAlloc.Workloads.dll" firstuse >> "$work/r2r"
   SLABALLOC_WARMUP=0 LD_PRELOAD="$mimalloc" dotnet "$jit" firstuse --allocator native >> "$work/mimalloc"
   SLABALLOC_WARMUP=0 dotnet "$jit" firstuse --allocator native >> "$work/glibc"
 done
@@ -47,7 +47,7 @@ out=docs/results/firstuse.md
   echo "# First use of each allocation path"
   echo
   echo "Produced by \`bench/firstuse.sh $reps\` on $(date -u '+%Y-%m-%d %H:%M') UTC. Machine: $(nproc) cores,"
-  echo ".NET $(dotnet --list-runtimes | sed -n 's/^Microsoft.NETCore.App \([0-9.]*\).*/\1/p' | tail -1). Each run is a fresh process (\`SlabAlloc.Bench firstuse\`);"
+  echo ".NET $(dotnet --list-runtimes | sed -n 's/^Microsoft.NETCore.App \([0-9.]*\).*/\1/p' | tail -1). Each run is a fresh process (\`SlabAlloc.Workloads firstuse\`);"
   echo "median of $reps runs, wall time of one alloc+free in microseconds. In the first column the first"
   echo "allocation is what loads SlabAlloc, so its start-up warm-up (\`SLABALLOC_WARMUP\`) runs at the same"
   echo "moment on another thread; in the second, SlabAlloc was loaded 50 ms earlier (\`firstuse --after-load 50\`),"

@@ -14,9 +14,9 @@ for variant in compiled removed; do
   mkdir -p "$work/$variant"
   cp -r src bench "$work/$variant/"
   flag=(); [ "$variant" = removed ] && flag=(-p:SlabAllocLockStats=false)
-  dotnet build "$work/$variant/bench/SlabAlloc.Bench/SlabAlloc.Bench.csproj" -c Release -nologo -v quiet "${flag[@]}" >/dev/null
+  dotnet build "$work/$variant/bench/SlabAlloc.Workloads/SlabAlloc.Workloads.csproj" -c Release -nologo -v quiet "${flag[@]}" >/dev/null
 done
-dll() { echo "$work/$1/bench/SlabAlloc.Bench/bin/Release/net10.0/SlabAlloc.Bench.dll"; }
+dll() { echo "$work/$1/bench/SlabAlloc.Workloads/bin/Release/net10.0/SlabAlloc.Workloads.dll"; }
 
 declare -A results
 cases=("larson T=1|0.3 8 1000 5000 100 4141 1|" "larson T=2|0.3 8 1000 5000 100 4141 2|" "poolstress T=2|0.3 8 1000 5000 100 4141 2|SLABALLOC_THREAD_CACHE_LIMIT=4 SLABALLOC_EMPTY_SLABS_PER_CLASS=64")

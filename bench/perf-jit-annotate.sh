@@ -7,7 +7,7 @@
 #   bench/perf-jit-annotate.sh SYMBOL_SUBSTRING JIT_METHOD_NAME command...
 # Example:
 #   bench/perf-jit-annotate.sh "Larson+Session" Exercise \
-#       dotnet bench/SlabAlloc.Bench/bin/Release/net10.0/SlabAlloc.Bench.dll larson 3 8 1000 5000 100 4141 1
+#       dotnet bench/SlabAlloc.Workloads/bin/Release/net10.0/SlabAlloc.Workloads.dll larson 3 8 1000 5000 100 4141 1
 # Tier-1 code is used, or the on-stack-replacement code of a method that runs once (a benchmark loop;
 # with several OSR variants, the last one printed is used). Prints the share of all samples in the method, then the listing with a percentage per instruction
 # (samples land on the instruction after a stalled one). Needs perf (apt-get install linux-perf).

@@ -63,7 +63,7 @@ else
 fi
 
 echo "=== soak (30 s) ==="
-if dotnet bench/SlabAlloc.Bench/bin/Release/net10.0/SlabAlloc.Bench.dll soak --seconds 30; then
+if dotnet tools/SlabAlloc.Soak/bin/Release/net10.0/SlabAlloc.Soak.dll soak --seconds 30; then
   passed=$((passed + 1))
 else
   failed=$((failed + 1)); status=1

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using SlabAlloc.Testing;
 
 namespace SlabAlloc.Tests.Stress;
 
@@ -91,23 +92,25 @@ internal sealed unsafe class StressWorkload(int threads, int rounds, int operati
     {
         nuint size = NextSize(rng);
         int kind = rng.Next(10);
+        // Recorded in the stamp, so the alignment is checked wherever the block travels.
+        int alignmentLog = kind == 1 ? rng.Next(4, 13) : BlockStamp.BaseAlignmentLog;
         void* p = kind switch
         {
             0 => SlabMemory.AllocZeroed(size),
-            1 => SlabMemory.AlignedAlloc(size, (nuint)1 << rng.Next(4, 13)),
+            1 => SlabMemory.AlignedAlloc(size, (nuint)1 << alignmentLog),
             _ => SlabMemory.Alloc(size),
         };
         if (kind == 0 && ((byte*)p)[size - 1] != 0) throw new InvalidOperationException("AllocZeroed returned a dirty block");
         long id = Interlocked.Increment(ref _nextId);
         if (!_live.TryAdd((nint)p, id)) throw new InvalidOperationException($"0x{(nint)p:x} handed out while still live");
-        BlockStamp.Write(p, size, id);
+        BlockStamp.Write(p, size, alignmentLog, id);
         Interlocked.Increment(ref _allocations);
         return (nint)p;
     }
 
     private void Release(nint p)
     {
-        long id = BlockStamp.Verify((void*)p);
+        long id = BlockStamp.Verify((void*)p).Id;
         if (!_live.TryRemove(p, out long expected) || expected != id)
             throw new InvalidOperationException($"0x{p:x} freed but the live map says {(expected == 0 ? "not live" : "id " + expected)}, stamp says id {id}");
         SlabMemory.Free((void*)p);

@@ -1,0 +1,7 @@
+using System.Text.Json.Serialization;
+
+namespace SlabAlloc.Workloads;
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
+[JsonSerializable(typeof(RunFigures))]
+internal sealed partial class BenchJson : JsonSerializerContext { }

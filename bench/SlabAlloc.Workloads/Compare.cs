@@ -1,0 +1,124 @@
+using System.Diagnostics;
+using System.Globalization;
+
+namespace SlabAlloc.Workloads;
+
+/// <summary>
+/// The main job: the A/B comparison of SlabAlloc's lock-free and mutex pools against glibc and the
+/// peer allocators, on Larson and mid-large, at 1, 2, 4 and 8 threads. Every run is a child process
+/// (so LD_PRELOAD can swap the allocator under the very same harness); runs are interleaved
+/// (A B C ... A B C ...), each cell repeated with the first repetition dropped, and reported as the
+/// median with min and max.
+/// </summary>
+internal static class Compare
+{
+    /// <summary>Larson with thread caches limited to 4 blocks, so most operations reach the shared pool:
+    /// the setting where the pool itself is the bottleneck (SlabAlloc's two pools only).</summary>
+    public const string PoolStress = "poolstress";
+    private static readonly Dictionary<string, string> PoolStressEnvironment = new()
+    {
+        ["SLABALLOC_THREAD_CACHE_LIMIT"] = "4",
+        ["SLABALLOC_EMPTY_SLABS_PER_CLASS"] = "64",
+    };
+
+    public sealed record Options(double LarsonSeconds, int Repetitions, int[] Threads, string OutputDirectory, int MidLargeCycles);
+
+    public static int Run(List<string> args)
+    {
+        Options options = ParseOptions(args);
+        IReadOnlyList<Contender> contenders = Contender.Available(out IReadOnlyList<string> missing);
+        if (missing.Count > 0)
+            Console.WriteLine($"not installed, skipped: {string.Join(", ", missing)} — install with: apt-get install libmimalloc2.0 libjemalloc2 libtcmalloc-minimal4");
+
+        var workloads = new[] { "larson", "midlarge", PoolStress };
+        var plan = new List<(int Rep, string Workload, int Threads, Contender Who)>();
+        for (int rep = 0; rep < options.Repetitions; rep++)
+            foreach (string w in workloads)
+                foreach (int t in options.Threads)
+                    foreach (Contender c in contenders)
+                        if (w != PoolStress || c.Allocator == "slab") plan.Add((rep, w, t, c));
+
+        Console.WriteLine($"A/B comparison: {contenders.Count} allocators x {workloads.Length} workloads x threads {string.Join(",", options.Threads)} x {options.Repetitions} repetitions (first dropped) = {plan.Count} runs");
+        var results = new List<(Cell Cell, RunFigures Figures)>();
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < plan.Count; i++)
+        {
+            var (rep, workload, threads, who) = plan[i];
+            Console.Error.Write($"\r[{i + 1,3}/{plan.Count}] {workload,-8} T={threads} {who.Name,-13} rep {rep + 1}/{options.Repetitions}  {clock.Elapsed:mm\\:ss} ");
+            RunFigures figures = RunChild(who, workload, threads, options);
+            if (rep > 0) results.Add((new Cell(workload, threads, who.Name), figures));
+        }
+        Console.Error.WriteLine();
+
+        var summary = Summary.Build(results, contenders.Select(c => c.Name).ToList());
+        Console.WriteLine();
+        Console.WriteLine(summary.ToTerminalTable());
+        string command = "./build.sh" + (args.Count > 0 ? " " + string.Join(' ', args) : "");
+        ResultsWriter.Write(options.OutputDirectory, summary, command, clock.Elapsed, options);
+        Console.WriteLine(summary.LockCheck());
+        Console.WriteLine(summary.MemoryTarget());
+        Console.WriteLine($"written: {Path.GetRelativePath(Environment.CurrentDirectory, options.OutputDirectory)}/ab-latest.{{md,csv}}, ab-*.png ({clock.Elapsed.TotalSeconds:F0} s)");
+        return summary.LockFreeTookNoLock ? 0 : 1;
+    }
+
+    private static RunFigures RunChild(Contender who, string workload, int threads, Options options)
+    {
+        string dll = typeof(Compare).Assembly.Location;
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(dll);
+        psi.ArgumentList.Add(workload == PoolStress ? "larson" : workload);
+        IEnumerable<string> workloadArgs = workload != "midlarge"
+            ? [options.LarsonSeconds.ToString(CultureInfo.InvariantCulture), "8", "1000", "5000", "100", "4141", threads.ToString(CultureInfo.InvariantCulture)]
+            : [threads.ToString(CultureInfo.InvariantCulture), options.MidLargeCycles.ToString(CultureInfo.InvariantCulture), "2048", "42"];
+        foreach (string a in workloadArgs) psi.ArgumentList.Add(a);
+        psi.ArgumentList.Add("--allocator");
+        psi.ArgumentList.Add(who.Allocator);
+        psi.ArgumentList.Add("--json");
+        foreach (string key in psi.Environment.Keys.Where(k => k.StartsWith("SLABALLOC_", StringComparison.Ordinal) || k == "LD_PRELOAD").ToList())
+            psi.Environment.Remove(key);
+        foreach (var (key, value) in who.Environment) psi.Environment[key] = value;
+        if (workload == PoolStress) foreach (var (key, value) in PoolStressEnvironment) psi.Environment[key] = value;
+
+        using Process p = Process.Start(psi) ?? throw new InvalidOperationException("could not start a benchmark process");
+        Task<string> stderr = p.StandardError.ReadToEndAsync();
+        string stdout = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        string json = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).LastOrDefault(l => l.StartsWith('{')) ?? "";
+        if (p.ExitCode != 0 || json.Length == 0)
+            throw new InvalidOperationException($"{workload} T={threads} {who.Name} failed (exit {p.ExitCode}):\n{stdout}\n{stderr.Result}");
+        return RunFigures.FromJson(json);
+    }
+
+    private static Options ParseOptions(List<string> args)
+    {
+        double seconds = 0.4;
+        int reps = 5, cycles = 1_000_000;
+        int[] threads = [1, 2, 4, 8];
+        string? output = null;
+        for (int i = 0; i < args.Count; i++)
+        {
+            string Value() => i + 1 < args.Count ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
+            switch (args[i])
+            {
+                case "--quick": seconds = 0.2; reps = 2; threads = [1, 2]; cycles = 10000; break;
+                case "--seconds": seconds = double.Parse(Value(), CultureInfo.InvariantCulture); break;
+                case "--reps": reps = Math.Max(2, int.Parse(Value(), CultureInfo.InvariantCulture)); break;
+                case "--cycles": cycles = int.Parse(Value(), CultureInfo.InvariantCulture); break;
+                case "--threads": threads = Value().Split(',').Select(int.Parse).ToArray(); break;
+                case "--out": output = Value(); break;
+                default: throw new ArgumentException($"unknown compare option '{args[i]}'");
+            }
+        }
+        return new Options(seconds, reps, threads, output ?? Path.Combine(RepositoryRoot(), "docs", "results"), cycles);
+    }
+
+    private static string RepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "SlabAlloc.sln"))) return dir.FullName;
+        return Environment.CurrentDirectory;
+    }
+}
+
+/// <summary>One cell of the comparison: a workload at a thread count with one allocator.</summary>
+internal readonly record struct Cell(string Workload, int Threads, string Contender);

@@ -1,0 +1,114 @@
+using System.Globalization;
+using SlabAlloc.Workloads;
+
+CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+try
+{
+    return Dispatch(args);
+}
+catch (ArgumentException e)
+{
+    Console.Error.WriteLine($"SlabAlloc.Workloads: {e.Message}");
+    Console.Error.WriteLine(Usage);
+    return 2;
+}
+
+static int Dispatch(string[] args)
+{
+    // No default command: which measurement to take is the caller's choice (./build.sh runs the main job,
+    // compare). The quick correctness check, selfcheck, is a gate rather than a measurement: tools/SlabAlloc.Soak.
+    if (args.Length == 0) throw new ArgumentException("no command");
+    var rest = args.Skip(1).ToList();
+    bool json = Take(rest, "--json");
+    string? allocatorOption = TakeValue(rest, "--allocator");
+    string allocator = allocatorOption ?? "slab";
+    bool stats = Take(rest, "--stats");
+    // --after-load MS (larson, midlarge): SlabAlloc is loaded (its start-up thread begins) MS milliseconds
+    // before the workload starts, as a preloaded native allocator is initialized before main; the same for
+    // --allocator native, whose runs set SLABALLOC_WARMUP=0. Without it, the run's first call loads SlabAlloc.
+    if (args[0] is "larson" or "midlarge" && TakeValue(rest, "--after-load") is string afterLoad)
+    {
+        _ = SlabAlloc.SlabMemory.GetLockStatistics(); // allocates nothing
+        Thread.Sleep(int.Parse(afterLoad, System.Globalization.CultureInfo.InvariantCulture));
+    }
+    switch (args[0])
+    {
+        case "larson":
+        {
+            var a = Larson.Parse(rest);
+            RunFigures r = allocator == "native" ? Larson.Run<NativeAllocator>(a) : Larson.Run<SlabAllocator>(CheckSlab(allocator, a));
+            Console.WriteLine(json ? r.ToJson() : $"Throughput = {r.OpsPerSecond,8:F0} operations per second, relative time: {1e9 / r.OpsPerSecond:F3}s. {MemoryLine(r)}");
+            PrintStatistics(stats, allocator);
+            return 0;
+        }
+        case "midlarge":
+        {
+            var a = MidLarge.Parse(rest);
+            RunFigures r = allocator == "native" ? MidLarge.Run<NativeAllocator>(a) : MidLarge.Run<SlabAllocator>(CheckSlab(allocator, a));
+            Console.WriteLine(json ? r.ToJson() : $"Throughput = {r.OpsPerSecond:F0} ops/s [t={a.Threads} iter={a.Cycles} ws={a.WorkingSet}] time={r.Seconds:F3}s {MemoryLine(r)}");
+            PrintStatistics(stats, allocator);
+            return 0;
+        }
+        case "compare":
+            return Compare.Run(rest);
+        case "hotthread":
+            return HotThread.Run(rest);
+        case "threadcycles":
+            return ThreadCycles.Run(rest, allocatorOption, int.Parse(TakeValue(rest, "--reps") ?? "3", CultureInfo.InvariantCulture));
+        case "firstuse":
+            return FirstUse.Run(rest, allocator);
+        case "pairs" or "mixed" or "fill":
+            return MicroLoops.Run(args[0], rest, allocator);
+        default:
+            throw new ArgumentException($"unknown command '{args[0]}'");
+}
+}
+
+static string MemoryLine(RunFigures r) =>
+    $"Memory: live peak {Mib(r.LiveBytesPeak):F1} MiB, RSS peak {r.PeakRssKiB / 1024.0:F1} - baseline {r.BaselineRssKiB / 1024.0:F1} = growth {r.RssGrowthKiB / 1024.0:F1} MiB" +
+    (r.SlabMappedBytes > 0 ? $", slab mapped {Mib(r.SlabMappedBytes):F1} MiB." : ".");
+
+// --stats: SlabAlloc's statistics at the end of the run, on stderr (the result line stays alone on stdout).
+static void PrintStatistics(bool stats, string allocator)
+{
+    if (stats && allocator == "slab") Console.Error.WriteLine(SlabAlloc.SlabMemory.GetStatistics());
+}
+
+static double Mib(long bytes) => bytes / (1024.0 * 1024.0);
+
+static T CheckSlab<T>(string allocator, T a) =>
+    allocator == "slab" ? a : throw new ArgumentException($"--allocator must be slab or native, not '{allocator}'");
+
+static bool Take(List<string> args, string flag) => args.Remove(flag);
+
+static string? TakeValue(List<string> args, string flag)
+{
+    int i = args.IndexOf(flag);
+    if (i < 0) return null;
+    if (i + 1 >= args.Count) throw new ArgumentException($"{flag} needs a value");
+    string value = args[i + 1];
+    args.RemoveRange(i, 2);
+    return value;
+}
+
+partial class Program
+{
+    internal const string Usage = """
+        usage: SlabAlloc.Workloads <command> ...
+          larson sleep_sec min_size max_size chunks_per_thread rounds seed threads [--allocator slab|native] [--json] [--stats] [--after-load MS]
+          midlarge threads cycles working_set seed [--allocator slab|native] [--json] [--stats] [--after-load MS]
+                                                  (--after-load: SlabAlloc loaded MS milliseconds before the workload starts)
+          compare [--quick] [--seconds S] [--reps N] [--cycles C] [--threads 1,2,4,8] [--out DIR]
+          pairs SIZE N [--allocator slab|native]      (for callgrind: N alloc+free pairs)
+          mixed N [--allocator slab|native]           (N batches of 1000 allocations then 1000 frees)
+          fill N SIZE [--allocator slab|native]       (N blocks allocated then freed: on fresh memory, then reused)
+          hotthread [size] [slots] [iterations]       (page faults of a hot thread, cold vs ReserveThreadCache)
+          threadcycles [cycles] [threads-at-once] [--allocator slab|native] [--reps N]
+                                              (memory across thread create/exit cycles: process RSS against NativeMemory,
+                                               in child processes, and SlabAlloc's mapped memory; default 10000 4, 3 reps)
+          firstuse [--allocator slab|native] [--after-load MS]  (run in a fresh process: the cost of each allocation path's first use;
+                                                  --after-load: SlabAlloc loaded MS milliseconds before the first allocation)
+        The soak and the self-check are tools/SlabAlloc.Soak (./build.sh soak, ./build.sh selfcheck).
+        """;
+}

@@ -1,0 +1,84 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+using ScottPlot;
+
+namespace SlabAlloc.Workloads;
+
+/// <summary>Writes the comparison to <c>docs/results/</c>: Markdown and CSV tables and one PNG
+/// chart per workload (threads against throughput, one line per allocator).</summary>
+internal static class ResultsWriter
+{
+    public static void Write(string directory, Summary summary, string command, TimeSpan elapsed, Compare.Options options)
+    {
+        Directory.CreateDirectory(directory);
+        File.WriteAllText(Path.Combine(directory, "ab-latest.csv"), summary.ToCsv());
+        string md = $"""
+            # A/B comparison: SlabAlloc lock-free vs mutex pool vs native allocators
+
+            Produced by `{command}` on {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC in {elapsed.TotalSeconds:F0} s.
+
+            Machine: {MachineDescription()}
+
+            Workloads: Larson `{options.LarsonSeconds} 8 1000 5000 100 4141 T` and mid-large `T {options.MidLargeCycles} 2048 42`,
+            T = {string.Join(", ", options.Threads)}, {options.Repetitions} runs per cell; `poolstress` is the same Larson with
+            thread caches limited to 4 blocks (`SLABALLOC_THREAD_CACHE_LIMIT=4`), so most operations reach the shared pool,
+            run for SlabAlloc's two pools only. Each cell is the median of its runs after the first was
+            dropped, with min and max; runs were interleaved across allocators. `x 1T` is the speed-up over
+            the same allocator at 1 thread, `x glibc` the ratio to glibc malloc through `NativeMemory` in the
+            same harness. Lock and CAS columns are SlabAlloc's own statistics (`SLABALLOC_LOCK_STATS=1`);
+            context switches, page faults and peak RSS are the child process's, from /proc. `live MiB` is
+            the most bytes the workload held at once, as requested sizes (Larson: exact, summed at the end
+            of the warm-up and at the stop; mid-large: the sum of each thread's own peak, an upper bound);
+            `RSS growth MiB` is peak RSS less the RSS read just before the first allocation, that is, the
+            allocator's footprint (and the workload threads') beyond the .NET runtime's.
+
+            ![Larson](ab-larson.png)
+            ![mid-large](ab-midlarge.png)
+            ![pool stress](ab-poolstress.png)
+
+            {summary.ToMarkdown()}
+            {summary.LockCheck()}
+
+            {summary.MemoryTarget()}
+            """;
+        File.WriteAllText(Path.Combine(directory, "ab-latest.md"), md);
+        foreach (string workload in summary.Rows.Select(r => r.Cell.Workload).Distinct())
+            Chart(summary, workload, Path.Combine(directory, $"ab-{workload}.png"));
+    }
+
+    private static void Chart(Summary summary, string workload, string path)
+    {
+        var plot = new Plot();
+        foreach (string contender in summary.Contenders)
+        {
+            var rows = summary.Rows.Where(r => r.Cell.Workload == workload && r.Cell.Contender == contender).OrderBy(r => r.Cell.Threads).ToArray();
+            if (rows.Length == 0) continue;
+            var line = plot.Add.Scatter(rows.Select(r => (double)r.Cell.Threads).ToArray(), rows.Select(r => r.MedianOps / 1e6).ToArray());
+            line.LegendText = contender;
+            line.LineWidth = contender.StartsWith("slab", StringComparison.Ordinal) ? 3 : 1.5f;
+            line.MarkerSize = 7;
+        }
+        plot.Title(workload switch
+        {
+            "larson" => "Larson (8-1000 B, thread churn): throughput by threads, 2 cores",
+            "midlarge" => "mid-large (8-34 KiB): throughput by threads, 2 cores",
+            _ => "Larson with 4-block thread caches (the pool is the bottleneck), 2 cores",
+        });
+        plot.XLabel("threads");
+        plot.YLabel("million operations per second (median)");
+        plot.Axes.SetLimitsY(0, summary.Rows.Where(r => r.Cell.Workload == workload).Max(r => r.MaxOps) / 1e6 * 1.1);
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
+            summary.Rows.Select(r => r.Cell.Threads).Distinct().Select(t => new Tick(t, t.ToString(CultureInfo.InvariantCulture))).ToArray());
+        plot.ShowLegend(Alignment.LowerRight);
+        plot.SavePng(path, 900, 520);
+    }
+
+    private static string MachineDescription()
+    {
+        string cpu = "unknown CPU";
+        if (File.Exists("/proc/cpuinfo"))
+            cpu = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? cpu;
+        long memGiB = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes >> 30;
+        return $"{cpu}, {Environment.ProcessorCount} cores, {memGiB} GiB, {RuntimeInformation.OSDescription}, .NET {Environment.Version}";
+    }
+}
