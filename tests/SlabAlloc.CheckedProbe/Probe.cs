@@ -1,0 +1,97 @@
+namespace SlabAlloc.CheckedProbe;
+
+/// <summary>
+/// What every scenario shares: the output protocol (a failure is a line of its own, and <c>PROBE_OK</c>
+/// comes last only when nothing failed), the stamps that show whether a block was overwritten, and the
+/// final check that the allocator still works with exact accounting.
+/// </summary>
+internal static unsafe class Probe
+{
+    /// <summary>What an entry returns when its arguments do not parse: the dispatcher prints the usage
+    /// and exits with 2.</summary>
+    public const int BadArguments = -1;
+
+    private static bool s_failed;
+
+    /// <summary>True once any check of this process has failed.</summary>
+    public static bool Failed => s_failed;
+
+    /// <summary>Prints <paramref name="line"/> and marks the probe failed (exit code 1, no <c>PROBE_OK</c>).
+    /// Called from any thread.</summary>
+    public static void Fail(string line)
+    {
+        Console.WriteLine(line);
+        s_failed = true;
+    }
+
+    /// <summary>An exception's message on one line: the tests read the output line by line.</summary>
+    public static string OneLine(string message) => message.ReplaceLineEndings(" ");
+
+    /// <summary>The end of a scenario that went its course: checks that the allocator still works and that
+    /// <c>BlocksInUse</c> comes back to <paramref name="baseline"/>, then prints <c>PROBE_OK</c> and returns 0,
+    /// or returns 1 when this or any earlier check failed.</summary>
+    public static int Finish(long baseline)
+    {
+        CheckAllocatorWorks(baseline);
+        if (s_failed) return 1;
+        Console.WriteLine("PROBE_OK");
+        return 0;
+    }
+
+    /// <summary>Allocates a block of each of ten sizes from 1 to 300,000 bytes, stamps them, and checks that
+    /// none overlaps another and that the count of blocks in use is exact while they are out and after they
+    /// are freed. Prints <c>ALLOCATOR_WORKS</c>, or a failure line.</summary>
+    public static void CheckAllocatorWorks(long baseline)
+    {
+        nuint[] sizes = { 1, 16, 64, 100, 1000, 1025, 8192, 20000, 65536, 300_000 };
+        var blocks = new nuint[sizes.Length];
+        for (int i = 0; i < sizes.Length; i++)
+        {
+            var p = (byte*)SlabMemory.Alloc(sizes[i]);
+            Stamp(p, sizes[i], (byte)(i + 1));
+            blocks[i] = (nuint)p;
+        }
+        long inUse = SlabMemory.GetStatistics().BlocksInUse;
+        if (inUse != baseline + sizes.Length) Fail($"ACCOUNTING_WRONG: BlocksInUse {inUse} with {sizes.Length} blocks out, expected {baseline + sizes.Length}");
+        for (int i = 0; i < sizes.Length; i++)
+        {
+            if (!Verify((byte*)blocks[i], sizes[i], (byte)(i + 1))) Fail($"ALLOCATOR_BROKEN: the {sizes[i]}-byte block overlaps another");
+            SlabMemory.Free((void*)blocks[i]);
+        }
+        long end = SlabMemory.GetStatistics().BlocksInUse;
+        if (end != baseline) Fail($"ACCOUNTING_WRONG: BlocksInUse {end} at the end, expected {baseline}");
+        else Console.WriteLine($"ALLOCATOR_WORKS: BlocksInUse {end}");
+    }
+
+    /// <summary>Writes a pattern that depends on <paramref name="seed"/> and on each byte's offset, so that
+    /// another block written over this one (or this one over another) shows in <see cref="Verify"/>.</summary>
+    public static void Stamp(byte* p, nuint size, byte seed)
+    {
+        for (nuint i = 0; i < size; i++) p[i] = (byte)(seed + i * 7);
+    }
+
+    /// <summary>True when the <paramref name="size"/> bytes at <paramref name="p"/> still hold the pattern
+    /// <see cref="Stamp"/> wrote with <paramref name="seed"/>.</summary>
+    public static bool Verify(byte* p, nuint size, byte seed)
+    {
+        for (nuint i = 0; i < size; i++)
+            if (p[i] != (byte)(seed + i * 7)) return false;
+        return true;
+    }
+
+    /// <summary>A logger factory whose loggers print every error as a <c>LOGGED_ERROR</c> line: what SlabAlloc
+    /// logs shows in the output whichever thread met the problem.</summary>
+    public sealed class ErrorPrinter : Microsoft.Extensions.Logging.ILoggerFactory, Microsoft.Extensions.Logging.ILogger
+    {
+        public Microsoft.Extensions.Logging.ILogger CreateLogger(string categoryName) => this;
+        public void AddProvider(Microsoft.Extensions.Logging.ILoggerProvider provider) { }
+        public void Dispose() { }
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => logLevel >= Microsoft.Extensions.Logging.LogLevel.Error;
+        public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state,
+            Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (IsEnabled(logLevel)) Console.WriteLine($"LOGGED_ERROR: {formatter(state, exception)}");
+        }
+    }
+}
