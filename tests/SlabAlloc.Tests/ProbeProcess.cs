@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Reflection;
+using SlabAlloc.Tests.Runtime;
 
 namespace SlabAlloc.Tests;
 

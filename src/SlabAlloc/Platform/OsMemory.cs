@@ -1,6 +1,7 @@
 using System;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using SlabAlloc.Support;
 
 namespace SlabAlloc.Platform;
 
@@ -42,12 +43,9 @@ internal static unsafe class OsMemory
         if (UsesMmap) LibC.EnsureResolver();
     }
 
-    /// <summary>The mapping limit in bytes (0 = none), from <see cref="SlabOptions.MaxMappedMiB"/>; tests may change it.</summary>
-    internal static long LimitBytes = (long)SlabOptions.MaxMappedMiB << 20;
-
     private static long s_refusedByLimit;
 
-    /// <summary>Reservations refused because they would have passed <see cref="LimitBytes"/>.</summary>
+    /// <summary>Reservations refused because they would have passed <see cref="AdjustableSettings.MappingLimitBytes"/>.</summary>
     public static long RefusedByLimit => Volatile.Read(ref s_refusedByLimit);
 
     /// <summary>Bytes currently reserved from the system through this layer.</summary>
@@ -71,7 +69,7 @@ internal static unsafe class OsMemory
     private static bool TryCount(nuint bytes)
     {
         long after = Interlocked.Add(ref s_mappedBytes, (long)bytes);
-        long limit = Volatile.Read(ref LimitBytes);
+        long limit = Volatile.Read(ref AdjustableSettings.MappingLimitBytes);
         if (limit == 0 || after <= limit) return true;
         Interlocked.Add(ref s_mappedBytes, -(long)bytes);
         Interlocked.Increment(ref s_refusedByLimit);

@@ -91,7 +91,8 @@ internal static unsafe class ThreadStacks
 
     /// <summary>The mapping of /proc/self/maps that holds <paramref name="address"/>.</summary>
     /// <remarks>Read with plain system calls into a stack buffer and parsed as bytes: the managed file
-    /// and text stack cost the main thread's first allocation about 2 ms the first time it was used.</remarks>
+    /// and text stack's first use is costly, and this runs on a thread's first allocation
+    /// (docs/design-measurements.md, "Reading /proc/self/maps").</remarks>
     internal static bool TryFindMapping(nuint address, out nuint start, out nuint end)
     {
         start = end = 0;

@@ -1,4 +1,4 @@
-using SlabAlloc.Core;
+using SlabAlloc.Support;
 
 namespace SlabAlloc.Pool;
 
@@ -27,7 +27,7 @@ internal sealed class AdaptiveMutex
     {
         if (_lock.TryEnter())
         {
-            if (LockStatistics.Enabled) LockStatistics.RecordLock(path, contended: false, spins: 0, blocked: false);
+            if (LockCounters.Enabled) LockCounters.RecordLock(path, contended: false, spins: 0, blocked: false);
             return;
         }
         for (int spin = 1; spin <= SpinLimit; spin++)
@@ -35,12 +35,12 @@ internal sealed class AdaptiveMutex
             Thread.SpinWait(8);
             if (_lock.TryEnter())
             {
-                if (LockStatistics.Enabled) LockStatistics.RecordLock(path, contended: true, spins: spin, blocked: false);
+                if (LockCounters.Enabled) LockCounters.RecordLock(path, contended: true, spins: spin, blocked: false);
                 return;
             }
         }
         Uninterruptible.Enter(_lock);
-        if (LockStatistics.Enabled) LockStatistics.RecordLock(path, contended: true, spins: SpinLimit, blocked: true);
+        if (LockCounters.Enabled) LockCounters.RecordLock(path, contended: true, spins: SpinLimit, blocked: true);
     }
 
     public void Exit() => _lock.Exit();

@@ -2,7 +2,7 @@ using System.Runtime.CompilerServices;
 
 namespace SlabAlloc.Pool;
 
-/// <summary>The two code paths of the shared pool that a guard protects, as in the seed analysis.</summary>
+/// <summary>The two code paths of the shared pool that a guard protects (and the lock statistics count separately).</summary>
 internal enum PoolPath
 {
     /// <summary>Getting a slab for a thread cache (stages 1-3).</summary>

@@ -1,4 +1,5 @@
-using SlabAlloc.Core;
+using SlabAlloc.Memory;
+using SlabAlloc.Support;
 
 namespace SlabAlloc.Pool;
 
@@ -23,14 +24,14 @@ namespace SlabAlloc.Pool;
 internal abstract unsafe class SlabPool
 {
     /// <summary>The process-wide pool, of the kind <c>SLABALLOC_POOL</c> chose at start-up.</summary>
-    public static readonly SlabPool Shared = SlabOptions.Pool == SlabPoolKind.Mutex
-        ? new SharedSlabPool<CoarseLock>(new CoarseLock(new AdaptiveMutex()), SlabPoolKind.Mutex)
-        : new SharedSlabPool<NoLock>(default, SlabPoolKind.LockFree);
+    public static readonly SlabPool Shared = SlabOptions.MutexPool
+        ? new SharedSlabPool<CoarseLock>(new CoarseLock(new AdaptiveMutex()), isMutex: true)
+        : new SharedSlabPool<NoLock>(default, isMutex: false);
 
-    protected SlabPool(SlabPoolKind kind) => Kind = kind;
+    protected SlabPool(bool isMutex) => IsMutex = isMutex;
 
-    /// <summary>Lock-free or mutex.</summary>
-    public SlabPoolKind Kind { get; }
+    /// <summary>True for the mutex pool (<c>SLABALLOC_POOL=mutex</c>), false for the lock-free one.</summary>
+    public bool IsMutex { get; }
 
     /// <summary>Which stage served acquisitions, and how the pool was exercised.</summary>
     public readonly PoolCounters Counters = new();
@@ -51,15 +52,12 @@ internal abstract unsafe class SlabPool
     public abstract int SharedEmptySlabs { get; }
 
     /// <summary>Releases the empty slabs (in the class lists and the reserve) that no acquisition needed
-    /// since the previous call (done by itself every <see cref="DecayMs"/> on a release); returns how many.</summary>
+    /// since the previous call (done by itself every <see cref="AdjustableSettings.DecayMs"/> on a release); returns how many.</summary>
     public abstract int Decay();
 
-    /// <summary>The automatic decay, budgeted as on a release, if <see cref="DecayMs"/> has passed since the
+    /// <summary>The automatic decay, budgeted as on a release, if <see cref="AdjustableSettings.DecayMs"/> has passed since the
     /// last decay; otherwise nothing. For the periodic upkeep of a process that releases nothing.</summary>
     public abstract void DecayIfDue();
-
-    /// <summary>Milliseconds between decays, 0 for none: <see cref="SlabOptions.DecayMs"/>, settable for tests.</summary>
-    internal static int DecayMs = SlabOptions.DecayMs;
 
     /// <summary>Releases every empty slab (including partial ones that became empty) and returns
     /// empty superslabs to the system. A slab found corrupt (a cyclic remote-free list, logged where

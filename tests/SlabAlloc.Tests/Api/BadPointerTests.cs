@@ -1,8 +1,9 @@
 using System.Diagnostics;
 using System.Reflection;
 using System.Runtime.InteropServices;
-using SlabAlloc.Core;
+using SlabAlloc.Memory;
 using SlabAlloc.Platform;
+using SlabAlloc.Tests.Model;
 using static SlabAlloc.Tests.ProbeProcess;
 
 namespace SlabAlloc.Tests.Api;

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using SlabAlloc.Tests.Model;
 
 namespace SlabAlloc.Tests.Api;
 

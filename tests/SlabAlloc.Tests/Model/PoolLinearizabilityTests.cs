@@ -1,8 +1,9 @@
 using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using CsCheck;
-using SlabAlloc.Core;
+using SlabAlloc.Memory;
 using SlabAlloc.Pool;
+using SlabAlloc.Tests.Pool;
 
 namespace SlabAlloc.Tests.Model;
 
@@ -145,15 +146,15 @@ public sealed unsafe class PoolLinearizabilityTests
         }
 
         /// <summary>The slab's own invariant once its remote frees are collected (adoption does that):
-        /// <c>Carved == Used + |Free| + |LocalFree|</c>, every link readable (hardened mode checks each).</summary>
+        /// <c>Carved == Used + |Free| + |SetAside|</c>, every link readable (hardened mode checks each).</summary>
         private static string? CheckLists(SlabMeta* s)
         {
             try
             {
-                int free = Count(s, s->Free), local = Count(s, s->LocalFree);
+                int free = Count(s, s->Free), local = Count(s, s->SetAside);
                 if (free < 0 || local < 0) return $"slab 0x{(nint)s:x} has a free list longer than the slab";
                 if (s->Carved > s->Capacity || s->Carved != s->Used + free + local)
-                    return $"slab 0x{(nint)s:x}: Carved {s->Carved} (of {s->Capacity}) != Used {s->Used} + Free {free} + LocalFree {local}";
+                    return $"slab 0x{(nint)s:x}: Carved {s->Carved} (of {s->Capacity}) != Used {s->Used} + Free {free} + SetAside {local}";
                 return null;
             }
             catch (Exception e) { return $"slab 0x{(nint)s:x}: {e.GetType().Name} walking its free lists: {e.Message}"; }

@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
 using SlabAlloc.Pool;
+using SlabAlloc.Support;
+using SlabAlloc.Tests.Model;
 
 namespace SlabAlloc.Tests.Pool;
 
@@ -24,7 +26,7 @@ public sealed unsafe class PartialSweepTests
         SlabStatistics baseline = SlabMemory.GetStatistics();
         long sweepsBefore = Volatile.Read(ref SlabPool.Shared.Counters.PartialSweeps);
         long emptiedBefore = Volatile.Read(ref SlabPool.Shared.Counters.PartialsEmptied);
-        int decayBefore = SlabPool.DecayMs;
+        int decayBefore = AdjustableSettings.DecayMs;
         var handedOn = new ConcurrentQueue<nint>();
         int corrupt = 0;
         bool done = false;
@@ -34,7 +36,7 @@ public sealed unsafe class PartialSweepTests
             if (*(long*)p != (p ^ Stamp)) Interlocked.Increment(ref corrupt);
         }
 
-        SlabPool.DecayMs = 1;
+        AdjustableSettings.DecayMs = 1;
         var sweeper = new Thread(() => { while (!Volatile.Read(ref done)) SlabPool.Shared.DecayIfDue(); });
         try
         {
@@ -85,7 +87,7 @@ public sealed unsafe class PartialSweepTests
         {
             Volatile.Write(ref done, true);
             sweeper.Join();
-            SlabPool.DecayMs = decayBefore;
+            AdjustableSettings.DecayMs = decayBefore;
         }
 
         Assert.Equal(0, corrupt);

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
-using SlabAlloc.Core;
+using SlabAlloc.Memory;
 using SlabAlloc.Pool;
+using SlabAlloc.Support;
 
 namespace SlabAlloc.Tests.Pool;
 
@@ -18,9 +19,9 @@ public sealed unsafe class SlabPoolContractTests
     [Fact]
     public void ThePoolIsTheOneTheEnvironmentChose()
     {
-        var expected = Environment.GetEnvironmentVariable("SLABALLOC_POOL") == "mutex" ? SlabPoolKind.Mutex : SlabPoolKind.LockFree;
-        Assert.Equal(expected, SlabPool.Shared.Kind);
-        Assert.Equal(expected, SlabMemory.GetLockStatistics().Pool);
+        bool mutex = Environment.GetEnvironmentVariable("SLABALLOC_POOL") == "mutex";
+        Assert.Equal(mutex, SlabPool.Shared.IsMutex);
+        Assert.Equal(mutex ? SlabPoolKind.Mutex : SlabPoolKind.LockFree, SlabMemory.GetLockStatistics().Pool);
     }
 
     [Theory]
@@ -98,9 +99,9 @@ public sealed unsafe class SlabPoolContractTests
     /// <summary>Moves the slab's local free list (blocks an earlier owner freed) to its allocation list.</summary>
     private static bool TakeLocalFrees(SlabMeta* s)
     {
-        if (s->LocalFree == null) return false;
-        s->Free = s->LocalFree;
-        s->LocalFree = null;
+        if (s->SetAside == null) return false;
+        s->Free = s->SetAside;
+        s->SetAside = null;
         return true;
     }
 
@@ -333,10 +334,10 @@ public sealed unsafe class SlabPoolContractTests
 
     private static void WithDecay(int milliseconds, Action test)
     {
-        int before = SlabPool.DecayMs;
-        SlabPool.DecayMs = milliseconds;
+        int before = AdjustableSettings.DecayMs;
+        AdjustableSettings.DecayMs = milliseconds;
         try { test(); }
-        finally { SlabPool.DecayMs = before; }
+        finally { AdjustableSettings.DecayMs = before; }
     }
 
     /// <summary>Lets dead threads' finalizers run and trims, so the pool's lists start empty and no

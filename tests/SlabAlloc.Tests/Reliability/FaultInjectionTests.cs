@@ -1,5 +1,6 @@
-using SlabAlloc.Platform;
 using Xunit.Abstractions;
+using SlabAlloc.Memory;
+using SlabAlloc.Platform;
 
 namespace SlabAlloc.Tests.Reliability;
 

@@ -5,7 +5,7 @@ namespace SlabAlloc.Tests.Reliability;
 /// <summary>
 /// Every promise of the README's Errors table and of "What the default mode guarantees", attacked the
 /// way it will be attacked: with threads racing on one pointer. Each race runs in a child process
-/// (tests/SlabAlloc.CheckedProbe, <c>race &lt;name&gt; &lt;ms&gt;</c>, RaceProbes.cs), because a broken
+/// (tests/SlabAlloc.CheckedProbe, <c>race &lt;name&gt; &lt;ms&gt;</c>, one file per race under Races/), because a broken
 /// promise corrupts the allocator or crashes the process; the race reports every broken promise, and a
 /// crash leaves no <c>PROBE_OK</c>. The pool is the test run's (<c>./build.sh test</c> runs the suite with
 /// each pool) unless a race needs the mutex pool. The Stress versions run each race for a minute.

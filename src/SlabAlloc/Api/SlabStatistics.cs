@@ -1,0 +1,110 @@
+using System.Globalization;
+using System.Text;
+using SlabAlloc.Frontend;
+using SlabAlloc.Memory;
+
+namespace SlabAlloc;
+
+/// <summary>A snapshot of SlabAlloc's state, from <see cref="SlabMemory.GetStatistics"/>.</summary>
+/// <remarks>
+/// Counters are summed from every thread cache without stopping the threads, so while other threads
+/// allocate, the figures can be a moment apart from one another. When no other thread is working,
+/// they are exact: <see cref="BytesInUse"/> is then precisely the bytes of blocks not yet freed.
+/// </remarks>
+public sealed class SlabStatistics
+{
+    /// <summary>Sum of every size ever passed to an allocation (before rounding up to a size class).</summary>
+    public long BytesRequestedTotal { get; init; }
+    /// <summary>Bytes of the blocks handed out and not yet freed (size-class sizes, plus large blocks' usable sizes).</summary>
+    public long BytesInUse { get; init; }
+    /// <summary>Blocks handed out and not yet freed, slab and large.</summary>
+    public long BlocksInUse { get; init; }
+    /// <summary>Bytes currently mapped from the operating system, metadata included.</summary>
+    public long BytesMapped { get; init; }
+    /// <summary>Superslabs (4 MiB regions) currently mapped.</summary>
+    public int Superslabs { get; init; }
+    /// <summary>Mapped superslabs with no slab in them, kept for reuse.</summary>
+    public int EmptySuperslabs { get; init; }
+    /// <summary>Superslabs mapped and returned since start-up.</summary>
+    public long SuperslabsMappedTotal { get; init; }
+    /// <inheritdoc cref="SuperslabsMappedTotal"/>
+    public long SuperslabsReturnedTotal { get; init; }
+    /// <summary>Superslabs returned to the system whose address range is kept, with no memory behind it,
+    /// for the next superslab (a returned superslab's addresses are never unmapped, so that a stale pointer
+    /// into them is read safely).</summary>
+    public int SuperslabRangesKept { get; init; }
+    /// <summary>Slots of mapped superslabs that belong to no slab.</summary>
+    public int UnusedSlots { get; init; }
+    /// <summary>Slabs per state, summed over size classes.</summary>
+    public int SlabsOwned { get; init; }
+    /// <inheritdoc cref="SlabsOwned"/>
+    public int SlabsFull { get; init; }
+    /// <inheritdoc cref="SlabsOwned"/>
+    public int SlabsPartial { get; init; }
+    /// <inheritdoc cref="SlabsOwned"/>
+    public int SlabsEmpty { get; init; }
+    /// <summary>Empty one-slot slabs in the pool's shared reserve, which any class up to 8 KiB may re-format
+    /// (<c>SLABALLOC_SHARED_EMPTY_SLABS</c>); counted under no class.</summary>
+    public int SlabsReserved { get; init; }
+    /// <summary>Blocks the slabs thread caches currently allocate from can still hand out: freed ones and
+    /// ones never handed out (slabs a thread retains but does not allocate from are not counted).</summary>
+    public long BlocksInThreadCaches { get; init; }
+    /// <summary>Threads with a cache now, and the most that ever existed at once.</summary>
+    public int ThreadCaches { get; init; }
+    /// <inheritdoc cref="ThreadCaches"/>
+    public int ThreadCacheRecords { get; init; }
+    /// <summary>Thread caches handed back after their thread ended.</summary>
+    public long ThreadCachesReclaimed { get; init; }
+    /// <summary>Allocations that found neither a free block nor a block never handed out in their size
+    /// class's current slab, and so took back other threads' frees or another slab (thread-cache misses).</summary>
+    public long ThreadCacheMisses { get; init; }
+    /// <summary>Frees of blocks whose slab another thread owned.</summary>
+    public long RemoteFrees { get; init; }
+    /// <summary>Slab acquisitions served by stage 1 (a listed slab of the class), 2 (free slots in a mapped superslab) and 3 (a new superslab).</summary>
+    public long AcquiredStage1 { get; init; }
+    /// <inheritdoc cref="AcquiredStage1"/>
+    public long AcquiredStage2 { get; init; }
+    /// <inheritdoc cref="AcquiredStage1"/>
+    public long AcquiredStage3 { get; init; }
+    /// <summary>Large blocks (above 64 KiB) in use, their usable bytes, and freed large mappings kept for reuse.</summary>
+    public long LargeBlocks { get; init; }
+    /// <inheritdoc cref="LargeBlocks"/>
+    public long LargeBytes { get; init; }
+    /// <inheritdoc cref="LargeBlocks"/>
+    public long LargeCachedBytes { get; init; }
+    /// <summary>Ticks of the periodic upkeep run since start-up (<c>SLABALLOC_DECAY_MS</c>).</summary>
+    public long UpkeepTicks { get; init; }
+    /// <summary>The delay the upkeep's next tick was scheduled with, in ms: the interval while the pool is
+    /// busy or has memory to hand back, up to 32 times longer (at most a minute) while the process is quiet;
+    /// 0 when the upkeep is off.</summary>
+    public int UpkeepDelayMs { get; init; }
+    /// <summary>Per size class figures, indexed by class.</summary>
+    public IReadOnlyList<SizeClassStatistics> Classes { get; init; } = Array.Empty<SizeClassStatistics>();
+
+    /// <summary>A human-readable report, one figure per line, then one line per size class in use.</summary>
+    public override string ToString()
+    {
+        var sb = new StringBuilder();
+        void Line(string name, object value) => sb.Append(CultureInfo.InvariantCulture, $"{name,-26} {value}\n");
+        Line("bytes requested (total)", BytesRequestedTotal);
+        Line("bytes in use", BytesInUse);
+        Line("blocks in use", BlocksInUse);
+        Line("bytes mapped", BytesMapped);
+        Line("superslabs", $"{Superslabs} ({EmptySuperslabs} empty; {SuperslabsMappedTotal} mapped, {SuperslabsReturnedTotal} returned in all; {SuperslabRangesKept} ranges kept)");
+        Line("slabs", $"owned {SlabsOwned}, full {SlabsFull}, partial {SlabsPartial}, empty {SlabsEmpty}, reserved {SlabsReserved}; unused slots {UnusedSlots}");
+        Line("thread caches", $"{ThreadCaches} live, {ThreadCacheRecords} made, {ThreadCachesReclaimed} reclaimed; {BlocksInThreadCaches} free blocks");
+        Line("cache misses", ThreadCacheMisses);
+        Line("remote frees", RemoteFrees);
+        Line("slab acquisitions", $"stage1 {AcquiredStage1}, stage2 {AcquiredStage2}, stage3 {AcquiredStage3}");
+        Line("large blocks", $"{LargeBlocks} ({LargeBytes} bytes), cached {LargeCachedBytes} bytes");
+        Line("upkeep", UpkeepDelayMs == 0 ? $"off ({UpkeepTicks} ticks)" : $"{UpkeepTicks} ticks, next after {UpkeepDelayMs} ms");
+        sb.Append("class  block  in-use  allocs  frees  owned full partial empty\n");
+        foreach (SizeClassStatistics c in Classes)
+        {
+            if (c.Allocations == 0 && c.SlabsOwned + c.SlabsFull + c.SlabsPartial + c.SlabsEmpty == 0) continue;
+            sb.Append(CultureInfo.InvariantCulture,
+                $"{c.SizeClass,5} {c.BlockBytes,6} {c.BlocksInUse,7} {c.Allocations,7} {c.Frees,6} {c.SlabsOwned,6} {c.SlabsFull,4} {c.SlabsPartial,7} {c.SlabsEmpty,5}\n");
+        }
+        return sb.ToString();
+    }
+}

@@ -1,0 +1,91 @@
+using System.Runtime.CompilerServices;
+using SlabAlloc.Memory;
+using SlabAlloc.Platform;
+
+namespace SlabAlloc.Frontend;
+
+/// <summary>Handing slabs back (a dead thread's, or the calling thread's empty ones on <c>Trim</c>), and
+/// reserving a thread's cache ahead of a hot loop.</summary>
+internal static unsafe partial class SmallBlocks
+{
+    /// <summary>Hands every slab of <paramref name="h"/> back to the pool. Called for a dead thread's heap.</summary>
+    public static void ReleaseAllSlabs(ThreadCache* h) => ReleaseSlabs(h, onlyEmpty: false);
+
+    /// <summary>Releases the calling thread's slabs that have no block out.</summary>
+    public static void TrimCurrentThread()
+    {
+        ThreadCache* h = HeapFromThreadStatic;
+        if (h != s_emptyHeap) ReleaseSlabs(h, onlyEmpty: true);
+    }
+
+    private static void ReleaseSlabs(ThreadCache* h, bool onlyEmpty)
+    {
+        for (int c = 0; c < SizeClasses.Count; c++)
+        {
+            var s = (SlabMeta*)h->Current[c];
+            if (s != s_emptySlab && (!onlyEmpty || IsEmptyAfterCollect(s)))
+            {
+                h->Current[c] = (nint)s_emptySlab;
+                LetGo(s);
+            }
+            ReleaseList(ref h->RetainedFull[c], onlyEmpty);
+            ReleaseList(ref h->RetainedAvailable[c], onlyEmpty);
+        }
+    }
+
+    /// <summary>Lets go of every slab of a retained list, or only of those with no block out.</summary>
+    /// <remarks>Allocates nothing: it runs when a dead thread's cache is reclaimed, where a managed
+    /// out-of-memory half-way would strand the slabs not yet let go.</remarks>
+    private static void ReleaseList(ref nint head, bool onlyEmpty)
+    {
+        var s = (SlabMeta*)head;
+        if (s == null) return;
+        int count = 0;
+        do { count++; s = s->NextOwned; } while (s != (SlabMeta*)head);
+        // Each slab of the ring once: the next one is read before the current one may be unlinked.
+        for (int i = 0; i < count; i++)
+        {
+            SlabMeta* next = s->NextOwned;
+            if (!onlyEmpty || IsEmptyAfterCollect(s))
+            {
+                OwnedSlabList.Remove(ref head, s);
+                LetGo(s);
+            }
+            s = next;
+        }
+    }
+
+    private static bool IsEmptyAfterCollect(SlabMeta* s)
+    {
+        SlabMeta.CollectRemote(s, SlabMeta.StateOwned);
+        return s->Used == 0;
+    }
+
+    /// <summary>
+    /// Makes at least <paramref name="count"/> blocks of <paramref name="sizeClass"/> ready in the calling
+    /// thread's cache, with every page behind them (and behind the thread's own metadata) already
+    /// touched, so that a hot loop allocating and freeing up to that many blocks takes no page fault.
+    /// </summary>
+    /// <remarks>The blocks are allocated, touched page by page and freed again by this thread, so they
+    /// stay on slabs the thread owns (the current slab and its retained lists); from now on the thread
+    /// keeps its slabs of this class even when they become empty (until <c>Trim</c>).</remarks>
+    public static void Reserve(int sizeClass, int count)
+    {
+        EnsureHeap()->KeepEmpty[sizeClass] = 1;
+        var blocks = new nint[count];
+        nuint blockBytes = (nuint)SizeClasses.BlockBytes(sizeClass);
+        for (int i = 0; i < count; i++)
+        {
+            var p = (byte*)Allocate(sizeClass, blockBytes);
+            OsMemory.Prefault(p, blockBytes);
+            p[blockBytes - 1] = 0;
+            blocks[i] = (nint)p;
+        }
+        for (int i = count - 1; i >= 0; i--)
+        {
+            void* p = (void*)blocks[i];
+            SlabMeta* s = SuperslabHeader.SlabOf(p);
+            Free(s, p, SlabMeta.BlockIndexOf(s, p));
+        }
+    }
+}

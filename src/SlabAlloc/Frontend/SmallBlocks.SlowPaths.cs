@@ -1,0 +1,202 @@
+using System.Runtime.CompilerServices;
+using SlabAlloc.Memory;
+using SlabAlloc.Pool;
+using SlabAlloc.Support;
+
+namespace SlabAlloc.Frontend;
+
+/// <summary>The slow paths: a miss (retained slabs, then the pool), a free the stack map could not
+/// vouch for, a remote free, and letting a slab go.</summary>
+internal static unsafe partial class SmallBlocks
+{
+    /// <summary>A free the stack map could not vouch for: the owner's, if the thread-static says the
+    /// caller owns the slab (a thread not in the map), else a remote free.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void FreeNotVouched(SlabMeta* s, void* block, int index)
+    {
+        ThreadCache* h = HeapFromThreadStatic;
+        if (s->Owner == h) FreeByOwner(h, s, block);
+        else FreeRemote(s, block, index);
+    }
+
+    /// <summary>The owner freed into a slab it retains but does not allocate from: a full slab now has
+    /// a free block, and a slab with no block out goes back to the pool.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void FreeToRetained(ThreadCache* h, SlabMeta* s)
+    {
+        int c = s->ClassIndex;
+        if (s->Used == 0 && h->KeepEmpty[c] == 0)
+        {
+            OwnedSlabList.Remove(ref s->OwnerList == SlabMeta.RetainedFull ? ref h->RetainedFull[c] : ref h->RetainedAvailable[c], s);
+            LetGo(s);
+        }
+        else if (s->OwnerList == SlabMeta.RetainedFull)
+        {
+            OwnedSlabList.Remove(ref h->RetainedFull[c], s);
+            OwnedSlabList.Add(ref h->RetainedAvailable[c], s, SlabMeta.RetainedAvailable);
+        }
+    }
+
+    /// <summary>The current slab's free list is empty: a block the slab never handed out, else a miss.</summary>
+    /// <remarks>A slab hands out its never-used blocks one at a time, here, rather than threading a batch
+    /// of them onto its free list: so every block below <see cref="SlabMeta.Carved"/> was handed out, and a
+    /// free of one that never was is rejected (<see cref="SlabMeta.BlockIndexOf"/>). Frees waiting to be
+    /// taken back come first, so memory already touched is reused before fresh memory is.</remarks>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void* AllocateSlow(ThreadCache* h, int sizeClass, nuint requested)
+    {
+        // h is the caller's heap (vouched for by the stack map, or from the thread-static), or the shared
+        // empty heap before the thread's first miss (whose placeholder slab has nothing fresh).
+        SlabMeta* s = ThreadCache.CurrentSlab(h, sizeClass);
+        if (SlabOptions.ThreadCacheLimit == 0 && s->SetAside == null && SlabMeta.HasFresh(s) && !SlabMeta.HasRemoteFrees(s))
+            return HandOut(h, s, sizeClass, requested, SlabMeta.TakeFresh(s));
+        return AllocateAfterMiss(h, sizeClass, requested);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void* AllocateAfterMiss(ThreadCache* h, int sizeClass, nuint requested)
+    {
+        if (h == s_emptyHeap) h = EnsureHeap();
+        h->CacheMisses++;
+        // Not in the stack map yet (its latch was still held): try again now and then.
+        if (h->StackBytes == 0 && (h->CacheMisses & 63) == 0 && h->StackRegistrationFailures < MaxStackRegistrationFailures) RegisterStack(h);
+        if (SlabOptions.ThreadCacheLimit != 0) return AllocateThroughPool(h, sizeClass, requested);
+        var s = (SlabMeta*)h->Current[sizeClass];
+        if (s != s_emptySlab)
+        {
+            // Nothing fresh is left here, or there were frees to take back first.
+            if (Refill(s) || SlabMeta.HasFresh(s)) return AllocateFromCurrent(h, sizeClass, requested);
+            // Exhausted: keep owning it (the owner's frees into it stay atomic-free) and look elsewhere.
+            OwnedSlabList.Add(ref h->RetainedFull[sizeClass], s, SlabMeta.RetainedFull);
+        }
+        h->Current[sizeClass] = (nint)s_emptySlab;
+        s = TakeRetained(h, sizeClass);
+        MakeCurrent(h, sizeClass, s != null ? s : AcquireFromPool(h, sizeClass, requested));
+        return AllocateFromCurrent(h, sizeClass, requested);
+    }
+
+    /// <summary>A block of the current slab, which has one: from its free list, else never handed out.</summary>
+    private static void* AllocateFromCurrent(ThreadCache* h, int sizeClass, nuint requested)
+    {
+        SlabMeta* s = ThreadCache.CurrentSlab(h, sizeClass);
+        void* block = s->Free;
+        if (block != null) s->Free = SlabMeta.NextOf(s, block);
+        else block = SlabMeta.TakeFresh(s);
+        return HandOut(h, s, sizeClass, requested, block);
+    }
+
+    /// <summary>A slab of the class from the shared pool; throws when the system has no memory.</summary>
+    private static SlabMeta* AcquireFromPool(ThreadCache* h, int sizeClass, nuint requested)
+    {
+        SlabMeta* s = SlabPool.Shared.Acquire(sizeClass, h);
+        if (s == null) ThrowHelper.ThrowOutOfMemory(requested);
+        return s;
+    }
+
+    /// <summary>Makes <paramref name="s"/> the class's current slab, with its free list ready or a block never handed out.</summary>
+    private static void MakeCurrent(ThreadCache* h, int sizeClass, SlabMeta* s)
+    {
+        h->Current[sizeClass] = (nint)s;
+        if (s->Free == null && !Refill(s) && !SlabMeta.HasFresh(s)) ThrowHelper.ThrowCorruption("a slab chosen for allocation has no free block");
+    }
+
+    /// <summary>
+    /// The pool-stress path (<see cref="SlabOptions.ThreadCacheLimit"/>): the thread hands its slab back
+    /// to the shared pool on every miss and takes one from it again, and keeps at most the limit of free
+    /// blocks in hand, so that the pool, not the thread cache, serves most of the work.
+    /// </summary>
+    private static void* AllocateThroughPool(ThreadCache* h, int sizeClass, nuint requested)
+    {
+        var s = (SlabMeta*)h->Current[sizeClass];
+        h->Current[sizeClass] = (nint)s_emptySlab;
+        if (s != s_emptySlab) LetGo(s);
+        s = AcquireFromPool(h, sizeClass, requested);
+        MakeCurrent(h, sizeClass, s);
+        // Keep the first blocks in hand; the rest wait on the slab's local list for whoever owns it next.
+        void* last = s->Free;
+        if (last == null) return AllocateFromCurrent(h, sizeClass, requested); // only blocks never handed out
+        for (int i = 1; i < SlabOptions.ThreadCacheLimit && SlabMeta.NextOf(s, last) != null; i++) last = SlabMeta.NextOf(s, last);
+        void* rest = SlabMeta.NextOf(s, last);
+        if (rest != null)
+        {
+            SlabMeta.SetNext(s, last, null);
+            if (s->SetAside != null)
+            {
+                // Rare (the refill above empties the local list): append it behind the rest.
+                void* tail = rest;
+                for (void* next; (next = SlabMeta.NextOf(s, tail)) != null; ) tail = next;
+                SlabMeta.SetNext(s, tail, s->SetAside);
+            }
+            s->SetAside = rest;
+        }
+        return AllocateFromCurrent(h, sizeClass, requested);
+    }
+
+    /// <summary>
+    /// A retained slab with free blocks: one the owner has freed into, else one of the first few full
+    /// ones that other threads have freed into. The full list is rotated past the slabs looked at, so
+    /// every retained slab is looked at in turn.
+    /// </summary>
+    private static SlabMeta* TakeRetained(ThreadCache* h, int c)
+    {
+        var s = (SlabMeta*)h->RetainedAvailable[c];
+        if (s != null)
+        {
+            OwnedSlabList.Remove(ref h->RetainedAvailable[c], s);
+            return s;
+        }
+        const int Lookups = 4;
+        for (int i = 0; i < Lookups && (s = (SlabMeta*)h->RetainedFull[c]) != null; i++)
+        {
+            if ((Volatile.Read(ref s->ThreadFree) & ~SlabMeta.StateMask) != 0)
+            {
+                OwnedSlabList.Remove(ref h->RetainedFull[c], s);
+                return s;
+            }
+            h->RetainedFull[c] = (nint)s->NextOwned;
+        }
+        return null;
+    }
+
+    /// <summary>Refills the owner's empty free list: from its local list (no atomic; only the pool-stress
+    /// setting fills it), else from remote frees. False when neither had a block.</summary>
+    private static bool Refill(SlabMeta* s)
+    {
+        if (s->SetAside != null)
+        {
+            s->Free = s->SetAside;
+            s->SetAside = null;
+            return true;
+        }
+        return SlabMeta.CollectRemote(s, SlabMeta.StateOwned) > 0;
+    }
+
+    private static void FreeRemote(SlabMeta* s, void* block, int index)
+    {
+        // A slab with no block out (or no slab any more): the block was freed before. The check reads the
+        // lifecycle with acquire, so a slab re-formatted for another class since the caller validated the
+        // pointer is validated again, below, against its new geometry.
+        if (SlabMeta.HasNoBlockOut(s)) ThrowHelper.ThrowDoubleFree(block);
+        if (SlabMeta.BlockIndexOf(s, block) < 0) ThrowHelper.ThrowInteriorPointer(block);
+        // A free must not fail: a thread that cannot get a cache (out of memory) counts its frees globally.
+        ThreadCache* h = TryEnsureHeap();
+        if (h != null)
+        {
+            h->FreeCount[s->ClassIndex]++;
+            h->RemoteFrees++;
+        }
+        else Interlocked.Increment(ref s_unattachedFrees[s->ClassIndex]);
+        if (SlabMeta.PushRemote(s, block)) SlabPool.Shared.PublishPartial(s);
+    }
+
+
+    private static void LetGo(SlabMeta* s)
+    {
+        switch (SlabMeta.LetGo(s))
+        {
+            case SlabMeta.LetGoResult.Detached: break; // in no list until a remote free publishes it
+            case SlabMeta.LetGoResult.Queued: SlabPool.Shared.PublishPartial(s); break;
+            case SlabMeta.LetGoResult.Empty: SlabPool.Shared.ReleaseEmpty(s); break;
+        }
+    }
+}

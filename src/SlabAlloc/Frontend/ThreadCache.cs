@@ -1,0 +1,85 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using SlabAlloc.Memory;
+using SlabAlloc.Platform;
+using SlabAlloc.Support;
+
+namespace SlabAlloc.Frontend;
+
+/// <summary>One slab pointer per size class.</summary>
+[InlineArray(SizeClasses.Count)]
+internal struct ClassSlabs { private nint _first; }
+
+/// <summary>One flag per size class.</summary>
+[InlineArray(SizeClasses.Count)]
+internal struct ClassFlags { private byte _first; }
+
+/// <summary>Room for a thread-exit latch (a pthread_mutex_t, see <see cref="Platform.ThreadStacks"/>).</summary>
+[InlineArray(Platform.ThreadStacks.LatchBytes / sizeof(long))]
+internal struct ExitLatch { private long _first; }
+
+/// <summary>One counter per size class.</summary>
+[InlineArray(SizeClasses.Count)]
+internal struct ClassCounts { private long _first; }
+
+/// <summary>
+/// A thread cache: the slab each size class currently allocates from, and the thread's counters.
+/// Unmanaged, so the fast path finds it from the stack address (<see cref="StackCacheMap"/>, or else the
+/// thread-static offset) and updates it without a GC write barrier.
+/// </summary>
+/// <remarks>
+/// <para>Written only by the thread it is attached to (or, after that thread died, by the one thread
+/// that reclaims it). Other threads read the counters for statistics without synchronization: each
+/// is a naturally aligned 64-bit value, so a read is never torn, only possibly a moment old.</para>
+/// <para><see cref="Current"/>[c] is never null: a class with no slab points at the shared empty
+/// slab, whose free list is always empty, so the fast path needs no "has a slab" test.</para>
+/// <para>Invariant, summed over every heap: for each class,
+/// <c>Σ AllocCount − Σ FreeCount = blocks of that class handed out and not yet freed</c>.</para>
+/// </remarks>
+[StructLayout(LayoutKind.Sequential)]
+internal struct ThreadCache
+{
+    // The first cache line is what StackCacheMap reads to vouch for a heap: the owner's stack range and
+    // its exit latch. Written only by the owner when it registers (latch, then range: see StackCacheMap),
+    // and StackBytes set to 0 when the heap is reclaimed.
+
+    /// <summary>Lowest address of the owner thread's stack.</summary>
+    public nuint StackLow;
+    /// <summary>Size of the owner's stack; 0 while the heap is not registered in the stack map.</summary>
+    public nuint StackBytes;
+    /// <summary>Armed by the owner when it registers; the owner's exit disarms it.</summary>
+    public ExitLatch Latch;
+
+    public ClassSlabs Current;
+    /// <summary>Per class, the heads of two circular lists of slabs the thread keeps owning after they
+    /// stopped being current: exhausted ones, and ones the owner has since freed blocks into.</summary>
+    public ClassSlabs RetainedFull;
+    /// <inheritdoc cref="RetainedFull"/>
+    public ClassSlabs RetainedAvailable;
+    public ClassCounts AllocCount;
+    public ClassCounts FreeCount;
+    /// <summary>Per class: set by <c>ReserveThreadCache</c>, the thread keeps its slabs of the class even
+    /// when they become empty, instead of handing them back to the pool.</summary>
+    public ClassFlags KeepEmpty;
+    /// <summary>Sum of the sizes callers asked for (before rounding to a class).</summary>
+    public long RequestedBytes;
+    /// <summary>Frees of blocks whose slab another thread (or no thread) owned.</summary>
+    public long RemoteFrees;
+    /// <summary>Allocations that found the current slab's free list empty (thread-cache misses).</summary>
+    public long CacheMisses;
+    /// <summary>Failed attempts to register in the stack map (the latch still held by an exiting
+    /// previous owner, or no stack range); retried every 64 cache misses, at most 16 times.</summary>
+    public int StackRegistrationFailures;
+
+    // Unchecked views for the fast paths: the class index is in range by construction, and InlineArray
+    // indexing would add a bounds check to every allocation and free.
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe SlabMeta* CurrentSlab(ThreadCache* h, int sizeClass) => (SlabMeta*)((nint*)&h->Current)[sizeClass];
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe ref long AllocCountOf(ThreadCache* h, int sizeClass) => ref ((long*)&h->AllocCount)[sizeClass];
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe ref long FreeCountOf(ThreadCache* h, int sizeClass) => ref ((long*)&h->FreeCount)[sizeClass];
+}

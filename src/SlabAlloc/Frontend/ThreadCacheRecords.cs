@@ -1,0 +1,176 @@
+using SlabAlloc.Platform;
+using SlabAlloc.Runtime;
+using SlabAlloc.Support;
+
+namespace SlabAlloc.Frontend;
+
+/// <summary>
+/// Every <see cref="ThreadCache"/> ever made, which thread each belongs to, and the hand-back of a
+/// dead thread's slabs.
+/// </summary>
+/// <remarks>
+/// <para>.NET has no thread-exit callback, so the records are scanned for threads that are no longer
+/// alive: every time a thread attaches, at every tick of the periodic upkeep (<c>Upkeep</c>) and
+/// on <c>Trim</c>. There is deliberately no finalizable object per thread: each one a dead thread leaves
+/// behind grows the garbage collector's gen0 budget, and with it the process's resident memory
+/// (docs/design-measurements.md, "No finalizable object per thread"); the scans alone bound memory under thread churn whether or not a
+/// collection ever runs.</para>
+/// <para>A record's <see cref="ThreadCacheRecord.StateWord"/> is <c>generation &lt;&lt; 2 | state</c>
+/// (Free, Live, Reclaiming, Abandoned: a reclaim that found corruption). A record is taken by CAS
+/// (Free → Live, Live → Reclaiming), and only the winner writes what follows (Reclaiming → Free or
+/// Abandoned). Several scans may find the same dead thread; the one that wins the CAS Live→Reclaiming for
+/// the generation it saw reclaims the heap, so a heap is reclaimed once, and a scan that read the record
+/// before a new thread took it cannot touch that thread's heap. Records are never removed, only reused:
+/// their number is the peak number of threads alive at once.</para>
+/// <para>Attaching allocates one managed object, the record, only when no free record can be reused;
+/// reclaiming allocates nothing, so an out-of-memory cannot stop a reclaim half-way.</para>
+/// </remarks>
+internal static unsafe class ThreadCacheRecords
+{
+    private const long StateFree = 0, StateLive = 1, StateReclaiming = 2, StateAbandoned = 3, StateMask = 3;
+
+    private static ThreadCacheRecord? s_head;
+    private static int s_recordCount;
+    private static long s_reclaimed;
+
+    /// <summary>Records made since start-up (the peak number of thread caches).</summary>
+    public static int RecordCount => Volatile.Read(ref s_recordCount);
+
+    /// <summary>Thread caches handed back after their thread died.</summary>
+    public static long Reclaimed => Volatile.Read(ref s_reclaimed);
+
+    /// <summary>All records, newest first.</summary>
+    public static ThreadCacheRecord? Head => Volatile.Read(ref s_head);
+
+    /// <summary>Finds or makes a heap for the calling thread. Null when out of memory (native or managed).</summary>
+    public static ThreadCacheRecord? Attach(Thread thread, ThreadCache* emptyTemplate)
+    {
+        _ = ReclaimDead(); // a dead cache found corrupt is logged and abandoned; this thread attaches anyway
+        for (ThreadCacheRecord? r = Head; r != null; r = r.Next)
+        {
+            long word = Volatile.Read(ref r.StateWord);
+            if ((word & StateMask) != StateFree) continue;
+            // Its last thread has not finished exiting (its exit latch is still armed): the new thread
+            // could not register that heap in the stack map, so take another.
+            if (ThreadStacks.IsArmed(&r.Heap->Latch)) continue;
+            long live = ((word >> 2) + 1) << 2 | StateLive;
+            // Loses to another attaching thread taking the same record; look further. No ABA: every take
+            // bumps the generation in the word, so a word read before a take-and-free cycle never matches.
+            if (Interlocked.CompareExchange(ref r.StateWord, live, word) != word) continue;
+            r.Thread = thread;
+            return r;
+        }
+
+        nuint heapBytes = OsMemory.RoundUpToPages((nuint)sizeof(ThreadCache));
+        var heap = (ThreadCache*)OsMemory.Reserve(heapBytes, OsMemory.PageBytes);
+        if (heap == null) return null;
+        *heap = *emptyTemplate;
+        ThreadCacheRecord record;
+        try
+        {
+            record = new ThreadCacheRecord(heap) { Thread = thread, StateWord = (1L << 2) | StateLive };
+        }
+        catch (OutOfMemoryException)
+        {
+            OsMemory.Release(heap, heapBytes); // nothing else was taken yet
+            return null;
+        }
+        while (true)
+        {
+            ThreadCacheRecord? head = Volatile.Read(ref s_head);
+            record.Next = head;
+            // Loses only to another record being added; the list is append-only.
+            if (Interlocked.CompareExchange(ref s_head, record, head) == head) break;
+        }
+        Interlocked.Increment(ref s_recordCount);
+        return record;
+    }
+
+    /// <summary>Reclaims the heaps of every thread that has ended. A heap whose reclaim fails (corruption
+    /// in it, already logged) is abandoned and the others are still reclaimed; the first failure is
+    /// returned, for a caller that reports it (<c>Trim</c>), not thrown: a thread's allocation must not
+    /// fail because another, dead thread's cache is corrupt.</summary>
+    public static Exception? ReclaimDead()
+    {
+        Exception? first = null;
+        for (ThreadCacheRecord? r = Head; r != null; r = r.Next)
+        {
+            long word = Volatile.Read(ref r.StateWord);
+            if ((word & StateMask) != StateLive || r.Thread is not { IsAlive: false }) continue;
+            try
+            {
+                TryReclaim(r, word >> 2);
+            }
+            catch (Exception e)
+            {
+                first ??= e;
+            }
+        }
+        return first;
+    }
+
+    /// <summary>Waits until no heap is being reclaimed. A reclaim that another thread (an attaching thread
+    /// or the upkeep) won but has not finished is skipped by <see cref="ReclaimDead"/>; <c>Trim</c> waits for it, so that
+    /// what it finds to trim includes that heap's slabs. A reclaim runs no user code and takes
+    /// microseconds, unless its thread is descheduled.</summary>
+    public static void AwaitReclaims()
+    {
+        int self = Environment.CurrentManagedThreadId;
+        for (ThreadCacheRecord? r = Head; r != null; r = r.Next)
+        {
+            // Not a reclaim this thread is in the middle of (a logger called back into Trim from it). Spins and
+            // yields, never sleeps: Thread.Sleep is an interruptible wait, and Trim must not be interrupted.
+            while ((Volatile.Read(ref r.StateWord) & StateMask) == StateReclaiming && Volatile.Read(ref r.ReclaimedBy) != self)
+            {
+                Thread.SpinWait(20);
+                Thread.Yield();
+            }
+        }
+    }
+
+    /// <summary>Hands the slabs of <paramref name="r"/>'s heap back to the pool, if it is still
+    /// live in generation <paramref name="generation"/>.</summary>
+    public static void TryReclaim(ThreadCacheRecord r, long generation)
+    {
+        long live = generation << 2 | StateLive;
+        // Loses to another scan that found the same dead thread: one of them hands the heap back. The
+        // generation in the word makes a scan that read an earlier thread's record lose too (no ABA).
+        if (Interlocked.CompareExchange(ref r.StateWord, generation << 2 | StateReclaiming, live) != live) return;
+        Volatile.Write(ref r.ReclaimedBy, Environment.CurrentManagedThreadId);
+        StackCacheMap.Unregister(r.Heap);
+        try
+        {
+            SmallBlocks.ReleaseAllSlabs(r.Heap);
+        }
+        catch (Exception e)
+        {
+            // Corruption found in the dead thread's slabs (logged where it was thrown), or no memory: the
+            // heap is left as it is, never taken again, and no longer waited for by Trim.
+            if (!ThrowHelper.WasReported(e)) SlabLog.ErrorDetected(e);
+            Volatile.Write(ref r.ReclaimedBy, 0);
+            Volatile.Write(ref r.StateWord, generation << 2 | StateAbandoned);
+            throw;
+        }
+        int threadId = r.Thread?.ManagedThreadId ?? -1;
+        r.Thread = null;
+        Interlocked.Increment(ref s_reclaimed);
+        Volatile.Write(ref r.ReclaimedBy, 0);
+        Volatile.Write(ref r.StateWord, generation << 2 | StateFree);
+        // Logged once the record is free: a logger that calls back into SlabAlloc (Trim) finds nothing in flight.
+        SlabLog.ThreadCacheFlushed((nuint)r.Heap, generation, threadId);
+    }
+
+    /// <summary>True while a thread is attached to the record.</summary>
+    public static bool IsLive(ThreadCacheRecord r) => (Volatile.Read(ref r.StateWord) & StateMask) == StateLive;
+}
+
+/// <summary>One thread cache and the thread it belongs to.</summary>
+internal sealed unsafe class ThreadCacheRecord(ThreadCache* heap)
+{
+    public readonly ThreadCache* Heap = heap;
+    public Thread? Thread;
+    public long StateWord;
+    public ThreadCacheRecord? Next;
+    /// <summary>The managed id of the thread reclaiming the heap, while it does (else 0).</summary>
+    public int ReclaimedBy;
+}

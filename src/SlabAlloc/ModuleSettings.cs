@@ -1,3 +1,0 @@
-// Locals and stackalloc buffers are not zeroed on entry: every one is written before it is read, and
-// the fast paths take the address of a local only to learn where the stack is (see StackHeapMap).
-[module: System.Runtime.CompilerServices.SkipLocalsInit]

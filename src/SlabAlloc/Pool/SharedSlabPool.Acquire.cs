@@ -1,0 +1,77 @@
+using System.Runtime.CompilerServices;
+using SlabAlloc.Memory;
+using SlabAlloc.Support;
+
+namespace SlabAlloc.Pool;
+
+/// <summary>Acquisition: stage 1 pops a partial or empty slab of the class, stage 2 claims slots
+/// in a mapped superslab, stage 3 maps a new superslab.</summary>
+internal sealed unsafe partial class SharedSlabPool<TGuard>
+{
+    public override SlabMeta* Acquire(int sizeClass, void* owner)
+    {
+        PoolTrafficWatch.Note();
+        _guard.Enter(PoolPath.AcquireSlab);
+        try { return AcquireUnguarded(sizeClass, owner); }
+        finally { _guard.Exit(); }
+    }
+
+    private SlabMeta* AcquireUnguarded(int sizeClass, void* owner)
+    {
+        // Stage 1: a slab of this class that no thread owns, partial ones first (their memory is already
+        // touched); then, for a one-slot class, an empty one-slot slab of any class from the shared reserve,
+        // re-formatted: its pages are resident too, where a slot released to its superslab was decommitted.
+        int span = SizeClasses.SpanSlots(sizeClass);
+        int failures = 0;
+        bool reserved = false;
+        bool popped = _partial[sizeClass].TryPop(out uint g, default(SlabLinks), ref failures);
+        if (!popped && (popped = _empty[sizeClass].TryPop(out g, default(SlabLinks), ref failures)))
+            LowerLowWater(ref _emptyLowWater[sizeClass], Interlocked.Decrement(ref _emptyCount[sizeClass]));
+        if (!popped && span == 1 && (popped = reserved = _sharedEmpty.TryPop(out g, default(SlabLinks), ref failures)))
+            LowerLowWater(ref _reserveLowWater, Interlocked.Decrement(ref _sharedEmptyCount));
+        RecordCas(CasSite.Stage1, failures);
+        if (popped)
+        {
+            SlabMeta* s;
+            if (reserved) s = Own(Superslabs.Reformat(g, sizeClass), owner); // popped: held exclusively, no block out
+            else
+            {
+                s = Superslabs.SlabByIndex(g);
+                SlabMeta.Adopt(s, owner);
+                s->Lifecycle = SlabLifecycle.Owned;
+            }
+            Counters.Add(ref Counters.Stage1);
+            SlabLog.SlabAcquired(sizeClass, 1, g);
+            return s;
+        }
+
+        // Stage 2: free slots in a mapped superslab, scanning from where the last claim succeeded.
+        int count = SuperslabDirectory.Count;
+        int start = Volatile.Read(ref _scanHint);
+        failures = 0;
+        for (int k = 0; k < count; k++)
+        {
+            uint i = (uint)((start + k) % count);
+            SuperslabEntry* e = SuperslabDirectory.Entry(i);
+            int slot = Superslabs.TryClaim(e, span, ref failures);
+            if (slot < 0) continue;
+            RecordCas(CasSite.Stage2, failures);
+            Volatile.Write(ref _scanHint, (int)i);
+            Counters.Add(ref Counters.Stage2);
+            SlabLog.SlabAcquired(sizeClass, 2, Geometry.GlobalIndex(i, slot));
+            return Own(Superslabs.Format(e, i, slot, sizeClass), owner);
+        }
+
+        // Stage 3: a new superslab, published with our span already claimed.
+        failures = 0;
+        SuperslabEntry* fresh = Superslabs.MapNew(span, out uint index, out int first, ref failures);
+        RecordCas(CasSite.Stage3, failures);
+        if (fresh == null)
+        {
+            return null;
+        }
+        Counters.Add(ref Counters.Stage3);
+        SlabLog.SlabAcquired(sizeClass, 3, Geometry.GlobalIndex(index, first));
+        return Own(Superslabs.Format(fresh, index, first, sizeClass), owner);
+    }
+}

@@ -1,0 +1,69 @@
+using System.Runtime.CompilerServices;
+using SlabAlloc.Memory;
+using SlabAlloc.Support;
+
+namespace SlabAlloc.Pool;
+
+/// <summary>Release: a slab with free blocks onto its class's partial list, an empty one onto its empty
+/// list, the shared reserve, or back to its superslab.</summary>
+internal sealed unsafe partial class SharedSlabPool<TGuard>
+{
+    public override void PublishPartial(SlabMeta* s)
+    {
+        PoolTrafficWatch.Note();
+        _guard.Enter(PoolPath.ReleaseSlab);
+        try
+        {
+            PushPartial(s);
+            MaybeDecay();
+        }
+        finally { _guard.Exit(); }
+    }
+
+    public override void ReleaseEmpty(SlabMeta* s)
+    {
+        PoolTrafficWatch.Note();
+        _guard.Enter(PoolPath.ReleaseSlab);
+        try
+        {
+            ReleaseEmptyUnguarded(s);
+            MaybeDecay();
+        }
+        finally { _guard.Exit(); }
+    }
+
+    /// <summary>An empty slab the caller holds: onto its class's empty list while under the limit, else
+    /// into the shared reserve (one-slot slabs), else released to its superslab.</summary>
+    private void ReleaseEmptyUnguarded(SlabMeta* s)
+    {
+        int c = s->ClassIndex;
+        if (Interlocked.Increment(ref _emptyCount[c]) <= _emptyLimit[c])
+        {
+            s->Lifecycle = SlabLifecycle.Empty;
+            SlabLog.SlabReleasedToEmptyList(c, s->GlobalIndex);
+            int failures = _empty[c].Push(s->GlobalIndex, default(SlabLinks));
+            RecordCas(CasSite.Release, failures);
+        }
+        else
+        {
+            Interlocked.Decrement(ref _emptyCount[c]);
+            if (s->SpanSlots == 1 && Interlocked.Increment(ref _sharedEmptyCount) <= SlabOptions.SharedEmptySlabs)
+            {
+                s->Lifecycle = SlabLifecycle.Reserved;
+                SlabLog.SlabReleasedToReserve(c, s->GlobalIndex);
+                int failures = _sharedEmpty.Push(s->GlobalIndex, default(SlabLinks));
+                RecordCas(CasSite.Release, failures);
+            }
+            else
+            {
+                if (s->SpanSlots == 1) Interlocked.Decrement(ref _sharedEmptyCount);
+                ReleaseToUnused(s);
+            }
+        }
+    }
+
+    private static void LowerLowWater(ref int lowWater, int count)
+    {
+        if (count < Volatile.Read(ref lowWater)) Volatile.Write(ref lowWater, count);
+    }
+}
