@@ -18,7 +18,8 @@ usage() {
 usage: ./build.sh [command] [arguments]
   run [compare options]     (the default) the main job: the A/B comparison; --quick, --seconds S, --reps N,
                             --cycles C, --threads 1,2,4,8, --out DIR
-  test [dotnet test options] every test with each pool, the package and sample, a 30 s soak (tests/run-all.sh)
+  test [dotnet test options] every test with each pool and once on a Debug build (invariant checks on), the
+                            package and sample, a 30 s soak (tests/run-all.sh)
 workloads (bench/SlabAlloc.Workloads):
   larson sleep min max chunks rounds seed threads [--allocator slab|native] [--json] [--stats] [--after-load MS]
   midlarge threads cycles working_set seed [--allocator slab|native] [--json] [--stats] [--after-load MS]

@@ -3,9 +3,11 @@
 #   1. the test suite with the lock-free pool;
 #   2. the test suite again with the mutex pool, lock statistics and checked mode on, so both pools pass
 #      the same contract and stress tests;
-#   3. the NuGet package, and a sample that consumes the package (not the project) and runs the README's
+#   3. the test suite once more on a Debug build, where the allocator's invariant checks are compiled in
+#      and run at every hand-over (a violated one ends the test process, which fails the pass);
+#   4. the NuGet package, and a sample that consumes the package (not the project) and runs the README's
 #      examples;
-#   4. 30 seconds of the soak: mixed workload, thread churn, stamped blocks, exact accounting, bounded RSS
+#   5. 30 seconds of the soak: mixed workload, thread churn, stamped blocks, exact accounting, bounded RSS
 #      (an hour: ./build.sh soak --seconds 3600).
 # Every test but the long Stress category (run those with: ./build.sh test --filter Category=Stress).
 # Arguments go to `dotnet test`. Ends with one plain line that any CI reads: "tests: N passed, N failed",
@@ -21,12 +23,12 @@ status=0
 passed=0
 failed=0
 
-# $1 = pass name, rest = environment assignments. The console log is kept for the failure summary; the
+# $1 = pass name, $2 = configuration (Release or Debug), rest = environment assignments. The console log is kept for the failure summary; the
 # trx file for the counts.
 run_suite() {
-  local name="$1"; shift
-  echo "=== test pass: $name ==="
-  env "$@" dotnet test tests/SlabAlloc.Tests/SlabAlloc.Tests.csproj -c Release --no-build -nologo \
+  local name="$1" configuration="$2"; shift 2
+  echo "=== test pass: $name ($configuration) ==="
+  env "$@" dotnet test tests/SlabAlloc.Tests/SlabAlloc.Tests.csproj -c "$configuration" --no-build -nologo \
     "${filter[@]}" --logger "console;verbosity=normal" --logger "trx;LogFileName=$name.trx" \
     --results-directory "$results" "${args[@]}" 2>&1 | tee "$results/$name.log" || status=1
   local trx="$results/$name.trx" counters p f
@@ -49,8 +51,13 @@ failures_of() {
 }
 
 args=("$@")
-run_suite lockfree SLABALLOC_POOL=lockfree
-run_suite mutex SLABALLOC_POOL=mutex SLABALLOC_LOCK_STATS=1 SLABALLOC_CHECKED=1
+run_suite lockfree Release SLABALLOC_POOL=lockfree
+run_suite mutex Release SLABALLOC_POOL=mutex SLABALLOC_LOCK_STATS=1 SLABALLOC_CHECKED=1
+if dotnet build tests/SlabAlloc.Tests/SlabAlloc.Tests.csproj -c Debug -nologo -v quiet; then
+  run_suite debug Debug SLABALLOC_POOL=lockfree
+else
+  echo "FAILED [debug] the Debug build"; failed=$((failed + 1)); status=1
+fi
 
 echo "=== package and sample ==="
 rm -rf artifacts/packages artifacts/sample-packages
@@ -69,7 +76,7 @@ else
   failed=$((failed + 1)); status=1
 fi
 
-summary="$(for pass in lockfree mutex; do [ -f "$results/$pass.log" ] && failures_of "$pass"; done)"
+summary="$(for pass in lockfree mutex debug; do [ -f "$results/$pass.log" ] && failures_of "$pass"; done)"
 [ -n "$summary" ] && printf '=== failed tests ===\n%s\n' "$summary"
 echo "tests: $passed passed, $failed failed"
 exit "$status"

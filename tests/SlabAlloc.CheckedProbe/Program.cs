@@ -41,6 +41,7 @@ internal static class Program
         new("upkeep-sweep", "", UpkeepSweep.Run),
         new("reclaim-corruption", "<trim|attach>", ReclaimCorruption.Run),
         new("pool-corruption", "", PoolCorruption.Run),
+        new("invariant", "", InvariantViolation.Run),
         new("race", $"<{string.Join('|', RaceRunner.Names)}> <milliseconds>", RaceRunner.Run),
     ];
 

@@ -57,6 +57,7 @@ internal static unsafe class ThreadCacheRecords
             // Loses to another attaching thread taking the same record; look further. No ABA: every take
             // bumps the generation in the word, so a word read before a take-and-free cycle never matches.
             if (Interlocked.CompareExchange(ref r.StateWord, live, word) != word) continue;
+            Invariant.Holds(r.Heap->StackBytes == 0, "a free record's cache is in no stack map");
             r.Thread = thread;
             return r;
         }

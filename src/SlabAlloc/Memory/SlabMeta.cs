@@ -99,6 +99,7 @@ internal unsafe struct SlabMeta
         s->GlobalIndex = globalIndex;
         s->OwnerList = NotListed;
         Volatile.Write(ref s->ThreadFree, StateOwned);
+        SlabInvariants.Formatted(s, sizeClass);
     }
 
     /// <summary>Index of the block at <paramref name="p"/>, or -1 if p is not the start of a block of
@@ -233,11 +234,13 @@ internal unsafe struct SlabMeta
             {
                 // No block is out, so no remote push can arrive: a plain write is enough.
                 Volatile.Write(ref s->ThreadFree, StateQueued);
+                SlabInvariants.Counts(s);
                 return LetGoResult.Empty;
             }
             if (s->Free != null || s->SetAside != null || s->Carved < s->Capacity)
             {
                 SetStatePreservingList(s, StateQueued);
+                SlabInvariants.Counts(s);
                 return LetGoResult.Queued;
             }
             // Full: detach only if no remote free slipped in since the collection above. The lifecycle is

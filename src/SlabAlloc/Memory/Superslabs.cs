@@ -91,6 +91,8 @@ internal static unsafe class Superslabs
             // Loses to another claim or release on this superslab (or its retirement); retry on the new mask.
             if ((ulong)Interlocked.CompareExchange(ref e->FreeMask, (long)(mask & ~SpanBits(slot, span)), (long)mask) == mask)
             {
+                Invariant.Holds(slot > 0 && slot % span == 0 && (mask & SpanBits(slot, span)) == SpanBits(slot, span),
+                    "a claimed span was free, aligned to its length, and not the header's slot");
                 wasEmpty = mask == Geometry.AllSlotsFree;
                 return slot;
             }
@@ -207,6 +209,7 @@ internal static unsafe class Superslabs
         for (int failures = 0; ; failures++)
         {
             ulong mask = (ulong)Volatile.Read(ref e->FreeMask);
+            Invariant.Holds((mask & bits) == 0 && (mask & 1) == 0, "a released slab's slots were claimed, and slot 0 never is free");
             ulong next = mask | bits;
             // Loses to a concurrent claim or release of other slots; retry on the new mask.
             if ((ulong)Interlocked.CompareExchange(ref e->FreeMask, (long)next, (long)mask) != mask) continue;

@@ -39,6 +39,7 @@ internal sealed unsafe partial class SharedSlabPool<TGuard>
                 s = Superslabs.SlabByIndex(g);
                 SlabMeta.Adopt(s, owner);
                 s->Lifecycle = SlabLifecycle.Owned;
+                SlabInvariants.OwnedBy(s, owner);
             }
             Counters.Add(ref Counters.Stage1);
             SlabLog.SlabAcquired(sizeClass, 1, g);

@@ -40,6 +40,8 @@ internal sealed unsafe partial class SharedSlabPool<TGuard>
         if (Interlocked.Increment(ref _emptyCount[c]) <= _emptyLimit[c])
         {
             s->Lifecycle = SlabLifecycle.Empty;
+            SlabInvariants.Listed(s, SlabLifecycle.Empty);
+            SlabInvariants.Counts(s);
             SlabLog.SlabReleasedToEmptyList(c, s->GlobalIndex);
             int failures = _empty[c].Push(s->GlobalIndex, default(SlabLinks));
             RecordCas(CasSite.Release, failures);
@@ -50,6 +52,8 @@ internal sealed unsafe partial class SharedSlabPool<TGuard>
             if (s->SpanSlots == 1 && Interlocked.Increment(ref _sharedEmptyCount) <= SlabOptions.SharedEmptySlabs)
             {
                 s->Lifecycle = SlabLifecycle.Reserved;
+                SlabInvariants.Listed(s, SlabLifecycle.Reserved);
+                SlabInvariants.Counts(s);
                 SlabLog.SlabReleasedToReserve(c, s->GlobalIndex);
                 int failures = _sharedEmpty.Push(s->GlobalIndex, default(SlabLinks));
                 RecordCas(CasSite.Release, failures);

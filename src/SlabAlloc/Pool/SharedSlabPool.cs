@@ -92,18 +92,23 @@ internal sealed unsafe partial class SharedSlabPool<TGuard> : SlabPool where TGu
     private static SlabMeta* Own(SlabMeta* s, void* owner)
     {
         s->Owner = owner;
+        SlabInvariants.OwnedBy(s, owner);
         return s;
     }
 
     private void PushPartial(SlabMeta* s)
     {
         s->Lifecycle = SlabLifecycle.Partial;
+        SlabInvariants.Listed(s, SlabLifecycle.Partial);
+        SlabInvariants.Counts(s);
         int failures = _partial[s->ClassIndex].Push(s->GlobalIndex, default(SlabLinks));
         RecordCas(CasSite.Release, failures);
     }
 
     private void ReleaseToUnused(SlabMeta* s)
     {
+        Invariant.Holds(s->Used == 0, "a slab released to its superslab has no block out");
+        SlabInvariants.Counts(s);
         Counters.Add(ref Counters.ReleasedToUnused);
         SlabLog.SlabReleasedToUnused(s->ClassIndex, s->GlobalIndex);
         int failures = Superslabs.ReleaseSlab(s);
