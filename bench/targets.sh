@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The performance issue's workloads with its exact arguments, side by side in one run:
+# The performance targets' workloads with their exact arguments, side by side in one run:
 #   Larson `5 8 1000 5000 100 4141 T` at T = 1, 2, 8 and mid-large `T 40000 2048 42` at T = 1, 2, 8,
 # for SlabAlloc (lock-free pool), mimalloc and glibc through NativeMemory in the same harness.
 # Mid-large also runs with 10,000,000 cycles (the steady state; 40,000 cycles is a few milliseconds).
@@ -7,10 +7,10 @@
 # (SLABALLOC_WARMUP=0), so they do not pay for SlabAlloc's start-up work.
 # Runs are interleaved (slab, mimalloc, glibc, slab, ...); Larson and steady mid-large run `reps` times
 # per cell, mid-large at 40,000 cycles 4 × reps times; the first run of each cell is dropped and the
-# median is reported. Writes docs/results/issue-targets.md.
-#   bench/issue-targets.sh [reps]          (default 3: about 4 minutes)
-#   bench/issue-targets.sh [reps] r2r      (the harness and SlabAlloc published ReadyToRun, as an
-#                                           application would ship; writes docs/results/issue-targets-r2r.md)
+# median is reported. Writes docs/results/targets.md.
+#   bench/targets.sh [reps]          (default 3: about 4 minutes)
+#   bench/targets.sh [reps] r2r      (the harness and SlabAlloc published ReadyToRun, as an
+#                                           application would ship; writes docs/results/targets-r2r.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reps="${1:-3}"
@@ -18,14 +18,14 @@ mode="${2:-jit}"
 if [ "$mode" = r2r ]; then
   dll_dir="$(mktemp -d)"
   trap 'rm -rf "$dll_dir"' EXIT
-  dotnet publish bench/SlabAlloc.Bench/SlabAlloc.Bench.csproj -c Release -r linux-x64 --self-contained false \
+  dotnet publish bench/SlabAlloc.Workloads/SlabAlloc.Workloads.csproj -c Release -r linux-x64 --self-contained false \
     -p:PublishReadyToRun=true -o "$dll_dir" -nologo -v quiet >/dev/null
-  dll="$dll_dir/SlabAlloc.Bench.dll"
-  out=docs/results/issue-targets-r2r.md
+  dll="$dll_dir/SlabAlloc.Workloads.dll"
+  out=docs/results/targets-r2r.md
 else
-  dotnet build bench/SlabAlloc.Bench/SlabAlloc.Bench.csproj -c Release -nologo -v quiet >/dev/null
-  dll=bench/SlabAlloc.Bench/bin/Release/net10.0/SlabAlloc.Bench.dll
-  out=docs/results/issue-targets.md
+  dotnet build bench/SlabAlloc.Workloads/SlabAlloc.Workloads.csproj -c Release -nologo -v quiet >/dev/null
+  dll=bench/SlabAlloc.Workloads/bin/Release/net10.0/SlabAlloc.Workloads.dll
+  out=docs/results/targets.md
 fi
 mimalloc=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2
 [ -f "$mimalloc" ] || { echo "mimalloc is not installed (apt-get install libmimalloc2.0)" >&2; exit 1; }
@@ -71,9 +71,9 @@ done
 echo >&2
 
 {
-  echo "# The performance issue's workloads, with its exact arguments"
+  echo "# The performance targets' workloads, with their exact arguments"
   echo
-  echo "Produced by \`bench/issue-targets.sh $reps${2:+ $2}\` on $(date -u '+%Y-%m-%d %H:%M') UTC in $(( $(date +%s) - start )) s."
+  echo "Produced by \`bench/targets.sh $reps${2:+ $2}\` on $(date -u '+%Y-%m-%d %H:%M') UTC in $(( $(date +%s) - start )) s."
   echo "Machine: $(nproc) cores, .NET $(dotnet --list-runtimes | sed -n 's/^Microsoft.NETCore.App \([0-9.]*\).*/\1/p' | tail -1)."
   echo
   echo "Larson \`5 8 1000 5000 100 4141 T\` ($reps runs per cell), mid-large \`T 40000 2048 42\` ($((4 * reps)) runs per cell) and"
@@ -97,7 +97,7 @@ echo >&2
   done
   echo
   echo "Mid-large at 40,000 cycles lasts a few milliseconds per thread: it measures start-up (first"
-  echo "touches of fresh memory, and for SlabAlloc the JIT compiling its slow paths: \`SlabAlloc.Bench firstuse\`,"
+  echo "touches of fresh memory, and for SlabAlloc the JIT compiling its slow paths: \`SlabAlloc.Workloads firstuse\`,"
   echo "\`docs/results/firstuse.md\`) more than the steady state, which the midlarge-10M row measures."
 } > "$out"
 cat "$out"
