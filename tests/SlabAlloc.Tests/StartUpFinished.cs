@@ -1,4 +1,3 @@
-using SlabAlloc.Frontend;
 using SlabAlloc.Runtime;
 using SlabAlloc.Tests.Runtime;
 
@@ -14,9 +13,9 @@ public sealed class StartUpFinished : IDisposable
 {
     public StartUpFinished()
     {
-        StartUp.WaitUntilDone();
-        UpkeepPass.Suspend();
+        TestHooks.WaitForStartUp();
+        TestHooks.SuspendUpkeep();
     }
 
-    public void Dispose() => UpkeepPass.Resume();
+    public void Dispose() => TestHooks.ResumeUpkeep();
 }

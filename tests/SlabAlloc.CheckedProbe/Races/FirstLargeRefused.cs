@@ -1,3 +1,5 @@
+using SlabAlloc.Runtime;
+
 using static SlabAlloc.CheckedProbe.Probe;
 
 namespace SlabAlloc.CheckedProbe.Races;
@@ -12,7 +14,7 @@ internal static unsafe class FirstLargeRefused
 {
     public static long Run()
     {
-        Platform.FaultInjector.FailFrom(1);
+        TestHooks.FailReservationsFrom(1);
         try
         {
             SlabMemory.Free(SlabMemory.Alloc(1 << 20));
@@ -20,7 +22,7 @@ internal static unsafe class FirstLargeRefused
         }
         catch (OutOfMemoryException) { }
         catch (Exception e) { Fail($"RACE_VIOLATION: the first large allocation, refused, threw {e.GetType().Name}, not OutOfMemoryException"); }
-        finally { Platform.FaultInjector.Disarm(); }
+        finally { TestHooks.StopFailingReservations(); }
         try { SlabMemory.Free(SlabMemory.Alloc(1 << 20)); }
         catch (Exception e) { Fail($"RACE_VIOLATION: once mappings were allowed again, a large allocation threw {e.GetType().Name}"); }
         return 1;

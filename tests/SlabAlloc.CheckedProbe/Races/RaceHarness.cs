@@ -1,4 +1,6 @@
-using SlabAlloc.Pool;
+using SlabAlloc.Memory;
+using SlabAlloc.Runtime;
+
 using static SlabAlloc.CheckedProbe.Probe;
 
 namespace SlabAlloc.CheckedProbe.Races;
@@ -42,7 +44,7 @@ internal static class RaceHarness
     /// pool's lock, and releases the lock 50 ms after the action began (by then it waits for the lock).</summary>
     public static void WhileLockHeld(Action action)
     {
-        if (SlabPool.Shared is not SharedSlabPool<CoarseLock> pool)
+        if (!TestHooks.PoolIsMutex)
         {
             Fail("PROBE_ERROR: the race needs SLABALLOC_POOL=mutex");
             return;
@@ -51,11 +53,11 @@ internal static class RaceHarness
         using var go = new ManualResetEventSlim();
         var holder = new Thread(() =>
         {
-            pool.Guard.Enter(PoolPath.ReleaseSlab);
+            TestHooks.TryEnterMutexPool();
             held.Set();
             go.Wait();
             Thread.Sleep(50);
-            pool.Guard.Exit();
+            TestHooks.ExitMutexPool();
         });
         holder.Start();
         held.Wait();

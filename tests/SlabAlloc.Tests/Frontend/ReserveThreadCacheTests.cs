@@ -1,5 +1,6 @@
 using SlabAlloc.Frontend;
 using SlabAlloc.Memory;
+using SlabAlloc.Runtime;
 
 namespace SlabAlloc.Tests.Frontend;
 
@@ -46,8 +47,8 @@ public sealed unsafe class ReserveThreadCacheTests
         var reserver = new Thread(() =>
         {
             SlabMemory.ReserveThreadCache(64, 100);
-            reserverKeeps = SlabAlloc.Frontend.SmallBlocks.KeepsEmptySlabs(sizeClass);
-            reserverHeap = (nint)SlabAlloc.Frontend.SmallBlocks.HeapOfCallingThread();
+            reserverKeeps = TestHooks.KeepsEmptySlabs(sizeClass);
+            reserverHeap = (nint)TestHooks.CacheOfCallingThread();
         });
         reserver.Start();
         reserver.Join();
@@ -67,8 +68,8 @@ public sealed unsafe class ReserveThreadCacheTests
             var threads = Enumerable.Range(0, count).Select(_ => new Thread(() =>
             {
                 SlabMemory.Free(SlabMemory.Alloc(64));
-                if (SlabAlloc.Frontend.SmallBlocks.KeepsEmptySlabs(sizeClass)) Interlocked.Increment(ref inherited);
-                if ((nint)SlabAlloc.Frontend.SmallBlocks.HeapOfCallingThread() == reserverHeap) Interlocked.Increment(ref tookTheReserversHeap);
+                if (TestHooks.KeepsEmptySlabs(sizeClass)) Interlocked.Increment(ref inherited);
+                if ((nint)TestHooks.CacheOfCallingThread() == reserverHeap) Interlocked.Increment(ref tookTheReserversHeap);
                 attached.SignalAndWait();
             })).ToArray();
             foreach (Thread t in threads) t.Start();

@@ -1,5 +1,5 @@
-using SlabAlloc.Frontend;
 using SlabAlloc.Platform;
+using SlabAlloc.Runtime;
 
 namespace SlabAlloc.Tests.Frontend;
 
@@ -19,9 +19,9 @@ public sealed unsafe class StackCacheMapTests
         var t = new Thread(() =>
         {
             SlabMemory.Free(SlabMemory.Alloc(64));
-            nint viaMap = (nint)SmallBlocks.HeapVouchedByStackMap();
+            nint viaMap = (nint)TestHooks.CacheVouchedByStackMap();
             found = viaMap != 0;
-            same = viaMap == (nint)SmallBlocks.HeapOfCallingThread();
+            same = viaMap == (nint)TestHooks.CacheOfCallingThread();
         });
         t.Start();
         t.Join();
@@ -66,12 +66,12 @@ public sealed unsafe class StackCacheMapTests
             var t = new Thread(() =>
             {
                 ThreadStacks.TryGetCurrent(out low, out _);
-                before = SmallBlocks.HeapVouchedByStackMap() != null;
+                before = TestHooks.CacheVouchedByStackMap() != null;
                 void* p = SlabMemory.Alloc((nuint)(16 + i % 500));
                 *(int*)p = i;
-                nint viaMap = (nint)SmallBlocks.HeapVouchedByStackMap();
+                nint viaMap = (nint)TestHooks.CacheVouchedByStackMap();
                 after = viaMap != 0;
-                right = viaMap == (nint)SmallBlocks.HeapOfCallingThread();
+                right = viaMap == (nint)TestHooks.CacheOfCallingThread();
                 Assert.Equal(i, *(int*)p);
                 SlabMemory.Free(p);
             }, maxStackSize: 256 * 1024);

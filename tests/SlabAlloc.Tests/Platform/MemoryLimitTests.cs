@@ -1,5 +1,5 @@
 using SlabAlloc.Platform;
-using SlabAlloc.Support;
+using SlabAlloc.Runtime;
 
 namespace SlabAlloc.Tests.Platform;
 
@@ -17,8 +17,8 @@ public sealed unsafe class MemoryLimitTests
         GC.WaitForPendingFinalizers();
         SlabMemory.Trim();
         SlabStatistics before = SlabMemory.GetStatistics();
-        long previousLimit = AdjustableSettings.MappingLimitBytes;
-        AdjustableSettings.MappingLimitBytes = OsMemory.MappedBytes + Headroom;
+        long previousLimit = TestHooks.MappingLimitBytes;
+        TestHooks.MappingLimitBytes = OsMemory.MappedBytes + Headroom;
         var blocks = new List<nint>();
         try
         {
@@ -35,7 +35,7 @@ public sealed unsafe class MemoryLimitTests
             catch (OutOfMemoryException e) { refused = e; }
             Assert.NotNull(refused);
             Assert.InRange(blocks.Count, 30, 48);
-            Assert.True(OsMemory.MappedBytes <= AdjustableSettings.MappingLimitBytes);
+            Assert.True(OsMemory.MappedBytes <= TestHooks.MappingLimitBytes);
             Assert.True(OsMemory.RefusedByLimit > 0);
 
             int large = blocks.Count;
@@ -50,7 +50,7 @@ public sealed unsafe class MemoryLimitTests
         finally
         {
             foreach (nint p in blocks) SlabMemory.Free((void*)p);
-            AdjustableSettings.MappingLimitBytes = previousLimit;
+            TestHooks.MappingLimitBytes = previousLimit;
             SlabMemory.Trim();
         }
         SlabStatistics after = SlabMemory.GetStatistics();

@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using SlabAlloc.Pool;
-using SlabAlloc.Support;
+using SlabAlloc.Runtime;
 using SlabAlloc.Tests.Model;
 
 namespace SlabAlloc.Tests.Pool;
@@ -26,7 +26,7 @@ public sealed unsafe class PartialSweepTests
         SlabStatistics baseline = SlabMemory.GetStatistics();
         long sweepsBefore = Volatile.Read(ref SlabPool.Shared.Counters.PartialSweeps);
         long emptiedBefore = Volatile.Read(ref SlabPool.Shared.Counters.PartialsEmptied);
-        int decayBefore = AdjustableSettings.DecayMs;
+        int decayBefore = TestHooks.DecayMs;
         var handedOn = new ConcurrentQueue<nint>();
         int corrupt = 0;
         bool done = false;
@@ -36,7 +36,7 @@ public sealed unsafe class PartialSweepTests
             if (*(long*)p != (p ^ Stamp)) Interlocked.Increment(ref corrupt);
         }
 
-        AdjustableSettings.DecayMs = 1;
+        TestHooks.DecayMs = 1;
         var sweeper = new Thread(() => { while (!Volatile.Read(ref done)) SlabPool.Shared.DecayIfDue(); });
         try
         {
@@ -87,7 +87,7 @@ public sealed unsafe class PartialSweepTests
         {
             Volatile.Write(ref done, true);
             sweeper.Join();
-            AdjustableSettings.DecayMs = decayBefore;
+            TestHooks.DecayMs = decayBefore;
         }
 
         Assert.Equal(0, corrupt);

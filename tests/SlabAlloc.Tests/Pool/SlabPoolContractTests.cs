@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using SlabAlloc.Memory;
 using SlabAlloc.Pool;
+using SlabAlloc.Runtime;
 using SlabAlloc.Support;
 
 namespace SlabAlloc.Tests.Pool;
@@ -334,10 +335,10 @@ public sealed unsafe class SlabPoolContractTests
 
     private static void WithDecay(int milliseconds, Action test)
     {
-        int before = AdjustableSettings.DecayMs;
-        AdjustableSettings.DecayMs = milliseconds;
+        int before = TestHooks.DecayMs;
+        TestHooks.DecayMs = milliseconds;
         try { test(); }
-        finally { AdjustableSettings.DecayMs = before; }
+        finally { TestHooks.DecayMs = before; }
     }
 
     /// <summary>Lets dead threads' finalizers run and trims, so the pool's lists start empty and no

@@ -1,6 +1,6 @@
 using Xunit.Abstractions;
 using SlabAlloc.Memory;
-using SlabAlloc.Platform;
+using SlabAlloc.Runtime;
 
 namespace SlabAlloc.Tests.Reliability;
 
@@ -18,7 +18,7 @@ public sealed unsafe class FaultInjectionTests(ITestOutputHelper output)
     {
         SlabMemory.Trim();
         SlabStatistics baseline = SlabMemory.GetStatistics();
-        long failuresBefore = FaultInjector.Failures;
+        long failuresBefore = TestHooks.ReservationsRefused;
         int outOfMemory = 0;
         // 24 failure points, each with its own workload; the long version repeats them with other seeds.
         int failurePoints = 24 * TestScale.Factor;
@@ -28,10 +28,10 @@ public sealed unsafe class FaultInjectionTests(ITestOutputHelper output)
             var held = new List<nint>();
             var worker = new Thread(() =>
             {
-                FaultInjector.FailFrom(n);
+                TestHooks.FailReservationsFrom(n);
                 try { Workload(held, seed); }
                 catch (OutOfMemoryException) { Interlocked.Increment(ref outOfMemory); }
-                finally { FaultInjector.Disarm(); }
+                finally { TestHooks.StopFailingReservations(); }
             });
             worker.Start();
             worker.Join();
@@ -51,8 +51,8 @@ public sealed unsafe class FaultInjectionTests(ITestOutputHelper output)
             Assert.Equal(0, s.SlabsFull + s.SlabsPartial + s.SlabsEmpty + s.SlabsReserved);
             Assert.True(s.Superslabs <= baseline.Superslabs, $"after failure point {n}: {s.Superslabs} superslabs mapped, {baseline.Superslabs} before");
         }
-        output.WriteLine($"{FaultInjector.Failures - failuresBefore} reservations refused, {outOfMemory} workloads ended in OutOfMemoryException");
-        Assert.True(FaultInjector.Failures - failuresBefore >= failurePoints, "every failure point was reached");
+        output.WriteLine($"{TestHooks.ReservationsRefused - failuresBefore} reservations refused, {outOfMemory} workloads ended in OutOfMemoryException");
+        Assert.True(TestHooks.ReservationsRefused - failuresBefore >= failurePoints, "every failure point was reached");
         Assert.True(outOfMemory >= failurePoints * 5 / 6, "the refusals surfaced as OutOfMemoryException");
     }
 

@@ -1,4 +1,3 @@
-using SlabAlloc.Platform;
 using SlabAlloc.Runtime;
 using SlabAlloc.Tests.Reliability;
 
@@ -23,18 +22,18 @@ public sealed class WarmUpFaultTests
         for (int n = 1; n <= 6; n++)
         {
             Exception? escaped = null;
-            long failuresBefore = FaultInjector.Failures;
+            long failuresBefore = TestHooks.ReservationsRefused;
             var warmUp = new Thread(() =>
             {
-                FaultInjector.FailFrom(n);
+                TestHooks.FailReservationsFrom(n);
                 try { WarmUp.Run(); }
                 catch (Exception e) { escaped = e; }
-                finally { FaultInjector.Disarm(); }
+                finally { TestHooks.StopFailingReservations(); }
             });
             warmUp.Start();
             warmUp.Join();
             Assert.Null(escaped);
-            if (FaultInjector.Failures > failuresBefore) refusedAt.Add(n);
+            if (TestHooks.ReservationsRefused > failuresBefore) refusedAt.Add(n);
 
             SlabMemory.Trim();
             SlabStatistics s = SlabMemory.GetStatistics();
@@ -54,19 +53,19 @@ public sealed class WarmUpFaultTests
         // allocated, which the warm-up's clean-up must free.
         SlabMemory.Trim();
         SlabStatistics baseline = SlabMemory.GetStatistics();
-        long failuresBefore = FaultInjector.Failures;
+        long failuresBefore = TestHooks.ReservationsRefused;
         Exception? escaped = null;
         var warmUp = new Thread(() =>
         {
-            FaultInjector.FailFrom(3);
+            TestHooks.FailReservationsFrom(3);
             try { WarmUp.Run([new WarmUp.Step(256 * 1024, 5)]); }
             catch (Exception e) { escaped = e; }
-            finally { FaultInjector.Disarm(); }
+            finally { TestHooks.StopFailingReservations(); }
         });
         warmUp.Start();
         warmUp.Join();
         Assert.Null(escaped);
-        Assert.True(FaultInjector.Failures > failuresBefore, "the third mapping was refused");
+        Assert.True(TestHooks.ReservationsRefused > failuresBefore, "the third mapping was refused");
         SlabStatistics s = SlabMemory.GetStatistics();
         Assert.Equal(baseline.LargeBlocks, s.LargeBlocks);
         Assert.Equal(baseline.LargeBytes, s.LargeBytes);

@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
 using SlabAlloc.Memory;
+using SlabAlloc.Runtime;
 using SlabAlloc.Telemetry;
 
 namespace SlabAlloc.Tests.Telemetry;
@@ -238,14 +239,14 @@ public sealed unsafe class SlabMeterTests
         using var recorder = new Recorder();
         WithMaxAge(TimeSpan.MaxValue, () => // a pass slowed by a busy machine must not count as two
         {
-            long snapshots = SlabMeter.SnapshotsTaken, callbacks = SlabMeter.CallbackInvocations;
+            long snapshots = TestHooks.MeterWork.Snapshots, callbacks = TestHooks.MeterWork.Callbacks;
             recorder.Collect();
-            Assert.Equal(1, SlabMeter.SnapshotsTaken - snapshots);
-            Assert.Equal(SlabMeter.Names.All.Length, SlabMeter.CallbackInvocations - callbacks);
+            Assert.Equal(1, TestHooks.MeterWork.Snapshots - snapshots);
+            Assert.Equal(SlabMeter.Names.All.Length, TestHooks.MeterWork.Callbacks - callbacks);
 
             // A second pass right away is a new pass: it sees fresh figures, not the cached ones.
             recorder.Collect();
-            Assert.Equal(2, SlabMeter.SnapshotsTaken - snapshots);
+            Assert.Equal(2, TestHooks.MeterWork.Snapshots - snapshots);
         });
     }
 
@@ -255,45 +256,45 @@ public sealed unsafe class SlabMeterTests
         using var recorder = new Recorder();
         WithMaxAge(TimeSpan.MinValue, () => // every snapshot is too old by the time the next instrument reads
         {
-            long snapshots = SlabMeter.SnapshotsTaken;
+            long snapshots = TestHooks.MeterWork.Snapshots;
             recorder.Collect();
-            Assert.Equal(SlabMeter.Names.All.Length, SlabMeter.SnapshotsTaken - snapshots);
+            Assert.Equal(SlabMeter.Names.All.Length, TestHooks.MeterWork.Snapshots - snapshots);
         });
     }
 
     /// <summary>Every instrument builds its own snapshot while this lives. For the tests that compare figures
     /// taken a few milliseconds apart: the first instruments of a pass may otherwise read a snapshot that
-    /// an earlier pass (of any test) left, younger than <see cref="SlabMeter.MaxAge"/>, which is staleness
+    /// an earlier pass (of any test) left, younger than <see cref="TestHooks.MeterSnapshotMaxAge"/>, which is staleness
     /// the meter allows by design.</summary>
     private sealed class FreshSnapshots : IDisposable
     {
-        private readonly TimeSpan _saved = SlabMeter.MaxAge;
+        private readonly TimeSpan _saved = TestHooks.MeterSnapshotMaxAge;
 
-        public FreshSnapshots() => SlabMeter.MaxAge = TimeSpan.MinValue;
+        public FreshSnapshots() => TestHooks.MeterSnapshotMaxAge = TimeSpan.MinValue;
 
-        public void Dispose() => SlabMeter.MaxAge = _saved;
+        public void Dispose() => TestHooks.MeterSnapshotMaxAge = _saved;
     }
 
     /// <summary>Runs <paramref name="body"/> with the snapshots' maximum age set to <paramref name="maxAge"/>.</summary>
     private static void WithMaxAge(TimeSpan maxAge, Action body)
     {
-        TimeSpan saved = SlabMeter.MaxAge;
-        SlabMeter.MaxAge = maxAge;
+        TimeSpan saved = TestHooks.MeterSnapshotMaxAge;
+        TestHooks.MeterSnapshotMaxAge = maxAge;
         try { body(); }
-        finally { SlabMeter.MaxAge = saved; }
+        finally { TestHooks.MeterSnapshotMaxAge = saved; }
     }
 
     [Fact]
     public void NothingIsComputedWhileNoListenerCollects()
     {
-        long snapshots = SlabMeter.SnapshotsTaken, callbacks = SlabMeter.CallbackInvocations;
+        long snapshots = TestHooks.MeterWork.Snapshots, callbacks = TestHooks.MeterWork.Callbacks;
         var blocks = new nint[10_000];
         for (int i = 0; i < blocks.Length; i++) blocks[i] = (nint)SlabMemory.Alloc((nuint)(1 + i % 2000));
         foreach (nint p in blocks) SlabMemory.Free((void*)p);
         _ = SlabMemory.GetStatistics();
         _ = SlabMemory.GetLockStatistics();
-        Assert.Equal(snapshots, SlabMeter.SnapshotsTaken);
-        Assert.Equal(callbacks, SlabMeter.CallbackInvocations);
+        Assert.Equal(snapshots, TestHooks.MeterWork.Snapshots);
+        Assert.Equal(callbacks, TestHooks.MeterWork.Callbacks);
 
         // A listener that subscribes but does not collect does not run the callbacks either.
         using (new Recorder())
@@ -301,7 +302,7 @@ public sealed unsafe class SlabMeterTests
             for (int i = 0; i < blocks.Length; i++) blocks[i] = (nint)SlabMemory.Alloc(64);
             foreach (nint p in blocks) SlabMemory.Free((void*)p);
         }
-        Assert.Equal(snapshots, SlabMeter.SnapshotsTaken);
-        Assert.Equal(callbacks, SlabMeter.CallbackInvocations);
+        Assert.Equal(snapshots, TestHooks.MeterWork.Snapshots);
+        Assert.Equal(callbacks, TestHooks.MeterWork.Callbacks);
     }
 }
