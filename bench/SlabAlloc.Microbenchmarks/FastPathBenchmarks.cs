@@ -5,7 +5,7 @@ using BenchmarkDotNet.Attributes;
 namespace SlabAlloc.Microbenchmarks;
 
 /// <summary>
-/// The two single-thread fast-path targets of the performance issue, small enough to run with every
+/// The two single-thread fast-path measurements, small enough to run with every
 /// peer allocator in one go (<c>--filter '*FastPath*' --preload</c>): a tight 64-byte alloc+free pair,
 /// and 1000 allocations of mixed small sizes followed by 1000 frees. Reported per pair.
 /// </summary>
