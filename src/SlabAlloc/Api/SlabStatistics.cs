@@ -60,6 +60,18 @@ public sealed class SlabStatistics
     public long ThreadCacheMisses { get; init; }
     /// <summary>Frees of blocks whose slab another thread owned.</summary>
     public long RemoteFrees { get; init; }
+    /// <summary>Of <see cref="RemoteFrees"/>: frees into slabs whose owner thread had ended and whose cache
+    /// was not handed back yet (counted for threads in the stack map: every thread, where it is supported).</summary>
+    public long RemoteFreesToEndedThreads { get; init; }
+    /// <summary>Of <see cref="RemoteFrees"/>: frees into slabs no thread owned: let go by their thread
+    /// (when it ended, or on <c>Trim</c>) with blocks still out, and waiting for those blocks in the pool.</summary>
+    public long RemoteFreesToUnownedSlabs { get; init; }
+    /// <summary>Slabs a thread let go while blocks of theirs were still out (when it ended, or on
+    /// <c>Trim</c>): each is handed over to the threads that free those blocks, then to the pool.</summary>
+    public long SlabsLetGoInUse { get; init; }
+    /// <summary>Of <see cref="AcquiredStage1"/>: partial slabs, taken over with blocks still out that another
+    /// thread handed out.</summary>
+    public long PartialSlabsAdopted { get; init; }
     /// <summary>Slab acquisitions served by stage 1 (a listed slab of the class), 2 (free slots in a mapped superslab) and 3 (a new superslab).</summary>
     public long AcquiredStage1 { get; init; }
     /// <inheritdoc cref="AcquiredStage1"/>
@@ -94,8 +106,9 @@ public sealed class SlabStatistics
         Line("slabs", $"owned {SlabsOwned}, full {SlabsFull}, partial {SlabsPartial}, empty {SlabsEmpty}, reserved {SlabsReserved}; unused slots {UnusedSlots}");
         Line("thread caches", $"{ThreadCaches} live, {ThreadCacheRecords} made, {ThreadCachesReclaimed} reclaimed; {BlocksInThreadCaches} free blocks");
         Line("cache misses", ThreadCacheMisses);
-        Line("remote frees", RemoteFrees);
-        Line("slab acquisitions", $"stage1 {AcquiredStage1}, stage2 {AcquiredStage2}, stage3 {AcquiredStage3}");
+        Line("remote frees", $"{RemoteFrees} ({RemoteFreesToEndedThreads} into ended threads' slabs, {RemoteFreesToUnownedSlabs} into unowned ones)");
+        Line("slab acquisitions", $"stage1 {AcquiredStage1} ({PartialSlabsAdopted} partial), stage2 {AcquiredStage2}, stage3 {AcquiredStage3}");
+        Line("slabs let go in use", SlabsLetGoInUse);
         Line("large blocks", $"{LargeBlocks} ({LargeBytes} bytes), cached {LargeCachedBytes} bytes");
         Line("upkeep", UpkeepDelayMs == 0 ? $"off ({UpkeepTicks} ticks)" : $"{UpkeepTicks} ticks, next after {UpkeepDelayMs} ms");
         sb.Append("class  block  in-use  allocs  frees  owned full partial empty\n");

@@ -19,7 +19,7 @@ internal static unsafe class StatisticsCollector
         var allocs = new long[SizeClasses.Count];
         var frees = new long[SizeClasses.Count];
         for (int c = 0; c < SizeClasses.Count; c++) frees[c] = SmallBlocks.UnattachedFrees(c);
-        long requested = 0, misses = 0, remote = 0, cachedBlocks = 0;
+        long requested = 0, misses = 0, remote = 0, remoteToEnded = 0, remoteToUnowned = 0, cachedBlocks = 0;
         int live = 0;
         for (ThreadCacheRecord? r = ThreadCacheRecords.Head; r != null; r = r.Next)
         {
@@ -32,6 +32,8 @@ internal static unsafe class StatisticsCollector
             requested += Volatile.Read(ref h->RequestedBytes);
             misses += Volatile.Read(ref h->CacheMisses);
             remote += Volatile.Read(ref h->RemoteFrees);
+            remoteToEnded += Volatile.Read(ref h->RemoteFreesToEnded);
+            remoteToUnowned += Volatile.Read(ref h->RemoteFreesToUnowned);
             if (!ThreadCacheRecords.IsLive(r)) continue;
             live++;
             for (int c = 0; c < SizeClasses.Count; c++)
@@ -101,6 +103,10 @@ internal static unsafe class StatisticsCollector
             ThreadCachesReclaimed = ThreadCacheRecords.Reclaimed,
             ThreadCacheMisses = misses,
             RemoteFrees = remote,
+            RemoteFreesToEndedThreads = remoteToEnded,
+            RemoteFreesToUnownedSlabs = remoteToUnowned,
+            SlabsLetGoInUse = SmallBlocks.SlabsLetGoInUse,
+            PartialSlabsAdopted = Volatile.Read(ref pool.Stage1Partial),
             AcquiredStage1 = Volatile.Read(ref pool.Stage1),
             AcquiredStage2 = Volatile.Read(ref pool.Stage2),
             AcquiredStage3 = Volatile.Read(ref pool.Stage3),

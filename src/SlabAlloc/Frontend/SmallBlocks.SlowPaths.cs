@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using SlabAlloc.Memory;
+using SlabAlloc.Platform;
 using SlabAlloc.Pool;
 using SlabAlloc.Support;
 
@@ -184,18 +185,40 @@ internal static unsafe partial class SmallBlocks
         {
             h->FreeCount[s->ClassIndex]++;
             h->RemoteFrees++;
+            CountRemoteTarget(h, s);
         }
         else Interlocked.Increment(ref s_unattachedFrees[s->ClassIndex]);
         if (SlabMeta.PushRemote(s, block)) SlabPool.Shared.PublishPartial(s);
     }
 
+    /// <summary>Counts whose slab a remote free went into: a live thread's, an ended thread's not yet
+    /// reclaimed, or no thread's. A statistic only: the owner may change while it is read, and the owner's
+    /// cache, which is never unmapped, may be read just as another thread takes it over.</summary>
+    private static void CountRemoteTarget(ThreadCache* h, SlabMeta* s)
+    {
+        var owner = (ThreadCache*)s->Owner;
+        if (owner == null) h->RemoteFreesToUnowned++;
+        else if (Volatile.Read(ref owner->LatchArmed) != 0 && !ThreadStacks.IsArmed(&owner->Latch)) h->RemoteFreesToEnded++;
+    }
+
+    /// <summary>Slabs let go while blocks of theirs were still out (see <see cref="LetGo"/>).</summary>
+    private static long s_letGoInUse;
+
+    /// <summary>Slabs let go while blocks of theirs were still out: handed over to whichever thread frees
+    /// those blocks, and then to the pool.</summary>
+    public static long SlabsLetGoInUse => Volatile.Read(ref s_letGoInUse);
 
     private static void LetGo(SlabMeta* s)
     {
         switch (SlabMeta.LetGo(s))
         {
-            case SlabMeta.LetGoResult.Detached: break; // in no list until a remote free publishes it
-            case SlabMeta.LetGoResult.Queued: SlabPool.Shared.PublishPartial(s); break;
+            case SlabMeta.LetGoResult.Detached: // in no list until a remote free publishes it
+                Interlocked.Increment(ref s_letGoInUse);
+                break;
+            case SlabMeta.LetGoResult.Queued:
+                Interlocked.Increment(ref s_letGoInUse);
+                SlabPool.Shared.PublishPartial(s);
+                break;
             case SlabMeta.LetGoResult.Empty: SlabPool.Shared.ReleaseEmpty(s); break;
         }
     }

@@ -85,6 +85,7 @@ internal static unsafe partial class SmallBlocks
         h = record.Heap;
         // A reused record's heap: what its last thread chose for itself does not carry over.
         h->StackRegistrationFailures = 0;
+        Volatile.Write(ref h->LatchArmed, 0);
         h->KeepEmpty = default;
         t_heapOffset = (nint)h - (nint)s_emptyHeap;
         RegisterStack(h);
@@ -96,7 +97,8 @@ internal static unsafe partial class SmallBlocks
 
     private static void RegisterStack(ThreadCache* h)
     {
-        if (!StackCacheMap.TryRegister(h, s_emptyHeap)) h->StackRegistrationFailures++;
+        if (StackCacheMap.TryRegister(h, s_emptyHeap)) Volatile.Write(ref h->LatchArmed, 1);
+        else h->StackRegistrationFailures++;
     }
 
     /// <summary>True if <paramref name="s"/> is the placeholder slab of classes with no slab.</summary>

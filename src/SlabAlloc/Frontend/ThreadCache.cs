@@ -65,11 +65,20 @@ internal struct ThreadCache
     public long RequestedBytes;
     /// <summary>Frees of blocks whose slab another thread (or no thread) owned.</summary>
     public long RemoteFrees;
+    /// <summary>Of <see cref="RemoteFrees"/>: frees into slabs whose owner thread had ended and whose
+    /// cache was not reclaimed yet (owners in the stack map only: every thread, where it is supported).</summary>
+    public long RemoteFreesToEnded;
+    /// <summary>Of <see cref="RemoteFrees"/>: frees into slabs that no thread owned (let go by their
+    /// thread, or handed back with a dead thread's cache).</summary>
+    public long RemoteFreesToUnowned;
     /// <summary>Allocations that found the current slab's free list empty (thread-cache misses).</summary>
     public long CacheMisses;
     /// <summary>Failed attempts to register in the stack map (the latch still held by an exiting
     /// previous owner, or no stack range); retried every 64 cache misses, at most 16 times.</summary>
     public int StackRegistrationFailures;
+    /// <summary>1 once the owner armed its exit latch (it registered in the stack map); reset when a new
+    /// thread takes the cache. With the latch disarmed since, the owner has ended.</summary>
+    public int LatchArmed;
 
     // Unchecked views for the fast paths: the class index is in range by construction, and InlineArray
     // indexing would add a bounds check to every allocation and free.

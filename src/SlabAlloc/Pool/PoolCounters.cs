@@ -8,6 +8,8 @@ internal sealed class PoolCounters
 {
     /// <summary>Acquisitions served by stage 1 (a listed slab of the class), 2 (claimed slots), 3 (new superslab).</summary>
     public long Stage1, Stage2, Stage3;
+    /// <summary>Of <see cref="Stage1"/>: partial slabs, whose blocks still out were handed out by another thread.</summary>
+    public long Stage1Partial;
     /// <summary>Slabs whose slots were released (decommitted), beyond the empty-list bound or by a trim.</summary>
     public long ReleasedToUnused;
     /// <summary>Sweeps of the partial lists for slabs emptied by remote frees (the periodic upkeep's).</summary>

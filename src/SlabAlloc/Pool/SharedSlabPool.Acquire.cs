@@ -25,6 +25,7 @@ internal sealed unsafe partial class SharedSlabPool<TGuard>
         int failures = 0;
         bool reserved = false;
         bool popped = _partial[sizeClass].TryPop(out uint g, default(SlabLinks), ref failures);
+        bool partial = popped;
         if (!popped && (popped = _empty[sizeClass].TryPop(out g, default(SlabLinks), ref failures)))
             LowerLowWater(ref _emptyLowWater[sizeClass], Interlocked.Decrement(ref _emptyCount[sizeClass]));
         if (!popped && span == 1 && (popped = reserved = _sharedEmpty.TryPop(out g, default(SlabLinks), ref failures)))
@@ -42,6 +43,7 @@ internal sealed unsafe partial class SharedSlabPool<TGuard>
                 SlabInvariants.OwnedBy(s, owner);
             }
             Counters.Add(ref Counters.Stage1);
+            if (partial) Counters.Add(ref Counters.Stage1Partial);
             SlabLog.SlabAcquired(sizeClass, 1, g);
             return s;
         }
