@@ -50,6 +50,15 @@ static int Dispatch(string[] args)
             PrintStatistics(stats, allocator);
             return 0;
         }
+        case "xmalloc":
+        {
+            var a = XmallocTest.Parse(rest);
+            RunFigures r = allocator == "native" ? XmallocTest.Run<NativeAllocator>(a) : XmallocTest.Run<SlabAllocator>(CheckSlab(allocator, a));
+            double mfrees = r.OpsPerSecond / 1e6;
+            Console.WriteLine(json ? r.ToJson() : $"rtime: {100 / mfrees:F3}, free/sec: {mfrees:F3} M [producers={a.Threads} consumers={a.Threads} size={a.Size}] time={r.Seconds:F3}s {MemoryLine(r)}");
+            PrintStatistics(stats, allocator);
+            return 0;
+        }
         case "compare":
             return Compare.Run(rest);
         case "hotthread":
@@ -99,6 +108,8 @@ partial class Program
           larson sleep_sec min_size max_size chunks_per_thread rounds seed threads [--allocator slab|native] [--json] [--stats] [--after-load MS]
           midlarge threads cycles working_set seed [--allocator slab|native] [--json] [--stats] [--after-load MS]
                                                   (--after-load: SlabAlloc loaded MS milliseconds before the workload starts)
+          xmalloc threads seconds size [--allocator slab|native] [--json] [--stats]
+                                              (xmalloc-test: threads producers hand blocks to threads consumers; size -1: mixed sizes)
           compare [--quick] [--seconds S] [--reps N] [--cycles C] [--threads 1,2,4,8] [--out DIR]
           pairs SIZE N [--allocator slab|native]      (for callgrind: N alloc+free pairs)
           mixed N [--allocator slab|native]           (N batches of 1000 allocations then 1000 frees)
