@@ -67,6 +67,14 @@ static int Dispatch(string[] args)
             PrintStatistics(stats, allocator);
             return 0;
         }
+        case "cachethrash":
+        {
+            var a = CacheThrash.Parse(rest);
+            RunFigures r = allocator == "native" ? CacheThrash.Run<NativeAllocator>(a) : CacheThrash.Run<SlabAllocator>(CheckSlab(allocator, a));
+            Console.WriteLine(json ? r.ToJson() : $"Time = {r.Seconds:F3}s, {r.OpsPerSecond / 1e6:F1} M byte writes per second [t={a.Threads} iter={a.Iterations} size={a.Size} rep={a.Repetitions}] {MemoryLine(r)}");
+            PrintStatistics(stats, allocator);
+            return 0;
+        }
         case "compare":
             return Compare.Run(rest);
         case "hotthread":
@@ -120,6 +128,8 @@ partial class Program
                                               (xmalloc-test: threads producers hand blocks to threads consumers; size -1: mixed sizes)
           cachescratch threads iterations size repetitions [--allocator slab|native] [--json] [--stats]
                                               (Hoard's cache-scratch: each thread frees an object main allocated, then allocates and writes its own)
+          cachethrash threads iterations size repetitions [--allocator slab|native] [--json] [--stats]
+                                              (Hoard's cache-thrash: each thread allocates and writes small objects)
           compare [--quick] [--seconds S] [--reps N] [--cycles C] [--threads 1,2,4,8] [--out DIR]
           pairs SIZE N [--allocator slab|native]      (for callgrind: N alloc+free pairs)
           mixed N [--allocator slab|native]           (N batches of 1000 allocations then 1000 frees)
