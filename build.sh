@@ -26,6 +26,7 @@ workloads (bench/SlabAlloc.Workloads):
   xmalloc threads seconds size [--allocator slab|native] [--json] [--stats]
   cachescratch threads iterations size repetitions [--allocator slab|native] [--json] [--stats]
   cachethrash threads iterations size repetitions [--allocator slab|native] [--json] [--stats]
+  glibcthread threads seconds [--allocator slab|native] [--json] [--stats]
   hotthread [size] [slots] [iterations]
   pairs SIZE N | mixed N | fill N SIZE   [--allocator slab|native]
   threadcycles [cycles] [threads-at-once] [--allocator slab|native] [--reps N]
@@ -46,7 +47,7 @@ case "$cmd" in
     dotnet build SlabAlloc.sln -c Release -nologo -v quiet
     dotnet "$workloads" compare "$@"
     ;;
-  larson|midlarge|xmalloc|cachescratch|cachethrash|hotthread|pairs|mixed|fill|threadcycles|firstuse)
+  larson|midlarge|xmalloc|cachescratch|cachethrash|glibcthread|hotthread|pairs|mixed|fill|threadcycles|firstuse)
     dotnet build SlabAlloc.sln -c Release -nologo -v quiet
     dotnet "$workloads" "$cmd" "$@"
     ;;

@@ -75,6 +75,14 @@ static int Dispatch(string[] args)
             PrintStatistics(stats, allocator);
             return 0;
         }
+        case "glibcthread":
+        {
+            var a = GlibcThread.Parse(rest);
+            RunFigures r = allocator == "native" ? GlibcThread.Run<NativeAllocator>(a) : GlibcThread.Run<SlabAllocator>(CheckSlab(allocator, a));
+            Console.WriteLine(json ? r.ToJson() : $"{r.Operations} iterations, {r.OpsPerSecond:F0} per second [t={a.Threads}] time={r.Seconds:F3}s {MemoryLine(r)}");
+            PrintStatistics(stats, allocator);
+            return 0;
+        }
         case "compare":
             return Compare.Run(rest);
         case "hotthread":
@@ -130,6 +138,8 @@ partial class Program
                                               (Hoard's cache-scratch: each thread frees an object main allocated, then allocates and writes its own)
           cachethrash threads iterations size repetitions [--allocator slab|native] [--json] [--stats]
                                               (Hoard's cache-thrash: each thread allocates and writes small objects)
+          glibcthread threads seconds [--allocator slab|native] [--json] [--stats]
+                                              (glibc's bench-malloc-thread: random-size malloc/free over 1,024 slots a thread)
           compare [--quick] [--seconds S] [--reps N] [--cycles C] [--threads 1,2,4,8] [--out DIR]
           pairs SIZE N [--allocator slab|native]      (for callgrind: N alloc+free pairs)
           mixed N [--allocator slab|native]           (N batches of 1000 allocations then 1000 frees)
