@@ -26,7 +26,8 @@ namespace SlabAlloc.Workloads;
 /// release to the last one's stop; each thread then frees its working set, outside the time.</para>
 /// <para>Memory: each thread keeps a running total of the bytes its slots hold and its own peak, with
 /// one add per iteration (the same for every allocator); the live peak reported is the sum of the
-/// threads' peaks, an upper bound on the process's. The baseline RSS is read before the threads start.</para>
+/// threads' peaks, an upper bound on the process's. The baseline RSS is read before the threads start;
+/// SlabAlloc's mapped bytes are sampled once the threads have stopped (as they begin to free their sets).</para>
 /// </remarks>
 internal static unsafe class GlibcThread
 {
@@ -77,11 +78,13 @@ internal static unsafe class GlibcThread
             _stop = true;
             stopped.Wait();
             clock.Stop();
+            long mapped = typeof(TAlloc) == typeof(SlabAllocator) ? SlabMemory.GetStatistics().BytesMapped : 0;
             foreach (Thread t in threads) t.Join();
             return new RunOutcome(iterations.Sum(), clock.Elapsed.TotalSeconds, args.Threads)
             {
                 BaselineRssKiB = baselineRssKiB,
                 LiveBytesPeak = livePeaks.Sum(),
+                SlabMappedBytes = mapped,
             };
         }
 
