@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SlabAlloc build entry point.
-#   ./build.sh          restore, build Release, run the main job: the A/B comparison (about 3 minutes)
+#   ./build.sh          restore, build Release, run the main job: the A/B comparison (a few minutes)
 #                       (./build.sh run --quick for a short one; ./build.sh selfcheck for the self-check)
 #   ./build.sh test     restore, build, run every test (tests/run-all.sh)
 #   ./build.sh help     every command
@@ -17,7 +17,7 @@ usage() {
   cat <<'USAGE'
 usage: ./build.sh [command] [arguments]
   run [compare options]     (the default) the main job: the A/B comparison; --quick, --seconds S, --reps N,
-                            --cycles C, --threads 1,2,4,8, --out DIR
+                            --cycles C, --threads 1,2,4,8, --workloads larson,midlarge,..., --out DIR
   test [dotnet test options] every test with each pool and once on a Debug build (invariant checks on), the
                             package and sample, a 30 s soak (tests/run-all.sh)
 workloads (bench/SlabAlloc.Workloads):

@@ -5,7 +5,8 @@ namespace SlabAlloc.Workloads;
 
 /// <summary>
 /// The main job: the A/B comparison of SlabAlloc's lock-free and mutex pools against glibc and the
-/// peer allocators, on Larson and mid-large, at 1, 2, 4 and 8 threads. Every run is a child process
+/// peer allocators, on Larson, mid-large and the ports of mimalloc-bench's xmalloc-test, cache-scratch,
+/// cache-thrash and glibc-thread, at 1, 2, 4 and 8 threads. Every run is a child process
 /// (so LD_PRELOAD can swap the allocator under the very same harness); runs are interleaved
 /// (A B C ... A B C ...), each cell repeated with the first repetition dropped, and reported as the
 /// median with min and max.
@@ -21,7 +22,12 @@ internal static class Compare
         ["SLABALLOC_EMPTY_SLABS_PER_CLASS"] = "64",
     };
 
-    public sealed record Options(double LarsonSeconds, int Repetitions, int[] Threads, string OutputDirectory, int MidLargeCycles);
+    /// <summary>Every workload of the comparison, in the order of the plan.</summary>
+    public static readonly string[] Workloads = ["larson", "midlarge", PoolStress, "xmalloc", "cachescratch", "cachethrash", "glibcthread"];
+
+    /// <param name="LarsonSeconds">The length of each Larson, xmalloc and glibcthread run.</param>
+    /// <param name="CacheRepetitions">cache-scratch's and cache-thrash's repetitions (split among the threads).</param>
+    public sealed record Options(double LarsonSeconds, int Repetitions, int[] Threads, string OutputDirectory, int MidLargeCycles, int CacheRepetitions, string[] Workloads);
 
     public static int Run(List<string> args)
     {
@@ -30,7 +36,7 @@ internal static class Compare
         if (missing.Count > 0)
             Console.WriteLine($"not installed, skipped: {string.Join(", ", missing)} — install with: apt-get install libmimalloc2.0 libjemalloc2 libtcmalloc-minimal4");
 
-        var workloads = new[] { "larson", "midlarge", PoolStress };
+        string[] workloads = options.Workloads;
         var plan = new List<(int Rep, string Workload, int Threads, Contender Who)>();
         for (int rep = 0; rep < options.Repetitions; rep++)
             foreach (string w in workloads)
@@ -44,7 +50,7 @@ internal static class Compare
         for (int i = 0; i < plan.Count; i++)
         {
             var (rep, workload, threads, who) = plan[i];
-            Console.Error.Write($"\r[{i + 1,3}/{plan.Count}] {workload,-8} T={threads} {who.Name,-13} rep {rep + 1}/{options.Repetitions}  {clock.Elapsed:mm\\:ss} ");
+            Console.Error.Write($"\r[{i + 1,3}/{plan.Count}] {workload,-12} T={threads} {who.Name,-13} rep {rep + 1}/{options.Repetitions}  {clock.Elapsed:mm\\:ss} ");
             RunFigures figures = RunChild(who, workload, threads, options);
             if (rep > 0) results.Add((new Cell(workload, threads, who.Name), figures));
         }
@@ -67,9 +73,16 @@ internal static class Compare
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         psi.ArgumentList.Add(dll);
         psi.ArgumentList.Add(workload == PoolStress ? "larson" : workload);
-        IEnumerable<string> workloadArgs = workload != "midlarge"
-            ? [options.LarsonSeconds.ToString(CultureInfo.InvariantCulture), "8", "1000", "5000", "100", "4141", threads.ToString(CultureInfo.InvariantCulture)]
-            : [threads.ToString(CultureInfo.InvariantCulture), options.MidLargeCycles.ToString(CultureInfo.InvariantCulture), "2048", "42"];
+        string t = threads.ToString(CultureInfo.InvariantCulture), seconds = options.LarsonSeconds.ToString(CultureInfo.InvariantCulture);
+        string[] workloadArgs = workload switch
+        {
+            "larson" or PoolStress => [seconds, "8", "1000", "5000", "100", "4141", t],
+            "midlarge" => [t, options.MidLargeCycles.ToString(CultureInfo.InvariantCulture), "2048", "42"],
+            "xmalloc" => [t, seconds, "64"],
+            "cachescratch" or "cachethrash" => [t, "1000", "1", options.CacheRepetitions.ToString(CultureInfo.InvariantCulture)],
+            "glibcthread" => [t, seconds],
+            _ => throw new ArgumentException($"unknown workload '{workload}'"),
+        };
         foreach (string a in workloadArgs) psi.ArgumentList.Add(a);
         psi.ArgumentList.Add("--allocator");
         psi.ArgumentList.Add(who.Allocator);
@@ -92,24 +105,30 @@ internal static class Compare
     private static Options ParseOptions(List<string> args)
     {
         double seconds = 0.4;
-        int reps = 5, cycles = 1_000_000;
+        int reps = 5, cycles = 1_000_000, cacheRepetitions = 200_000;
         int[] threads = [1, 2, 4, 8];
+        string[] workloads = Workloads;
         string? output = null;
         for (int i = 0; i < args.Count; i++)
         {
             string Value() => i + 1 < args.Count ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
             switch (args[i])
             {
-                case "--quick": seconds = 0.2; reps = 2; threads = [1, 2]; cycles = 10000; break;
+                case "--quick": seconds = 0.2; reps = 2; threads = [1, 2]; cycles = 10000; cacheRepetitions = 50_000; break;
                 case "--seconds": seconds = double.Parse(Value(), CultureInfo.InvariantCulture); break;
                 case "--reps": reps = Math.Max(2, int.Parse(Value(), CultureInfo.InvariantCulture)); break;
                 case "--cycles": cycles = int.Parse(Value(), CultureInfo.InvariantCulture); break;
                 case "--threads": threads = Value().Split(',').Select(int.Parse).ToArray(); break;
                 case "--out": output = Value(); break;
+                case "--workloads":
+                    workloads = Value().Split(',');
+                    if (workloads.FirstOrDefault(w => !Workloads.Contains(w)) is string unknown)
+                        throw new ArgumentException($"unknown workload '{unknown}' (the workloads: {string.Join(",", Workloads)})");
+                    break;
                 default: throw new ArgumentException($"unknown compare option '{args[i]}'");
             }
         }
-        return new Options(seconds, reps, threads, output ?? Path.Combine(RepositoryRoot(), "docs", "results"), cycles);
+        return new Options(seconds, reps, threads, output ?? Path.Combine(RepositoryRoot(), "docs", "results"), cycles, cacheRepetitions, workloads);
     }
 
     private static string RepositoryRoot()

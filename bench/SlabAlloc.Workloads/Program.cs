@@ -140,7 +140,7 @@ partial class Program
                                               (Hoard's cache-thrash: each thread allocates and writes small objects)
           glibcthread threads seconds [--allocator slab|native] [--json] [--stats]
                                               (glibc's bench-malloc-thread: random-size malloc/free over 1,024 slots a thread)
-          compare [--quick] [--seconds S] [--reps N] [--cycles C] [--threads 1,2,4,8] [--out DIR]
+          compare [--quick] [--seconds S] [--reps N] [--cycles C] [--threads 1,2,4,8] [--workloads larson,midlarge,...] [--out DIR]
           pairs SIZE N [--allocator slab|native]      (for callgrind: N alloc+free pairs)
           mixed N [--allocator slab|native]           (N batches of 1000 allocations then 1000 frees)
           fill N SIZE [--allocator slab|native]       (N blocks allocated then freed: on fresh memory, then reused)

@@ -22,7 +22,12 @@ internal static class ResultsWriter
             Workloads: Larson `{options.LarsonSeconds} 8 1000 5000 100 4141 T` and mid-large `T {options.MidLargeCycles} 2048 42`,
             T = {string.Join(", ", options.Threads)}, {options.Repetitions} runs per cell; `poolstress` is the same Larson with
             thread caches limited to 4 blocks (`SLABALLOC_THREAD_CACHE_LIMIT=4`), so most operations reach the shared pool,
-            run for SlabAlloc's two pools only. Each cell is the median of its runs after the first was
+            run for SlabAlloc's two pools only. The ports of mimalloc-bench's workloads: `xmalloc T {options.LarsonSeconds} 64`
+            (xmalloc-test: T producers hand 64-byte blocks to T consumers, every free remote; operations are frees),
+            `cachescratch T 1000 1 {options.CacheRepetitions}` and `cachethrash T 1000 1 {options.CacheRepetitions}` (Hoard's
+            passive and active false sharing; operations are byte writes, the same total at every T, so the ideal
+            is a speed-up by the number of cores) and `glibcthread T {options.LarsonSeconds}` (glibc's bench-malloc-thread;
+            operations are free-and-malloc iterations). Each cell is the median of its runs after the first was
             dropped, with min and max; runs were interleaved across allocators. `x 1T` is the speed-up over
             the same allocator at 1 thread, `x glibc` the ratio to glibc malloc through `NativeMemory` in the
             same harness. Lock and CAS columns are SlabAlloc's own statistics (`SLABALLOC_LOCK_STATS=1`);
@@ -32,9 +37,7 @@ internal static class ResultsWriter
             `RSS growth MiB` is peak RSS less the RSS read just before the first allocation, that is, the
             allocator's footprint (and the workload threads') beyond the .NET runtime's.
 
-            ![Larson](ab-larson.png)
-            ![mid-large](ab-midlarge.png)
-            ![pool stress](ab-poolstress.png)
+            {string.Join("\n", options.Workloads.Select(w => $"![{w}](ab-{w}.png)"))}
 
             {summary.ToMarkdown()}
             {summary.LockCheck()}
@@ -62,10 +65,20 @@ internal static class ResultsWriter
         {
             "larson" => "Larson (8-1000 B, thread churn): throughput by threads, 2 cores",
             "midlarge" => "mid-large (8-34 KiB): throughput by threads, 2 cores",
-            _ => "Larson with 4-block thread caches (the pool is the bottleneck), 2 cores",
+            Compare.PoolStress => "Larson with 4-block thread caches (the pool is the bottleneck), 2 cores",
+            "xmalloc" => "xmalloc-test (64 B, T producers to T consumers, every free remote), 2 cores",
+            "cachescratch" => "cache-scratch (passive false sharing, 1 B objects), 2 cores",
+            "cachethrash" => "cache-thrash (active false sharing, 1 B objects), 2 cores",
+            _ => "glibc bench-malloc-thread (4 B-32 KiB, 1,024 slots a thread), 2 cores",
         });
         plot.XLabel("threads");
-        plot.YLabel("million operations per second (median)");
+        plot.YLabel(workload switch
+        {
+            "xmalloc" => "million frees per second (median)",
+            "cachescratch" or "cachethrash" => "million byte writes per second (median)",
+            "glibcthread" => "million iterations per second (median)",
+            _ => "million operations per second (median)",
+        });
         plot.Axes.SetLimitsY(0, summary.Rows.Where(r => r.Cell.Workload == workload).Max(r => r.MaxOps) / 1e6 * 1.1);
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
             summary.Rows.Select(r => r.Cell.Threads).Distinct().Select(t => new Tick(t, t.ToString(CultureInfo.InvariantCulture))).ToArray());
