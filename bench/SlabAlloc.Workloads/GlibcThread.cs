@@ -52,9 +52,9 @@ internal static unsafe class GlibcThread
     private static readonly byte[] Pattern = MakePattern();
 
     public static RunFigures Run<TAlloc>(Arguments args) where TAlloc : struct, IBenchAllocator =>
-        RunFigures.Measure("glibcthread", TAlloc.Name, args.Threads, () => new Session<TAlloc>(args).Execute());
+        RunFigures.Measure("glibcthread", TAlloc.Name, args.Threads, () => new Harness<TAlloc>(args).Execute());
 
-    private sealed class Session<TAlloc>(Arguments args) where TAlloc : struct, IBenchAllocator
+    private sealed class Harness<TAlloc>(Arguments args) where TAlloc : struct, IBenchAllocator
     {
         private volatile bool _stop;
 

@@ -55,11 +55,11 @@ internal static unsafe class XmallocTest
     public static RunFigures Run<TAlloc>(Arguments args) where TAlloc : struct, IBenchAllocator =>
         RunFigures.Measure("xmalloc", TAlloc.Name, args.Threads, () =>
         {
-            using var session = new Session<TAlloc>(args);
-            return session.Execute();
+            using var harness = new Harness<TAlloc>(args);
+            return harness.Execute();
         });
 
-    private sealed class Session<TAlloc>(Arguments args) : IDisposable where TAlloc : struct, IBenchAllocator
+    private sealed class Harness<TAlloc>(Arguments args) : IDisposable where TAlloc : struct, IBenchAllocator
     {
         private readonly BatchStack _stack = new(BatchLimit);
         private readonly Counts[] _producers = new Counts[args.Threads];
