@@ -43,16 +43,34 @@ internal sealed record RunFigures
     /// <summary>SlabAlloc only: its mapped bytes, sampled by the workload (see there); 0 otherwise.</summary>
     public long SlabMappedBytes { get; init; }
 
+    /// <summary>SlabAlloc only, over the run: frees, and of them the remote ones (see <see cref="SlabStatistics.RemoteFrees"/>)
+    /// with those into ended threads' slabs and into unowned slabs; slabs let go with blocks out, and partial
+    /// slabs adopted. 0 for other allocators.</summary>
+    public long Frees { get; init; }
+    /// <inheritdoc cref="Frees"/>
+    public long RemoteFrees { get; init; }
+    /// <inheritdoc cref="Frees"/>
+    public long RemoteFreesToEndedThreads { get; init; }
+    /// <inheritdoc cref="Frees"/>
+    public long RemoteFreesToUnownedSlabs { get; init; }
+    /// <inheritdoc cref="Frees"/>
+    public long SlabsLetGoInUse { get; init; }
+    /// <inheritdoc cref="Frees"/>
+    public long PartialSlabsAdopted { get; init; }
+
     /// <summary>Measures <paramref name="body"/>, which returns what it did and the memory figures it knows,
     /// with the process counters and the allocator's lock statistics taken around it.</summary>
     public static RunFigures Measure(string workload, string allocator, int threads, Func<RunOutcome> body)
     {
         bool slab = allocator == SlabAllocator.Name;
         SlabLockStatistics? locksBefore = slab ? SlabMemory.GetLockStatistics() : null;
+        SlabStatistics? statsBefore = slab ? SlabMemory.GetStatistics() : null;
         ProcessCounters before = ProcessCounters.Read();
         RunOutcome outcome = body();
         ProcessCounters process = ProcessCounters.Read().Since(before);
         SlabLockStatistics? locks = slab ? SlabMemory.GetLockStatistics() : null;
+        SlabStatistics? stats = slab ? SlabMemory.GetStatistics() : null;
+        long StatsDelta(Func<SlabStatistics, long> f) => stats is null ? 0 : f(stats) - f(statsBefore!);
         long Delta(Func<SlabLockStatistics, long> f) => locks is null ? 0 : f(locks) - f(locksBefore!);
         long lockAcquisitions = Delta(l => l.LockAcquisitions);
         long allocatorOps = Delta(l => l.AllocatorOperations);
@@ -81,6 +99,12 @@ internal sealed record RunFigures
             BaselineRssKiB = outcome.BaselineRssKiB,
             LiveBytesPeak = outcome.LiveBytesPeak,
             SlabMappedBytes = slab ? outcome.SlabMappedBytes : 0,
+            Frees = Delta(l => l.Frees),
+            RemoteFrees = StatsDelta(s => s.RemoteFrees),
+            RemoteFreesToEndedThreads = StatsDelta(s => s.RemoteFreesToEndedThreads),
+            RemoteFreesToUnownedSlabs = StatsDelta(s => s.RemoteFreesToUnownedSlabs),
+            SlabsLetGoInUse = StatsDelta(s => s.SlabsLetGoInUse),
+            PartialSlabsAdopted = StatsDelta(s => s.PartialSlabsAdopted),
         };
     }
 

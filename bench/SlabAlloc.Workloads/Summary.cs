@@ -10,7 +10,8 @@ internal sealed class Summary
         Cell Cell, int Runs, double MedianOps, double MinOps, double MaxOps, double? SpeedUp, double? VsGlibc,
         long LockAcquisitions, long AcquireSlabLocks, long ReleaseSlabLocks, double LockRate, long Contended, long Blocked,
         long CasRetries, long VoluntaryCs, long InvoluntaryCs, long MinorFaults, long MajorFaults, long PeakRssKiB,
-        long LiveBytesPeak, long BaselineRssKiB, long RssGrowthKiB, long SlabMappedBytes);
+        long LiveBytesPeak, long BaselineRssKiB, long RssGrowthKiB, long SlabMappedBytes,
+        long Frees, long RemoteFrees, long RemoteFreesToEndedThreads, long RemoteFreesToUnownedSlabs, long SlabsLetGoInUse, long PartialSlabsAdopted);
 
     public IReadOnlyList<Row> Rows { get; }
     public IReadOnlyList<string> Contenders { get; }
@@ -39,7 +40,9 @@ internal sealed class Summary
                 M(f => f.LockAcquisitions), M(f => f.AcquireSlabLocks), M(f => f.ReleaseSlabLocks), Median(figures.Select(f => f.LockRate)),
                 M(f => f.ContendedAcquisitions), M(f => f.BlockedAcquisitions), M(f => f.CasRetries),
                 M(f => f.VoluntaryContextSwitches), M(f => f.InvoluntaryContextSwitches), M(f => f.MinorPageFaults), M(f => f.MajorPageFaults), M(f => f.PeakRssKiB),
-                M(f => f.LiveBytesPeak), M(f => f.BaselineRssKiB), M(f => f.RssGrowthKiB), M(f => f.SlabMappedBytes)));
+                M(f => f.LiveBytesPeak), M(f => f.BaselineRssKiB), M(f => f.RssGrowthKiB), M(f => f.SlabMappedBytes),
+                M(f => f.Frees), M(f => f.RemoteFrees), M(f => f.RemoteFreesToEndedThreads), M(f => f.RemoteFreesToUnownedSlabs),
+                M(f => f.SlabsLetGoInUse), M(f => f.PartialSlabsAdopted)));
         }
         return new Summary(rows, contenders, runs);
     }
@@ -140,10 +143,10 @@ internal sealed class Summary
 
     public string ToCsv()
     {
-        var sb = new StringBuilder("workload,threads,allocator,runs,ops_per_sec_median,ops_per_sec_min,ops_per_sec_max,speedup_vs_1t,ratio_vs_glibc,lock_acquisitions,acquire_slab_locks,release_slab_locks,lock_rate,contended,blocked,cas_retries,voluntary_cs,involuntary_cs,minor_faults,major_faults,peak_rss_kib,live_bytes_peak,baseline_rss_kib,rss_growth_kib,slab_mapped_bytes\n");
+        var sb = new StringBuilder("workload,threads,allocator,runs,ops_per_sec_median,ops_per_sec_min,ops_per_sec_max,speedup_vs_1t,ratio_vs_glibc,lock_acquisitions,acquire_slab_locks,release_slab_locks,lock_rate,contended,blocked,cas_retries,voluntary_cs,involuntary_cs,minor_faults,major_faults,peak_rss_kib,live_bytes_peak,baseline_rss_kib,rss_growth_kib,slab_mapped_bytes,frees,remote_frees,remote_frees_to_ended_threads,remote_frees_to_unowned_slabs,slabs_let_go_in_use,partial_slabs_adopted\n");
         foreach (Row r in Rows)
             sb.Append(string.Create(CultureInfo.InvariantCulture,
-                $"{r.Cell.Workload},{r.Cell.Threads},{r.Cell.Contender},{r.Runs},{r.MedianOps:F0},{r.MinOps:F0},{r.MaxOps:F0},{r.SpeedUp:F3},{r.VsGlibc:F3},{r.LockAcquisitions},{r.AcquireSlabLocks},{r.ReleaseSlabLocks},{r.LockRate:G6},{r.Contended},{r.Blocked},{r.CasRetries},{r.VoluntaryCs},{r.InvoluntaryCs},{r.MinorFaults},{r.MajorFaults},{r.PeakRssKiB},{r.LiveBytesPeak},{r.BaselineRssKiB},{r.RssGrowthKiB},{r.SlabMappedBytes}\n"));
+                $"{r.Cell.Workload},{r.Cell.Threads},{r.Cell.Contender},{r.Runs},{r.MedianOps:F0},{r.MinOps:F0},{r.MaxOps:F0},{r.SpeedUp:F3},{r.VsGlibc:F3},{r.LockAcquisitions},{r.AcquireSlabLocks},{r.ReleaseSlabLocks},{r.LockRate:G6},{r.Contended},{r.Blocked},{r.CasRetries},{r.VoluntaryCs},{r.InvoluntaryCs},{r.MinorFaults},{r.MajorFaults},{r.PeakRssKiB},{r.LiveBytesPeak},{r.BaselineRssKiB},{r.RssGrowthKiB},{r.SlabMappedBytes},{r.Frees},{r.RemoteFrees},{r.RemoteFreesToEndedThreads},{r.RemoteFreesToUnownedSlabs},{r.SlabsLetGoInUse},{r.PartialSlabsAdopted}\n"));
         return sb.ToString();
     }
 
