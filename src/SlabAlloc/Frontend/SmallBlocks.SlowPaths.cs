@@ -133,11 +133,19 @@ internal static unsafe partial class SmallBlocks
         return AllocateFromCurrent(h, sizeClass, requested);
     }
 
+    /// <summary>How many exhausted slabs one miss looks at for other threads' frees, at most.</summary>
+    private const int RetainedLookups = 64;
+
     /// <summary>
-    /// A retained slab with free blocks: one the owner has freed into, else one of the first few full
-    /// ones that other threads have freed into. The full list is rotated past the slabs looked at, so
-    /// every retained slab is looked at in turn.
+    /// A retained slab with free blocks: one the owner has freed into, else, when another thread's free
+    /// said so (<see cref="ThreadCache.RemoteFreesWaiting"/>), an exhausted one that other threads have
+    /// freed into. The exhausted list is rotated past the slabs looked at, so successive misses look at
+    /// every slab in turn.
     /// </summary>
+    /// <remarks>The hint is taken (exchanged to 0) before the slabs are looked at, and a free sets it after
+    /// its push, so a free that the look misses sets it again for the next miss: none is lost. It is set
+    /// again too when the look found a slab (others may have frees as well) or stopped before it had seen
+    /// every slab; the owner then looks again on its next miss.</remarks>
     private static SlabMeta* TakeRetained(ThreadCache* h, int c)
     {
         var s = (SlabMeta*)h->RetainedAvailable[c];
@@ -146,16 +154,21 @@ internal static unsafe partial class SmallBlocks
             OwnedSlabList.Remove(ref h->RetainedAvailable[c], s);
             return s;
         }
-        const int Lookups = 4;
-        for (int i = 0; i < Lookups && (s = (SlabMeta*)h->RetainedFull[c]) != null; i++)
+        var first = (SlabMeta*)h->RetainedFull[c];
+        if (first == null || Interlocked.Exchange(ref h->RemoteFreesWaiting[c], 0) == 0) return null;
+        for (int i = 0; i < RetainedLookups; i++)
         {
-            if ((Volatile.Read(ref s->ThreadFree) & ~SlabMeta.StateMask) != 0)
+            s = (SlabMeta*)h->RetainedFull[c];
+            if (SlabMeta.HasRemoteFrees(s))
             {
                 OwnedSlabList.Remove(ref h->RetainedFull[c], s);
+                h->RemoteFreesWaiting[c] = 1;
                 return s;
             }
             h->RetainedFull[c] = (nint)s->NextOwned;
+            if ((SlabMeta*)h->RetainedFull[c] == first) return null; // every slab looked at
         }
+        h->RemoteFreesWaiting[c] = 1;
         return null;
     }
 
@@ -188,7 +201,21 @@ internal static unsafe partial class SmallBlocks
             CountRemoteTarget(h, s);
         }
         else Interlocked.Increment(ref s_unattachedFrees[s->ClassIndex]);
-        if (SlabMeta.PushRemote(s, block)) SlabPool.Shared.PublishPartial(s);
+        switch (SlabMeta.PushRemote(s, block))
+        {
+            case SlabMeta.PushOutcome.FirstOfDetached: SlabPool.Shared.PublishPartial(s); break;
+            case SlabMeta.PushOutcome.FirstOfOwned: TellOwner(s); break;
+        }
+    }
+
+    /// <summary>Tells the owner of <paramref name="s"/> that frees wait in one of its slabs of the class,
+    /// so that its next miss looks for them (<see cref="TakeRetained"/>). Read after the push, the owner
+    /// may have changed meanwhile: the slab's new owner is told instead, or nobody when it has none (a
+    /// slab let go is published by its own protocol). A hint is only ever a reason to look.</summary>
+    private static void TellOwner(SlabMeta* s)
+    {
+        var owner = (ThreadCache*)Volatile.Read(ref *(nint*)&s->Owner);
+        if (owner != null) Volatile.Write(ref owner->RemoteFreesWaiting[s->ClassIndex], 1);
     }
 
     /// <summary>Counts whose slab a remote free went into: a live thread's, an ended thread's not yet

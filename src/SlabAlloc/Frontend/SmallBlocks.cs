@@ -87,6 +87,7 @@ internal static unsafe partial class SmallBlocks
         h->StackRegistrationFailures = 0;
         Volatile.Write(ref h->LatchArmed, 0);
         h->KeepEmpty = default;
+        h->RemoteFreesWaiting = default;
         t_heapOffset = (nint)h - (nint)s_emptyHeap;
         RegisterStack(h);
         return h;

@@ -18,6 +18,10 @@ internal struct ClassFlags { private byte _first; }
 [InlineArray(Platform.ThreadStacks.LatchBytes / sizeof(long))]
 internal struct ExitLatch { private long _first; }
 
+/// <summary>A cache line of padding, between fields the owner writes and fields other threads write.</summary>
+[StructLayout(LayoutKind.Sequential, Size = 64)]
+internal struct CacheLinePad { private byte _first; }
+
 /// <summary>One counter per size class.</summary>
 [InlineArray(SizeClasses.Count)]
 internal struct ClassCounts { private long _first; }
@@ -76,9 +80,17 @@ internal struct ThreadCache
     /// <summary>Failed attempts to register in the stack map (the latch still held by an exiting
     /// previous owner, or no stack range); retried every 64 cache misses, at most 16 times.</summary>
     public int StackRegistrationFailures;
+
+    // What other threads read or write on their frees, a cache line away from the owner's counters.
+    private CacheLinePad _pad;
     /// <summary>1 once the owner armed its exit latch (it registered in the stack map); reset when a new
-    /// thread takes the cache. With the latch disarmed since, the owner has ended.</summary>
+    /// thread takes the cache. With the latch disarmed since, the owner has ended. Read by other threads'
+    /// frees, so it is kept off the lines the owner writes as it allocates.</summary>
     public int LatchArmed;
+    /// <summary>Per class: set by another thread's free when it is the first to wait in a slab this cache
+    /// owns, so that the owner looks through its exhausted slabs for frees on its next miss. Written by
+    /// any thread (a plain store: a hint), taken by the owner with an exchange.</summary>
+    public ClassFlags RemoteFreesWaiting;
 
     // Unchecked views for the fast paths: the class index is in range by construction, and InlineArray
     // indexing would add a bounds check to every allocation and free.

@@ -197,10 +197,20 @@ internal unsafe struct SlabMeta
         return count;
     }
 
+    /// <summary>What a remote push found in the slab's remote-free list.</summary>
+    public enum PushOutcome
+    {
+        /// <summary>Other frees were waiting already, or the slab is in a pool list.</summary>
+        Added,
+        /// <summary>The first free waiting in a slab a thread owns: its owner may want to know.</summary>
+        FirstOfOwned,
+        /// <summary>The first free block of a detached (full, unlisted) slab: the caller must publish the
+        /// slab to the pool's partial list.</summary>
+        FirstOfDetached,
+    }
+
     /// <summary>Pushes a block freed by a thread that does not own the slab.</summary>
-    /// <returns>True if this push gave a detached (full, unlisted) slab its first free block: the
-    /// caller must then publish the slab to the pool's partial list.</returns>
-    public static bool PushRemote(SlabMeta* s, void* block)
+    public static PushOutcome PushRemote(SlabMeta* s, void* block)
     {
         while (true)
         {
@@ -210,7 +220,11 @@ internal unsafe struct SlabMeta
             nint next = (nint)block | (state == StateDetached ? StateQueued : state);
             // Loses to another push or to the holder's exchange; both leave a consistent word to retry on.
             // ABA on the head is harmless: a push depends only on the current head value.
-            if (Interlocked.CompareExchange(ref s->ThreadFree, next, word) == word) return state == StateDetached;
+            if (Interlocked.CompareExchange(ref s->ThreadFree, next, word) == word)
+            {
+                if (state == StateDetached) return PushOutcome.FirstOfDetached;
+                return state == StateOwned && (word & ~StateMask) == 0 ? PushOutcome.FirstOfOwned : PushOutcome.Added;
+            }
         }
     }
 

@@ -218,7 +218,7 @@ public sealed unsafe class PoolLinearizabilityTests
             else block = SlabMeta.TakeFresh(s);
             s->Used++;
             SlabMeta.LetGoResult letGo = SlabMeta.LetGo(s);
-            bool firstFreeOfAFullSlab = SlabMeta.PushRemote(s, block);
+            bool firstFreeOfAFullSlab = SlabMeta.PushRemote(s, block) == SlabMeta.PushOutcome.FirstOfDetached;
             switch (letGo)
             {
                 case SlabMeta.LetGoResult.Queued:

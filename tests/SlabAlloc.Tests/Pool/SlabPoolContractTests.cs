@@ -72,9 +72,9 @@ public sealed unsafe class SlabPoolContractTests
         Assert.Equal(SizeClasses.Capacity(SizeClass) - outBefore, blocks.Count);
         Assert.Equal(SlabMeta.LetGoResult.Detached, SlabMeta.LetGo(s));
         // The first remote free publishes it to the partial list; the rest are plain remote frees.
-        Assert.True(SlabMeta.PushRemote(s, (void*)blocks[0]));
+        Assert.Equal(SlabMeta.PushOutcome.FirstOfDetached, SlabMeta.PushRemote(s, (void*)blocks[0]));
         SlabPool.Shared.PublishPartial(s);
-        for (int i = 1; i < blocks.Count; i++) Assert.False(SlabMeta.PushRemote(s, (void*)blocks[i]));
+        for (int i = 1; i < blocks.Count; i++) Assert.Equal(SlabMeta.PushOutcome.Added, SlabMeta.PushRemote(s, (void*)blocks[i]));
 
         SlabMeta* adopted = AcquireUntil(SizeClass, OwnerB, s);
         Assert.Equal(outBefore, adopted->Used); // every remote free collected on adoption
