@@ -17,7 +17,7 @@ internal static unsafe partial class SmallBlocks
     {
         ThreadCache* h = HeapFromThreadStatic;
         if (s->Owner == h) FreeByOwner(h, s, block);
-        else FreeRemote(s, block, index);
+        else FreeRemote(h, s, block, index);
     }
 
     /// <summary>The owner freed into a slab it retains but does not allocate from: a full slab now has
@@ -185,7 +185,11 @@ internal static unsafe partial class SmallBlocks
         return SlabMeta.CollectRemote(s, SlabMeta.StateOwned) > 0;
     }
 
-    private static void FreeRemote(SlabMeta* s, void* block, int index)
+    /// <summary>A free into a slab the caller does not own: pushed onto the slab's remote-free list.
+    /// <paramref name="h"/> is the caller's heap as its thread-static gives it (the shared empty heap when
+    /// the thread has none yet).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void FreeRemote(ThreadCache* h, SlabMeta* s, void* block, int index)
     {
         // A slab with no block out (or no slab any more): the block was freed before. The check reads the
         // lifecycle with acquire, so a slab re-formatted for another class since the caller validated the
@@ -193,7 +197,7 @@ internal static unsafe partial class SmallBlocks
         if (SlabMeta.HasNoBlockOut(s)) ThrowHelper.ThrowDoubleFree(block);
         if (SlabMeta.BlockIndexOf(s, block) < 0) ThrowHelper.ThrowInteriorPointer(block);
         // A free must not fail: a thread that cannot get a cache (out of memory) counts its frees globally.
-        ThreadCache* h = TryEnsureHeap();
+        if (h == s_emptyHeap) h = TryEnsureHeap();
         if (h != null)
         {
             h->FreeCount[s->ClassIndex]++;

@@ -178,6 +178,7 @@ internal unsafe struct SlabMeta
     /// pushers preserve the state bits, so whatever list is there now is taken whole. Popping a whole
     /// list by exchange has no ABA problem. The walk is bounded by the capacity, so a corrupted
     /// (cyclic) list is reported instead of looping.</remarks>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static int CollectRemote(SlabMeta* s, nint newState)
     {
         if (Volatile.Read(ref s->ThreadFree) == newState) return 0; // nothing to take, no state to change
