@@ -37,9 +37,16 @@ public sealed unsafe class HandOffStatisticsTests
         });
         t.Start();
         t.Join();
+        WaitUntilEnded(cache);
+        return (blocks, cache);
+    }
+
+    /// <summary>Waits until the thread whose cache is <paramref name="cache"/>, joined already, has fully
+    /// ended: Join returns when the managed thread is done, and the C library runs its key destructors,
+    /// which disarm the exit latch, a moment later. Until then its slabs count as a live thread's.</summary>
+    private static void WaitUntilEnded(nint cache)
+    {
         Assert.NotEqual(0, cache);
-        // Join returns when the managed thread is done; the C library runs its key destructors, which disarm
-        // the latch, a moment later.
         var h = (ThreadCache*)cache;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         while (ThreadStacks.IsArmed(&h->Latch))
@@ -47,7 +54,6 @@ public sealed unsafe class HandOffStatisticsTests
             Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), "the ended thread's exit latch was never disarmed");
             Thread.Sleep(1);
         }
-        return (blocks, cache);
     }
 
     /// <summary>Attaches the calling thread (gives it a cache) now: a thread's attach hands back the caches
@@ -100,10 +106,16 @@ public sealed unsafe class HandOffStatisticsTests
             Assert.Equal(firstOfSlab.Count, s3.RemoteFreesToUnownedSlabs - s2.RemoteFreesToUnownedSlabs);
             Assert.Equal(0, s3.RemoteFreesToEndedThreads - s2.RemoteFreesToEndedThreads);
 
-            nint adopted = 0;
-            var b = new Thread(() => adopted = (nint)SlabMemory.Alloc(Size));
+            nint adopted = 0, cacheB = 0;
+            var b = new Thread(() =>
+            {
+                adopted = (nint)SlabMemory.Alloc(Size);
+                cacheB = (nint)TestHooks.CacheOfCallingThread();
+            });
             b.Start();
             b.Join();
+            // The frees below go into the adopted slab too, which the ended thread b owns.
+            WaitUntilEnded(cacheB);
             SlabStatistics s4 = SlabMemory.GetStatistics();
             Assert.Equal(1, s4.PartialSlabsAdopted - s3.PartialSlabsAdopted);
             Assert.Contains((nint)SuperslabHeader.SlabOf((void*)adopted), firstOfSlab.Keys);
