@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using SlabAlloc.Memory;
 
 namespace SlabAlloc.Frontend;
@@ -10,6 +11,7 @@ namespace SlabAlloc.Frontend;
 internal static unsafe class OwnedSlabList
 {
     /// <summary>Appends <paramref name="s"/> at the tail and marks which list it is on.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Add(ref nint head, SlabMeta* s, byte list)
     {
         var first = (SlabMeta*)head;
@@ -30,6 +32,7 @@ internal static unsafe class OwnedSlabList
     }
 
     /// <summary>Unlinks <paramref name="s"/> from the list whose head is <paramref name="head"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Remove(ref nint head, SlabMeta* s)
     {
         if (s->NextOwned == s) head = 0;

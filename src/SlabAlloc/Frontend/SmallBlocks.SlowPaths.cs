@@ -106,6 +106,7 @@ internal static unsafe partial class SmallBlocks
     /// to the shared pool on every miss and takes one from it again, and keeps at most the limit of free
     /// blocks in hand, so that the pool, not the thread cache, serves most of the work.
     /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void* AllocateThroughPool(ThreadCache* h, int sizeClass, nuint requested)
     {
         var s = (SlabMeta*)h->Current[sizeClass];
@@ -146,6 +147,7 @@ internal static unsafe partial class SmallBlocks
     /// its push, so a free that the look misses sets it again for the next miss: none is lost. It is set
     /// again too when the look found a slab (others may have frees as well) or stopped before it had seen
     /// every slab; the owner then looks again on its next miss.</remarks>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static SlabMeta* TakeRetained(ThreadCache* h, int c)
     {
         var s = (SlabMeta*)h->RetainedAvailable[c];
@@ -216,6 +218,7 @@ internal static unsafe partial class SmallBlocks
     /// so that its next miss looks for them (<see cref="TakeRetained"/>). Read after the push, the owner
     /// may have changed meanwhile: the slab's new owner is told instead, or nobody when it has none (a
     /// slab let go is published by its own protocol). A hint is only ever a reason to look.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void TellOwner(SlabMeta* s)
     {
         var owner = (ThreadCache*)Volatile.Read(ref *(nint*)&s->Owner);
@@ -225,6 +228,7 @@ internal static unsafe partial class SmallBlocks
     /// <summary>Counts whose slab a remote free went into: a live thread's, an ended thread's not yet
     /// reclaimed, or no thread's. A statistic only: the owner may change while it is read, and the owner's
     /// cache, which is never unmapped, may be read just as another thread takes it over.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void CountRemoteTarget(ThreadCache* h, SlabMeta* s)
     {
         var owner = (ThreadCache*)s->Owner;
@@ -239,6 +243,7 @@ internal static unsafe partial class SmallBlocks
     /// those blocks, and then to the pool.</summary>
     public static long SlabsLetGoInUse => Volatile.Read(ref s_letGoInUse);
 
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void LetGo(SlabMeta* s)
     {
         switch (SlabMeta.LetGo(s))

@@ -44,6 +44,7 @@ internal static class SizeClasses
         Unsafe.Add(ref MemoryMarshal.GetReference(SmallClassTable), (nint)(sizeMinusOne >> 4));
 
     /// <summary>Class of any size in 0..<see cref="MaxBlockBytes"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int ClassOf(nuint size)
     {
         if (size <= (nuint)1 << ExactLimitLog2) return size == 0 ? 0 : (int)((size - 1) >> 4);

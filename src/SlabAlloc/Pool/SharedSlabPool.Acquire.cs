@@ -8,6 +8,7 @@ namespace SlabAlloc.Pool;
 /// in a mapped superslab, stage 3 maps a new superslab.</summary>
 internal sealed unsafe partial class SharedSlabPool<TGuard>
 {
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public override SlabMeta* Acquire(int sizeClass, void* owner)
     {
         PoolTrafficWatch.Note();

@@ -8,6 +8,7 @@ namespace SlabAlloc.Pool;
 /// list, the shared reserve, or back to its superslab.</summary>
 internal sealed unsafe partial class SharedSlabPool<TGuard>
 {
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public override void PublishPartial(SlabMeta* s)
     {
         PoolTrafficWatch.Note();
@@ -20,6 +21,7 @@ internal sealed unsafe partial class SharedSlabPool<TGuard>
         finally { _guard.Exit(); }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public override void ReleaseEmpty(SlabMeta* s)
     {
         PoolTrafficWatch.Note();
