@@ -40,11 +40,16 @@ internal static class SlabMeter
         public const string LockAcquisitions = "slaballoc.pool.lock.acquisitions";
         public const string LockContended = "slaballoc.pool.lock.contended_acquisitions";
         public const string CasRetries = "slaballoc.pool.cas.retries";
+        public const string RemoteFreesToEndedThreads = "slaballoc.remote_frees.to_ended_threads";
+        public const string RemoteFreesToUnownedSlabs = "slaballoc.remote_frees.to_unowned_slabs";
+        public const string SlabsLetGoInUse = "slaballoc.slabs.let_go_in_use";
+        public const string PartialSlabsAdopted = "slaballoc.slabs.partial_adopted";
 
         public static readonly string[] All =
         [
             MemoryInUse, MemoryMapped, Superslabs, Slabs, UnusedSlots, ThreadCacheHitRatio, ThreadCacheMisses,
             RemoteFrees, Allocations, Frees, LockAcquisitions, LockContended, CasRetries,
+            RemoteFreesToEndedThreads, RemoteFreesToUnownedSlabs, SlabsLetGoInUse, PartialSlabsAdopted,
         ];
     }
 
@@ -125,6 +130,14 @@ internal static class SlabMeter
             "Shared-pool mutex acquisitions that found the mutex taken, per path (SLABALLOC_LOCK_STATS=1).");
         m.CreateObservableCounter(Names.CasRetries, ObserveCasRetries, "{retry}",
             "Failed CAS attempts in the shared pool, per site (SLABALLOC_LOCK_STATS=1).");
+        m.CreateObservableCounter(Names.RemoteFreesToEndedThreads, () => Read(13).Stats.RemoteFreesToEndedThreads, "{free}",
+            "Remote frees into slabs whose owner thread had ended and whose cache was not yet reclaimed.");
+        m.CreateObservableCounter(Names.RemoteFreesToUnownedSlabs, () => Read(14).Stats.RemoteFreesToUnownedSlabs, "{free}",
+            "Remote frees into slabs no thread owned (let go by their thread, or handed back with a dead thread's cache).");
+        m.CreateObservableCounter(Names.SlabsLetGoInUse, () => Read(15).Stats.SlabsLetGoInUse, "{slab}",
+            "Slabs a thread cache let go while blocks of theirs were still out: handed over to whichever thread frees them.");
+        m.CreateObservableCounter(Names.PartialSlabsAdopted, () => Read(16).Stats.PartialSlabsAdopted, "{slab}",
+            "Slabs with free blocks taken from the pool's partial lists by a thread cache.");
     }
 
     private static Measurement<int>[] ObserveSlabs()

@@ -111,6 +111,8 @@ public sealed unsafe class SlabMeterTests
                  {
                      "slaballoc.thread_cache.misses", "slaballoc.remote_frees", "slaballoc.allocations", "slaballoc.frees",
                      "slaballoc.pool.lock.acquisitions", "slaballoc.pool.lock.contended_acquisitions", "slaballoc.pool.cas.retries",
+                     "slaballoc.remote_frees.to_ended_threads", "slaballoc.remote_frees.to_unowned_slabs",
+                     "slaballoc.slabs.let_go_in_use", "slaballoc.slabs.partial_adopted",
                  })
             Assert.IsType<ObservableCounter<long>>(Get(counter));
 
@@ -154,6 +156,33 @@ public sealed unsafe class SlabMeterTests
         Assert.Equal(N, Single(after, "slaballoc.frees") - Single(during, "slaballoc.frees"));
         Assert.Equal(N, Single(after, "slaballoc.allocations") - Single(before, "slaballoc.allocations"));
         Assert.True(Single(during, "slaballoc.memory.mapped") >= Single(during, "slaballoc.memory.in_use"));
+    }
+
+    [Fact]
+    public void HandOffCountersReportWhatTheStatisticsReport()
+    {
+        using var fresh = new FreshSnapshots();
+        using var recorder = new Recorder();
+        List<Reading> before = recorder.Collect();
+        SlabStatistics s0 = SlabMemory.GetStatistics();
+        // Blocks of a thread that ends; Trim hands its cache back (its slabs let go with blocks out, once
+        // its exit is complete), and this thread's frees go into its slabs, owned by the ended thread or
+        // by none.
+        var blocks = new nint[N];
+        var t = new Thread(() => { for (int i = 0; i < N; i++) blocks[i] = (nint)SlabMemory.Alloc(48); });
+        t.Start();
+        t.Join();
+        SlabMemory.Trim();
+        foreach (nint p in blocks) SlabMemory.Free((void*)p);
+        List<Reading> after = recorder.Collect();
+        SlabStatistics s1 = SlabMemory.GetStatistics();
+
+        long Delta(string name) => Single(after, name) - Single(before, name);
+        Assert.Equal(s1.RemoteFreesToEndedThreads - s0.RemoteFreesToEndedThreads, Delta("slaballoc.remote_frees.to_ended_threads"));
+        Assert.Equal(s1.RemoteFreesToUnownedSlabs - s0.RemoteFreesToUnownedSlabs, Delta("slaballoc.remote_frees.to_unowned_slabs"));
+        Assert.Equal(s1.SlabsLetGoInUse - s0.SlabsLetGoInUse, Delta("slaballoc.slabs.let_go_in_use"));
+        Assert.Equal(s1.PartialSlabsAdopted - s0.PartialSlabsAdopted, Delta("slaballoc.slabs.partial_adopted"));
+        Assert.Equal(N, Delta("slaballoc.remote_frees"));
     }
 
     [Fact]
