@@ -17,16 +17,17 @@ usage() {
   cat <<'USAGE'
 usage: ./build.sh [command] [arguments]
   run [compare options]     (the default) the main job: the A/B comparison; --quick, --seconds S, --reps N,
-                            --cycles C, --threads 1,2,4,8, --workloads larson,midlarge,..., --out DIR
+                            --cycles C, --threads 1,2,4,8, --workloads larson,midlarge,..., --out DIR,
+                            --calls (every allocation and free in a method of its own: docs/results/ab-calls.md)
   test [dotnet test options] every test with each pool and once on a Debug build (invariant checks on), the
                             package and sample, a 30 s soak (tests/run-all.sh)
 workloads (bench/SlabAlloc.Workloads):
-  larson sleep min max chunks rounds seed threads [--allocator slab|native] [--json] [--stats] [--after-load MS]
-  midlarge threads cycles working_set seed [--allocator slab|native] [--json] [--stats] [--after-load MS]
-  xmalloc threads seconds size [--allocator slab|native] [--json] [--stats]
-  cachescratch threads iterations size repetitions [--allocator slab|native] [--json] [--stats]
-  cachethrash threads iterations size repetitions [--allocator slab|native] [--json] [--stats]
-  glibcthread threads seconds [--allocator slab|native] [--json] [--stats]
+  larson sleep min max chunks rounds seed threads [--allocator slab|native] [--calls] [--json] [--stats] [--after-load MS]
+  midlarge threads cycles working_set seed [--allocator slab|native] [--calls] [--json] [--stats] [--after-load MS]
+  xmalloc threads seconds size [--allocator slab|native] [--calls] [--json] [--stats]
+  cachescratch threads iterations size repetitions [--allocator slab|native] [--calls] [--json] [--stats]
+  cachethrash threads iterations size repetitions [--allocator slab|native] [--calls] [--json] [--stats]
+  glibcthread threads seconds [--allocator slab|native] [--calls] [--json] [--stats]
   hotthread [size] [slots] [iterations]
   pairs SIZE N | mixed N | fill N SIZE   [--allocator slab|native]
   threadcycles [cycles] [threads-at-once] [--allocator slab|native] [--reps N]

@@ -27,11 +27,12 @@ internal static class Compare
 
     /// <param name="LarsonSeconds">The length of each Larson, xmalloc and glibcthread run.</param>
     /// <param name="CacheRepetitions">cache-scratch's and cache-thrash's repetitions (split among the threads).</param>
-    public sealed record Options(double LarsonSeconds, int Repetitions, int[] Threads, string OutputDirectory, int MidLargeCycles, int CacheRepetitions, string[] Workloads);
+    /// <param name="Calls">The calls form (<see cref="CallForm"/>): every allocation and free in a method of its own.</param>
+    public sealed record Options(double LarsonSeconds, int Repetitions, int[] Threads, string OutputDirectory, int MidLargeCycles, int CacheRepetitions, string[] Workloads, bool Calls);
 
-    public static int Run(List<string> args)
+    public static int Run(List<string> args, bool calls)
     {
-        Options options = ParseOptions(args);
+        Options options = ParseOptions(args) with { Calls = calls };
         IReadOnlyList<Contender> contenders = Contender.Available(out IReadOnlyList<string> missing);
         if (missing.Count > 0)
             Console.WriteLine($"not installed, skipped: {string.Join(", ", missing)} — install with: apt-get install libmimalloc2.0 libjemalloc2 libtcmalloc-minimal4");
@@ -59,11 +60,12 @@ internal static class Compare
         var summary = Summary.Build(results, contenders.Select(c => c.Name).ToList());
         Console.WriteLine();
         Console.WriteLine(summary.ToTerminalTable());
-        string command = "./build.sh" + (args.Count > 0 ? " " + string.Join(' ', args) : "");
+        string command = "./build.sh" + (args.Count > 0 ? " " + string.Join(' ', args) : "") + (calls ? " --calls" : "");
         ResultsWriter.Write(options.OutputDirectory, summary, command, clock.Elapsed, options);
         Console.WriteLine(summary.LockCheck());
         Console.WriteLine(summary.MemoryTarget());
-        Console.WriteLine($"written: {Path.GetRelativePath(Environment.CurrentDirectory, options.OutputDirectory)}/ab-latest.{{md,csv}}, ab-*.png ({clock.Elapsed.TotalSeconds:F0} s)");
+        Console.WriteLine($"written: {Path.GetRelativePath(Environment.CurrentDirectory, options.OutputDirectory)}/{ResultsWriter.BaseName(options)}.{{md,csv}}" +
+            (options.Calls ? "" : ", ab-*.png") + $" ({clock.Elapsed.TotalSeconds:F0} s)");
         return summary.LockFreeTookNoLock ? 0 : 1;
     }
 
@@ -87,6 +89,7 @@ internal static class Compare
         psi.ArgumentList.Add("--allocator");
         psi.ArgumentList.Add(who.Allocator);
         psi.ArgumentList.Add("--json");
+        if (options.Calls) psi.ArgumentList.Add("--calls");
         foreach (string key in psi.Environment.Keys.Where(k => k.StartsWith("SLABALLOC_", StringComparison.Ordinal) || k == "LD_PRELOAD").ToList())
             psi.Environment.Remove(key);
         foreach (var (key, value) in who.Environment) psi.Environment[key] = value;
@@ -128,7 +131,7 @@ internal static class Compare
                 default: throw new ArgumentException($"unknown compare option '{args[i]}'");
             }
         }
-        return new Options(seconds, reps, threads, output ?? Path.Combine(RepositoryRoot(), "docs", "results"), cycles, cacheRepetitions, workloads);
+        return new Options(seconds, reps, threads, output ?? Path.Combine(RepositoryRoot(), "docs", "results"), cycles, cacheRepetitions, workloads, Calls: false);
     }
 
     private static string RepositoryRoot()

@@ -24,6 +24,7 @@ static int Dispatch(string[] args)
     string? allocatorOption = TakeValue(rest, "--allocator");
     string allocator = allocatorOption ?? "slab";
     bool stats = Take(rest, "--stats");
+    bool calls = Take(rest, "--calls");
     // --after-load MS (larson, midlarge): SlabAlloc is loaded (its start-up thread begins) MS milliseconds
     // before the workload starts, as a preloaded native allocator is initialized before main; the same for
     // --allocator native, whose runs set SLABALLOC_WARMUP=0. Without it, the run's first call loads SlabAlloc.
@@ -37,7 +38,7 @@ static int Dispatch(string[] args)
         case "larson":
         {
             var a = Larson.Parse(rest);
-            RunFigures r = allocator == "native" ? Larson.Run<NativeAllocator>(a) : Larson.Run<SlabAllocator>(CheckSlab(allocator, a));
+            RunFigures r = CallForm.Run(new CallForm.LarsonRun(a), allocator, calls);
             Console.WriteLine(json ? r.ToJson() : $"Throughput = {r.OpsPerSecond,8:F0} operations per second, relative time: {1e9 / r.OpsPerSecond:F3}s. {MemoryLine(r)}");
             PrintStatistics(stats, allocator);
             return 0;
@@ -45,7 +46,7 @@ static int Dispatch(string[] args)
         case "midlarge":
         {
             var a = MidLarge.Parse(rest);
-            RunFigures r = allocator == "native" ? MidLarge.Run<NativeAllocator>(a) : MidLarge.Run<SlabAllocator>(CheckSlab(allocator, a));
+            RunFigures r = CallForm.Run(new CallForm.MidLargeRun(a), allocator, calls);
             Console.WriteLine(json ? r.ToJson() : $"Throughput = {r.OpsPerSecond:F0} ops/s [t={a.Threads} iter={a.Cycles} ws={a.WorkingSet}] time={r.Seconds:F3}s {MemoryLine(r)}");
             PrintStatistics(stats, allocator);
             return 0;
@@ -53,7 +54,7 @@ static int Dispatch(string[] args)
         case "xmalloc":
         {
             var a = XmallocTest.Parse(rest);
-            RunFigures r = allocator == "native" ? XmallocTest.Run<NativeAllocator>(a) : XmallocTest.Run<SlabAllocator>(CheckSlab(allocator, a));
+            RunFigures r = CallForm.Run(new CallForm.XmallocTestRun(a), allocator, calls);
             double mfrees = r.OpsPerSecond / 1e6;
             Console.WriteLine(json ? r.ToJson() : $"rtime: {100 / mfrees:F3}, free/sec: {mfrees:F3} M [producers={a.Threads} consumers={a.Threads} size={a.Size}] time={r.Seconds:F3}s {MemoryLine(r)}");
             PrintStatistics(stats, allocator);
@@ -62,7 +63,7 @@ static int Dispatch(string[] args)
         case "cachescratch":
         {
             var a = CacheScratch.Parse(rest);
-            RunFigures r = allocator == "native" ? CacheScratch.Run<NativeAllocator>(a) : CacheScratch.Run<SlabAllocator>(CheckSlab(allocator, a));
+            RunFigures r = CallForm.Run(new CallForm.CacheScratchRun(a), allocator, calls);
             Console.WriteLine(json ? r.ToJson() : $"Time = {r.Seconds:F3}s, {r.OpsPerSecond / 1e6:F1} M byte writes per second [t={a.Threads} iter={a.Iterations} size={a.Size} rep={a.Repetitions}] {MemoryLine(r)}");
             PrintStatistics(stats, allocator);
             return 0;
@@ -70,7 +71,7 @@ static int Dispatch(string[] args)
         case "cachethrash":
         {
             var a = CacheThrash.Parse(rest);
-            RunFigures r = allocator == "native" ? CacheThrash.Run<NativeAllocator>(a) : CacheThrash.Run<SlabAllocator>(CheckSlab(allocator, a));
+            RunFigures r = CallForm.Run(new CallForm.CacheThrashRun(a), allocator, calls);
             Console.WriteLine(json ? r.ToJson() : $"Time = {r.Seconds:F3}s, {r.OpsPerSecond / 1e6:F1} M byte writes per second [t={a.Threads} iter={a.Iterations} size={a.Size} rep={a.Repetitions}] {MemoryLine(r)}");
             PrintStatistics(stats, allocator);
             return 0;
@@ -78,13 +79,13 @@ static int Dispatch(string[] args)
         case "glibcthread":
         {
             var a = GlibcThread.Parse(rest);
-            RunFigures r = allocator == "native" ? GlibcThread.Run<NativeAllocator>(a) : GlibcThread.Run<SlabAllocator>(CheckSlab(allocator, a));
+            RunFigures r = CallForm.Run(new CallForm.GlibcThreadRun(a), allocator, calls);
             Console.WriteLine(json ? r.ToJson() : $"{r.Operations} iterations, {r.OpsPerSecond:F0} per second [t={a.Threads}] time={r.Seconds:F3}s {MemoryLine(r)}");
             PrintStatistics(stats, allocator);
             return 0;
         }
         case "compare":
-            return Compare.Run(rest);
+            return Compare.Run(rest, calls);
         case "hotthread":
             return HotThread.Run(rest);
         case "threadcycles":
@@ -110,8 +111,6 @@ static void PrintStatistics(bool stats, string allocator)
 
 static double Mib(long bytes) => bytes / (1024.0 * 1024.0);
 
-static T CheckSlab<T>(string allocator, T a) =>
-    allocator == "slab" ? a : throw new ArgumentException($"--allocator must be slab or native, not '{allocator}'");
 
 static bool Take(List<string> args, string flag) => args.Remove(flag);
 
@@ -129,18 +128,20 @@ partial class Program
 {
     internal const string Usage = """
         usage: SlabAlloc.Workloads <command> ...
-          larson sleep_sec min_size max_size chunks_per_thread rounds seed threads [--allocator slab|native] [--json] [--stats] [--after-load MS]
-          midlarge threads cycles working_set seed [--allocator slab|native] [--json] [--stats] [--after-load MS]
+          larson sleep_sec min_size max_size chunks_per_thread rounds seed threads [--allocator slab|native] [--calls] [--json] [--stats] [--after-load MS]
+          midlarge threads cycles working_set seed [--allocator slab|native] [--calls] [--json] [--stats] [--after-load MS]
                                                   (--after-load: SlabAlloc loaded MS milliseconds before the workload starts)
-          xmalloc threads seconds size [--allocator slab|native] [--json] [--stats]
+          xmalloc threads seconds size [--allocator slab|native] [--calls] [--json] [--stats]
                                               (xmalloc-test: threads producers hand blocks to threads consumers; size -1: mixed sizes)
-          cachescratch threads iterations size repetitions [--allocator slab|native] [--json] [--stats]
+          cachescratch threads iterations size repetitions [--allocator slab|native] [--calls] [--json] [--stats]
                                               (Hoard's cache-scratch: each thread frees an object main allocated, then allocates and writes its own)
-          cachethrash threads iterations size repetitions [--allocator slab|native] [--json] [--stats]
+          cachethrash threads iterations size repetitions [--allocator slab|native] [--calls] [--json] [--stats]
                                               (Hoard's cache-thrash: each thread allocates and writes small objects)
-          glibcthread threads seconds [--allocator slab|native] [--json] [--stats]
+          glibcthread threads seconds [--allocator slab|native] [--calls] [--json] [--stats]
                                               (glibc's bench-malloc-thread: random-size malloc/free over 1,024 slots a thread)
-          compare [--quick] [--seconds S] [--reps N] [--cycles C] [--threads 1,2,4,8] [--workloads larson,midlarge,...] [--out DIR]
+        The workloads run the allocator's calls inlined into their loop methods; --calls puts each allocation
+        and free in a method of its own (as in most programs; a native allocator's P/Invoke frame per call).
+          compare [--quick] [--seconds S] [--reps N] [--cycles C] [--threads 1,2,4,8] [--workloads larson,midlarge,...] [--calls] [--out DIR]
           pairs SIZE N [--allocator slab|native]      (for callgrind: N alloc+free pairs)
           mixed N [--allocator slab|native]           (N batches of 1000 allocations then 1000 frees)
           fill N SIZE [--allocator slab|native]       (N blocks allocated then freed: on fresh memory, then reused)

@@ -8,16 +8,24 @@ namespace SlabAlloc.Workloads;
 /// chart per workload (threads against throughput, one line per allocator).</summary>
 internal static class ResultsWriter
 {
+    /// <summary>The tables' file name without extension: <c>ab-latest</c>, or <c>ab-calls</c> for the calls form.</summary>
+    public static string BaseName(Compare.Options options) => options.Calls ? "ab-calls" : "ab-latest";
+
     public static void Write(string directory, Summary summary, string command, TimeSpan elapsed, Compare.Options options)
     {
         Directory.CreateDirectory(directory);
-        File.WriteAllText(Path.Combine(directory, "ab-latest.csv"), summary.ToCsv());
+        File.WriteAllText(Path.Combine(directory, BaseName(options) + ".csv"), summary.ToCsv());
+        string form = options.Calls
+            ? "Form: calls. Every allocation and free goes through a method of its own, as in most programs: nothing of SlabAlloc is inlined into the workload's loop, and a native allocator sets up its P/Invoke frame on every call. No charts; the loop form's are in ab-latest.md."
+            : "Form: loop. The allocator's calls are inlined into the workload's loop method: SlabAlloc's fast paths become part of the loop, and a native allocator's P/Invoke frame is set up once per loop method (the form most favourable to the native allocators). The calls form, every call in a method of its own, is in ab-calls.md when it was run (`--calls`).";
         string md = $"""
             # A/B comparison: SlabAlloc lock-free vs mutex pool vs native allocators
 
             Produced by `{command}` on {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC in {elapsed.TotalSeconds:F0} s.
 
             Machine: {MachineDescription()}
+
+            {form}
 
             Workloads: Larson `{options.LarsonSeconds} 8 1000 5000 100 4141 T` and mid-large `T {options.MidLargeCycles} 2048 42`,
             T = {string.Join(", ", options.Threads)}, {options.Repetitions} runs per cell; `poolstress` is the same Larson with
@@ -37,14 +45,15 @@ internal static class ResultsWriter
             `RSS growth MiB` is peak RSS less the RSS read just before the first allocation, that is, the
             allocator's footprint (and the workload threads') beyond the .NET runtime's.
 
-            {string.Join("\n", options.Workloads.Select(w => $"![{w}](ab-{w}.png)"))}
+            {(options.Calls ? "" : string.Join("\n", options.Workloads.Select(w => $"![{w}](ab-{w}.png)")))}
 
             {summary.ToMarkdown()}
             {summary.LockCheck()}
 
             {summary.MemoryTarget()}
             """;
-        File.WriteAllText(Path.Combine(directory, "ab-latest.md"), md);
+        File.WriteAllText(Path.Combine(directory, BaseName(options) + ".md"), md);
+        if (options.Calls) return;
         foreach (string workload in summary.Rows.Select(r => r.Cell.Workload).Distinct())
             Chart(summary, workload, Path.Combine(directory, $"ab-{workload}.png"));
     }
