@@ -27,7 +27,7 @@ namespace SlabAlloc.Workloads;
 /// then the thread's own), so the live peak is threads × size, exactly. The baseline RSS is read
 /// before main allocates.</para>
 /// </remarks>
-internal static unsafe class CacheScratch
+internal sealed unsafe class CacheScratch : CallForm.IWorkload<CacheScratch.Arguments>
 {
     public sealed record Arguments(int Threads, int Iterations, int Size, int Repetitions);
 

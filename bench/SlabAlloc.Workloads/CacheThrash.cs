@@ -24,7 +24,7 @@ namespace SlabAlloc.Workloads;
 /// <para>Memory: each thread holds one object at most, so the live peak is threads × size, exactly.
 /// The baseline RSS is read before the threads start.</para>
 /// </remarks>
-internal static unsafe class CacheThrash
+internal sealed unsafe class CacheThrash : CallForm.IWorkload<CacheThrash.Arguments>
 {
     public sealed record Arguments(int Threads, int Iterations, int Size, int Repetitions);
 

@@ -9,48 +9,19 @@ namespace SlabAlloc.Workloads;
 /// </summary>
 internal static class CallForm
 {
-    /// <summary>A workload with its arguments, run with the allocator type the form selects.</summary>
-    public interface IRun
+    /// <summary>A workload: runs with its arguments on the allocator type it is given.</summary>
+    public interface IWorkload<TArgs>
     {
-        RunFigures Run<TAlloc>() where TAlloc : struct, IBenchAllocator;
+        static abstract RunFigures Run<TAlloc>(TArgs args) where TAlloc : struct, IBenchAllocator;
     }
 
-    public static RunFigures Run<TRun>(TRun run, string allocator, bool calls) where TRun : IRun => (allocator, calls) switch
+    /// <summary>Runs <typeparamref name="TWork"/> on <paramref name="allocator"/> (slab or native) in the form <paramref name="calls"/> selects.</summary>
+    public static RunFigures Run<TWork, TArgs>(TArgs args, string allocator, bool calls) where TWork : IWorkload<TArgs> => (allocator, calls) switch
     {
-        ("native", false) => run.Run<NativeAllocator>(),
-        ("native", true) => run.Run<NativeAllocatorCalls>(),
-        ("slab", false) => run.Run<SlabAllocator>(),
-        ("slab", true) => run.Run<SlabAllocatorCalls>(),
+        ("native", false) => TWork.Run<NativeAllocator>(args),
+        ("native", true) => TWork.Run<NativeAllocatorCalls>(args),
+        ("slab", false) => TWork.Run<SlabAllocator>(args),
+        ("slab", true) => TWork.Run<SlabAllocatorCalls>(args),
         _ => throw new ArgumentException($"--allocator must be slab or native, not '{allocator}'"),
     };
-
-    public readonly record struct LarsonRun(Larson.Arguments A) : IRun
-    {
-        public RunFigures Run<T>() where T : struct, IBenchAllocator => Larson.Run<T>(A);
-    }
-
-    public readonly record struct MidLargeRun(MidLarge.Arguments A) : IRun
-    {
-        public RunFigures Run<T>() where T : struct, IBenchAllocator => MidLarge.Run<T>(A);
-    }
-
-    public readonly record struct XmallocTestRun(XmallocTest.Arguments A) : IRun
-    {
-        public RunFigures Run<T>() where T : struct, IBenchAllocator => XmallocTest.Run<T>(A);
-    }
-
-    public readonly record struct CacheScratchRun(CacheScratch.Arguments A) : IRun
-    {
-        public RunFigures Run<T>() where T : struct, IBenchAllocator => CacheScratch.Run<T>(A);
-    }
-
-    public readonly record struct CacheThrashRun(CacheThrash.Arguments A) : IRun
-    {
-        public RunFigures Run<T>() where T : struct, IBenchAllocator => CacheThrash.Run<T>(A);
-    }
-
-    public readonly record struct GlibcThreadRun(GlibcThread.Arguments A) : IRun
-    {
-        public RunFigures Run<T>() where T : struct, IBenchAllocator => GlibcThread.Run<T>(A);
-    }
 }

@@ -29,7 +29,7 @@ namespace SlabAlloc.Workloads;
 /// threads' peaks, an upper bound on the process's. The baseline RSS is read before the threads start;
 /// SlabAlloc's mapped bytes are sampled once the threads have stopped (as they begin to free their sets).</para>
 /// </remarks>
-internal static unsafe class GlibcThread
+internal sealed unsafe class GlibcThread : CallForm.IWorkload<GlibcThread.Arguments>
 {
     public const int WorkingSet = 1024;
     public const int MinSize = 4, MaxSize = 32768;

@@ -22,7 +22,7 @@ namespace SlabAlloc.Workloads;
 /// worker threads') beyond the .NET runtime's. For SlabAlloc, its mapped bytes are sampled at the same
 /// two points (not a true peak, but the pool only grows while blocks are held).</para>
 /// </remarks>
-internal static unsafe class Larson
+internal sealed unsafe class Larson : CallForm.IWorkload<Larson.Arguments>
 {
     public sealed record Arguments(double SleepSeconds, int MinSize, int MaxSize, int ChunksPerThread, int Rounds, int Seed, int Threads);
 

@@ -11,7 +11,7 @@ namespace SlabAlloc.Workloads;
 /// <remarks>Memory: each thread keeps a running total of the bytes its slots hold and its own peak;
 /// the live-bytes peak reported is the sum of the threads' peaks, an upper bound on the process's
 /// (the threads need not peak together). The baseline RSS is read before the threads start.</remarks>
-internal static unsafe class MidLarge
+internal sealed unsafe class MidLarge : CallForm.IWorkload<MidLarge.Arguments>
 {
     public sealed record Arguments(int Threads, int Cycles, int WorkingSet, int Seed);
 

@@ -38,7 +38,7 @@ static int Dispatch(string[] args)
         case "larson":
         {
             var a = Larson.Parse(rest);
-            RunFigures r = CallForm.Run(new CallForm.LarsonRun(a), allocator, calls);
+            RunFigures r = CallForm.Run<Larson, Larson.Arguments>(a, allocator, calls);
             Console.WriteLine(json ? r.ToJson() : $"Throughput = {r.OpsPerSecond,8:F0} operations per second, relative time: {1e9 / r.OpsPerSecond:F3}s. {MemoryLine(r)}");
             PrintStatistics(stats, allocator);
             return 0;
@@ -46,7 +46,7 @@ static int Dispatch(string[] args)
         case "midlarge":
         {
             var a = MidLarge.Parse(rest);
-            RunFigures r = CallForm.Run(new CallForm.MidLargeRun(a), allocator, calls);
+            RunFigures r = CallForm.Run<MidLarge, MidLarge.Arguments>(a, allocator, calls);
             Console.WriteLine(json ? r.ToJson() : $"Throughput = {r.OpsPerSecond:F0} ops/s [t={a.Threads} iter={a.Cycles} ws={a.WorkingSet}] time={r.Seconds:F3}s {MemoryLine(r)}");
             PrintStatistics(stats, allocator);
             return 0;
@@ -54,7 +54,7 @@ static int Dispatch(string[] args)
         case "xmalloc":
         {
             var a = XmallocTest.Parse(rest);
-            RunFigures r = CallForm.Run(new CallForm.XmallocTestRun(a), allocator, calls);
+            RunFigures r = CallForm.Run<XmallocTest, XmallocTest.Arguments>(a, allocator, calls);
             double mfrees = r.OpsPerSecond / 1e6;
             Console.WriteLine(json ? r.ToJson() : $"rtime: {100 / mfrees:F3}, free/sec: {mfrees:F3} M [producers={a.Threads} consumers={a.Threads} size={a.Size}] time={r.Seconds:F3}s {MemoryLine(r)}");
             PrintStatistics(stats, allocator);
@@ -63,7 +63,7 @@ static int Dispatch(string[] args)
         case "cachescratch":
         {
             var a = CacheScratch.Parse(rest);
-            RunFigures r = CallForm.Run(new CallForm.CacheScratchRun(a), allocator, calls);
+            RunFigures r = CallForm.Run<CacheScratch, CacheScratch.Arguments>(a, allocator, calls);
             Console.WriteLine(json ? r.ToJson() : $"Time = {r.Seconds:F3}s, {r.OpsPerSecond / 1e6:F1} M byte writes per second [t={a.Threads} iter={a.Iterations} size={a.Size} rep={a.Repetitions}] {MemoryLine(r)}");
             PrintStatistics(stats, allocator);
             return 0;
@@ -71,7 +71,7 @@ static int Dispatch(string[] args)
         case "cachethrash":
         {
             var a = CacheThrash.Parse(rest);
-            RunFigures r = CallForm.Run(new CallForm.CacheThrashRun(a), allocator, calls);
+            RunFigures r = CallForm.Run<CacheThrash, CacheThrash.Arguments>(a, allocator, calls);
             Console.WriteLine(json ? r.ToJson() : $"Time = {r.Seconds:F3}s, {r.OpsPerSecond / 1e6:F1} M byte writes per second [t={a.Threads} iter={a.Iterations} size={a.Size} rep={a.Repetitions}] {MemoryLine(r)}");
             PrintStatistics(stats, allocator);
             return 0;
@@ -79,7 +79,7 @@ static int Dispatch(string[] args)
         case "glibcthread":
         {
             var a = GlibcThread.Parse(rest);
-            RunFigures r = CallForm.Run(new CallForm.GlibcThreadRun(a), allocator, calls);
+            RunFigures r = CallForm.Run<GlibcThread, GlibcThread.Arguments>(a, allocator, calls);
             Console.WriteLine(json ? r.ToJson() : $"{r.Operations} iterations, {r.OpsPerSecond:F0} per second [t={a.Threads}] time={r.Seconds:F3}s {MemoryLine(r)}");
             PrintStatistics(stats, allocator);
             return 0;

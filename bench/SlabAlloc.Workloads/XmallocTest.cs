@@ -29,7 +29,7 @@ namespace SlabAlloc.Workloads;
 /// upper bound on the live bytes, exact to a batch. The baseline RSS is read before the threads start;
 /// SlabAlloc's mapped bytes are sampled once the threads have stopped, before the drain.</para>
 /// </remarks>
-internal static unsafe class XmallocTest
+internal sealed unsafe class XmallocTest : CallForm.IWorkload<XmallocTest.Arguments>
 {
     public const int BlocksPerBatch = 4096;
     public const int BatchLimit = 100;
