@@ -1,6 +1,8 @@
 using System.Buffers;
 using System.Diagnostics.Metrics;
 using System.IO.Pipelines;
+using System.Reflection.PortableExecutable;
+using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using SlabAlloc;
 
@@ -70,6 +72,13 @@ Check(inUse >= 0, "the SlabAlloc meter publishes bytes in use");
 // --- Lock statistics (README "Lock statistics") ---
 SlabLockStatistics locks = SlabMemory.GetLockStatistics();
 Console.WriteLine($"pool {locks.Pool}, lock acquisitions {locks.LockAcquisitions}, hit rate {locks.ThreadCacheHitRate:P1}");
+
+// --- The package's SlabAlloc.dll is precompiled (ReadyToRun) for linux-x64 (README "Use it") ---
+if (OperatingSystem.IsLinux() && RuntimeInformation.ProcessArchitecture == Architecture.X64)
+{
+    using var pe = new PEReader(File.OpenRead(typeof(SlabMemory).Assembly.Location));
+    Check(pe.PEHeaders.CorHeader?.ManagedNativeHeaderDirectory.Size > 0, "the package's SlabAlloc.dll is compiled ReadyToRun");
+}
 
 SlabMemory.Trim();
 Console.WriteLine("sample ok");
