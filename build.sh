@@ -46,7 +46,13 @@ cmd="${1:-run}"
 case "$cmd" in
   run)
     dotnet build SlabAlloc.sln -c Release -nologo -v quiet
-    dotnet "$workloads" compare "$@"
+    # SlabAlloc as the package ships it: a copy of the harness with the library's ReadyToRun image.
+    rm -rf artifacts/harness artifacts/readytorun
+    cp -r "$(dirname "$workloads")" artifacts/harness
+    dotnet publish src/SlabAlloc/SlabAlloc.csproj -c Release -r linux-x64 --self-contained false \
+      -p:PublishReadyToRun=true -o artifacts/readytorun -nologo -v quiet
+    cp artifacts/readytorun/SlabAlloc.dll artifacts/harness/
+    dotnet artifacts/harness/SlabAlloc.Workloads.dll compare "$@"
     ;;
   larson|midlarge|xmalloc|cachescratch|cachethrash|glibcthread|hotthread|pairs|mixed|fill|threadcycles|firstuse)
     dotnet build SlabAlloc.sln -c Release -nologo -v quiet

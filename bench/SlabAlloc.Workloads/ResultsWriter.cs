@@ -8,6 +8,15 @@ namespace SlabAlloc.Workloads;
 /// chart per workload (threads against throughput, one line per allocator).</summary>
 internal static class ResultsWriter
 {
+    /// <summary>Whether the SlabAlloc.dll the runs loaded is precompiled, as the package ships it.</summary>
+    private static string LibraryImage()
+    {
+        using var pe = new System.Reflection.PortableExecutable.PEReader(File.OpenRead(typeof(SlabMemory).Assembly.Location));
+        return pe.PEHeaders.CorHeader?.ManagedNativeHeaderDirectory.Size > 0
+            ? "`SlabAlloc.dll` compiled ReadyToRun, as the package ships it (`./build.sh run` runs the harness against that image)."
+            : "`SlabAlloc.dll` as built (IL only, compiled by the JIT as it runs; the package ships a ReadyToRun image).";
+    }
+
     /// <summary>The tables' file name without extension: <c>ab-latest</c>, or <c>ab-calls</c> for the calls form.</summary>
     public static string BaseName(Compare.Options options) => options.Calls ? "ab-calls" : "ab-latest";
 
@@ -24,6 +33,8 @@ internal static class ResultsWriter
             Produced by `{command}` on {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC in {elapsed.TotalSeconds:F0} s.
 
             Machine: {MachineDescription()}
+
+            SlabAlloc: {LibraryImage()}
 
             {form}
 
