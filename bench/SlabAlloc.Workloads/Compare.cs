@@ -32,7 +32,7 @@ internal static class Compare
 
     public static int Run(List<string> args, bool calls)
     {
-        Options options = ParseOptions(args) with { Calls = calls };
+        Options options = ParseOptions(args, calls);
         IReadOnlyList<Contender> contenders = Contender.Available(out IReadOnlyList<string> missing);
         if (missing.Count > 0)
             Console.WriteLine($"not installed, skipped: {string.Join(", ", missing)} — install with: apt-get install libmimalloc2.0 libjemalloc2 libtcmalloc-minimal4");
@@ -105,7 +105,7 @@ internal static class Compare
         return RunFigures.FromJson(json);
     }
 
-    private static Options ParseOptions(List<string> args)
+    private static Options ParseOptions(List<string> args, bool calls)
     {
         double seconds = 0.4;
         int reps = 5, cycles = 1_000_000, cacheRepetitions = 200_000;
@@ -131,7 +131,7 @@ internal static class Compare
                 default: throw new ArgumentException($"unknown compare option '{args[i]}'");
             }
         }
-        return new Options(seconds, reps, threads, output ?? Path.Combine(RepositoryRoot(), "docs", "results"), cycles, cacheRepetitions, workloads, Calls: false);
+        return new Options(seconds, reps, threads, output ?? Path.Combine(RepositoryRoot(), "docs", "results"), cycles, cacheRepetitions, workloads, calls);
     }
 
     private static string RepositoryRoot()

@@ -48,12 +48,9 @@ public sealed unsafe class HandOffStatisticsTests
     {
         Assert.NotEqual(0, cache);
         var h = (ThreadCache*)cache;
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        while (ThreadStacks.IsArmed(&h->Latch))
-        {
-            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), "the ended thread's exit latch was never disarmed");
-            Thread.Sleep(1);
-        }
+        // A bound on the wait, so that a latch never disarmed fails the test instead of hanging it.
+        Assert.True(SpinWait.SpinUntil(() => !ThreadStacks.IsArmed(&h->Latch), TimeSpan.FromMinutes(1)),
+            "the ended thread's exit latch was never disarmed");
     }
 
     /// <summary>Attaches the calling thread (gives it a cache) now: a thread's attach hands back the caches
