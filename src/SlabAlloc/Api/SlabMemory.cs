@@ -68,8 +68,9 @@ public static unsafe class SlabMemory
         }
         SlabMeta* s = SuperslabHeader.SlabOf(ptr);
         if (s == null) ThrowHelper.ThrowInteriorPointer(ptr);
-        if (SlabMeta.BlockIndexOf(s, ptr) < 0) ThrowHelper.ThrowInteriorPointer(ptr);
-        SmallBlocks.Free(s, ptr);
+        int index = SlabMeta.BlockIndexOf(s, ptr);
+        if (index < 0) ThrowHelper.ThrowInteriorPointer(ptr);
+        SmallBlocks.Free(s, ptr, index);
     }
 
     /// <summary>Resizes a block, keeping its contents up to the smaller size. Null allocates.</summary>

@@ -53,9 +53,9 @@ internal static unsafe partial class SmallBlocks
         return block;
     }
 
-    /// <summary>Frees a block of slab <paramref name="s"/> that the caller validated (<see cref="SlabMeta.BlockIndexOf"/>).</summary>
+    /// <summary>Frees a block of slab <paramref name="s"/> whose index the caller validated.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Free(SlabMeta* s, void* block)
+    public static void Free(SlabMeta* s, void* block, int index)
     {
         if (SlabOptions.Checked) SuperslabHeader.MarkFreed(block);
         // The owner's heap vouches for the caller's stack only if the caller is the owner (StackCacheMap).
@@ -66,7 +66,7 @@ internal static unsafe partial class SmallBlocks
             FreeByOwner(owner, s, block);
             return;
         }
-        FreeNotVouched(s, block);
+        FreeNotVouched(s, block, index);
     }
 
     /// <summary>The owner's free: no atomic, onto the slab's free list.</summary>

@@ -85,7 +85,7 @@ internal static unsafe partial class SmallBlocks
         {
             void* p = (void*)blocks[i];
             SlabMeta* s = SuperslabHeader.SlabOf(p);
-            Free(s, p);
+            Free(s, p, SlabMeta.BlockIndexOf(s, p));
         }
     }
 }

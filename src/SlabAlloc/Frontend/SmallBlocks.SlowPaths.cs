@@ -13,11 +13,11 @@ internal static unsafe partial class SmallBlocks
     /// <summary>A free the stack map could not vouch for: the owner's, if the thread-static says the
     /// caller owns the slab (a thread not in the map), else a remote free.</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void FreeNotVouched(SlabMeta* s, void* block)
+    private static void FreeNotVouched(SlabMeta* s, void* block, int index)
     {
         ThreadCache* h = HeapFromThreadStatic;
         if (s->Owner == h) FreeByOwner(h, s, block);
-        else FreeRemote(h, s, block);
+        else FreeRemote(h, s, block, index);
     }
 
     /// <summary>The owner freed into a slab it retains but does not allocate from: a full slab now has
@@ -191,7 +191,7 @@ internal static unsafe partial class SmallBlocks
     /// <paramref name="h"/> is the caller's heap as its thread-static gives it (the shared empty heap when
     /// the thread has none yet).</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void FreeRemote(ThreadCache* h, SlabMeta* s, void* block)
+    private static void FreeRemote(ThreadCache* h, SlabMeta* s, void* block, int index)
     {
         // A slab with no block out (or no slab any more): the block was freed before. The check reads the
         // lifecycle with acquire, so a slab re-formatted for another class since the caller validated the
