@@ -10,8 +10,9 @@ using SlabAlloc.Support;
 namespace SlabAlloc;
 
 /// <summary>
-/// A drop-in replacement for <see cref="NativeMemory"/>: the same members with the same semantics,
-/// served by SlabAlloc's lock-free slab allocator.
+/// A drop-in replacement for <see cref="NativeMemory"/>: every one of its members, with the same
+/// semantics, served by SlabAlloc's lock-free slab allocator, plus SlabAlloc's own
+/// (<see cref="UsableSize"/>, <see cref="Trim"/>, <see cref="ReserveThreadCache"/>, the statistics).
 /// </summary>
 /// <remarks>
 /// <para>Blocks up to 64 KiB come from per-thread slabs (no lock, no atomic instruction when a thread
@@ -110,6 +111,19 @@ public static unsafe class SlabMemory
     /// <summary>Frees a block; the same as <see cref="Free"/>. Null does nothing.</summary>
     /// <exception cref="ArgumentException"><paramref name="ptr"/> is not a live SlabAlloc block.</exception>
     public static void AlignedFree(void* ptr) => Free(ptr);
+
+    /// <summary>Sets <paramref name="byteCount"/> bytes at <paramref name="ptr"/> to zero, as
+    /// <see cref="NativeMemory.Clear"/> does; any memory, not only SlabAlloc's.</summary>
+    public static void Clear(void* ptr, nuint byteCount) => NativeMemory.Clear(ptr, byteCount);
+
+    /// <summary>Copies <paramref name="byteCount"/> bytes from <paramref name="source"/> to
+    /// <paramref name="destination"/>, as <see cref="NativeMemory.Copy"/> does: the two ranges may
+    /// overlap; any memory, not only SlabAlloc's.</summary>
+    public static void Copy(void* source, void* destination, nuint byteCount) => NativeMemory.Copy(source, destination, byteCount);
+
+    /// <summary>Sets <paramref name="byteCount"/> bytes at <paramref name="ptr"/> to <paramref name="value"/>,
+    /// as <see cref="NativeMemory.Fill"/> does; any memory, not only SlabAlloc's.</summary>
+    public static void Fill(void* ptr, nuint byteCount, byte value) => NativeMemory.Fill(ptr, byteCount, value);
 
     /// <summary>The number of bytes the block at <paramref name="ptr"/> can really hold (at least what was asked). 0 for null.</summary>
     /// <exception cref="ArgumentException"><paramref name="ptr"/> is not a live SlabAlloc block (in checked mode, also when it was freed).</exception>
