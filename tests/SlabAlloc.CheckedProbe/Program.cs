@@ -42,6 +42,7 @@ internal static class Program
         new("reclaim-corruption", "<trim|attach>", ReclaimCorruption.Run),
         new("pool-corruption", "", PoolCorruption.Run),
         new("invariant", "", InvariantViolation.Run),
+        new("dropped-owners", "<count>", DroppedOwners.Run),
         new("race", $"<{string.Join('|', RaceRunner.Names)}> <milliseconds>", RaceRunner.Run),
     ];
 

@@ -10,24 +10,37 @@ namespace SlabAlloc;
 /// <see cref="IMemoryOwner{T}"/>). See <see cref="SlabMemoryPool"/> for the lifetime rules.
 /// </summary>
 /// <remarks>
-/// One instance per rent, never reused: that is what lets a second Dispose, or a use after Dispose,
-/// be recognised instead of touching a block that now belongs to another buffer.
-/// <c>_pointer</c> is the block until Dispose exchanges it for 0; whoever reads the block back from
-/// that exchange is the one caller that frees it.
+/// <para><b>State.</b> <c>_pointer</c> is the block while the owner is rented and 0 otherwise.
+/// <see cref="Rent"/> writes <c>_length</c> then releases <c>_pointer</c>; Dispose and the finalizer
+/// take the block by exchanging <c>_pointer</c> for 0, so whichever reads the block back from that
+/// exchange is the one caller that frees it, however many threads dispose at once.</para>
+/// <para><b>Reuse.</b> A disposed owner goes back to its pool's queue and is rented again later (see
+/// <see cref="SlabMemoryPool"/>): the owner is in the queue at most once, because only the caller
+/// that took a nonzero block from the exchange enqueues it, and the next nonzero block is written
+/// only by the <see cref="Rent"/> that dequeued it.</para>
+/// <para><b>Dropped owners.</b> The object is finalizable. A rented owner that becomes unreachable
+/// without Dispose (no reference to it or to a <see cref="Memory{T}"/> over it is left) is finalized:
+/// the finalizer takes the block as Dispose would and gives it back. An owner waiting in its pool's
+/// queue is reachable from the pool; one the pool no longer wants is dropped with its finalization
+/// suppressed.</para>
 /// </remarks>
 internal sealed unsafe class SlabMemoryOwner : MemoryManager<byte>
 {
+    private readonly SlabMemoryPool _pool;
     private nint _pointer;
-    private readonly int _length;
+    private int _length;
 
-    internal SlabMemoryOwner(byte* pointer, int length)
+    internal SlabMemoryOwner(SlabMemoryPool pool) => _pool = pool;
+
+    /// <summary>Makes this (idle) owner the owner of <paramref name="block"/>, <paramref name="length"/> bytes.</summary>
+    internal void Rent(byte* block, int length)
     {
-        _pointer = (nint)pointer;
         _length = length;
+        Volatile.Write(ref _pointer, (nint)block); // release: a reader that sees the block sees its length
     }
 
     /// <summary>The buffer, exactly as long as was rented.</summary>
-    /// <exception cref="ObjectDisposedException">The owner has been disposed.</exception>
+    /// <exception cref="ObjectDisposedException">The owner has been disposed (and not rented again).</exception>
     public override Memory<byte> Memory
     {
         get
@@ -38,7 +51,7 @@ internal sealed unsafe class SlabMemoryOwner : MemoryManager<byte>
     }
 
     /// <summary>The buffer as a span. The span cannot be revoked: do not use it after Dispose.</summary>
-    /// <exception cref="ObjectDisposedException">The owner has been disposed.</exception>
+    /// <exception cref="ObjectDisposedException">The owner has been disposed (and not rented again).</exception>
     public override Span<byte> GetSpan()
     {
         nint p = Volatile.Read(ref _pointer);
@@ -49,7 +62,7 @@ internal sealed unsafe class SlabMemoryOwner : MemoryManager<byte>
     /// <summary>The address of byte <paramref name="elementIndex"/>. Native memory never moves, so
     /// nothing is pinned and disposing the handle does nothing; the pointer is valid until the owner
     /// is disposed.</summary>
-    /// <exception cref="ObjectDisposedException">The owner has been disposed.</exception>
+    /// <exception cref="ObjectDisposedException">The owner has been disposed (and not rented again).</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="elementIndex"/> is outside 0..length.</exception>
     public override MemoryHandle Pin(int elementIndex = 0)
     {
@@ -62,13 +75,40 @@ internal sealed unsafe class SlabMemoryOwner : MemoryManager<byte>
     /// <summary>Does nothing: <see cref="Pin"/> pins nothing (and its handle never calls back here).</summary>
     public override void Unpin() { }
 
-    /// <summary>Gives the block back to SlabAlloc, once: later and concurrent calls do nothing.</summary>
+    /// <summary>Gives the block back to SlabAlloc, once, and the owner back to its pool: later and
+    /// concurrent calls do nothing until the owner is rented again.</summary>
     /// <param name="disposing">True when called from <see cref="IDisposable.Dispose"/>.</param>
     protected override void Dispose(bool disposing)
     {
+        // Any number of threads may race here; one reads the block back (see the remarks).
         nint p = Interlocked.Exchange(ref _pointer, 0);
-        if (p != 0) SlabMemory.Free((void*)p);
+        if (p == 0) return;
+        SlabMemory.Free((void*)p);
+        if (!_pool.TakeBack(this)) GC.SuppressFinalize(this);
     }
+
+    /// <summary>A rented owner dropped without Dispose: its block goes back to SlabAlloc. Never throws
+    /// (an exception here would end the process): a block SlabAlloc refuses is logged and left.</summary>
+    /// <remarks>CA2015 warns that a finalizer may free memory a span still uses. That needs a span taken
+    /// from an owner nobody holds and nobody will dispose, a leak already; without the finalizer the block
+    /// would be lost for good. The pool's documentation tells callers to keep the owner reachable.</remarks>
+#pragma warning disable CA2015
+    ~SlabMemoryOwner()
+    {
+        nint p = Interlocked.Exchange(ref _pointer, 0);
+        if (p == 0) return; // idle: in a queue that was dropped with its pool
+        try
+        {
+            SlabMemory.Free((void*)p);
+            SlabMemoryPool.CountReclaimed(_length);
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        {
+            // The block was freed behind the owner's back (through a pointer from Pin): SlabAlloc logged
+            // the double free when it threw; there is nothing left to give back.
+        }
+    }
+#pragma warning restore CA2015
 
     [DoesNotReturn, MethodImpl(MethodImplOptions.NoInlining)]
     private static void ThrowDisposed() =>

@@ -84,6 +84,12 @@ public sealed class SlabStatistics
     public long LargeBytes { get; init; }
     /// <inheritdoc cref="LargeBlocks"/>
     public long LargeCachedBytes { get; init; }
+    /// <summary>Buffers rented from a <see cref="SlabMemoryPool"/> whose owner was dropped without Dispose
+    /// and whose block the owner's finalizer gave back, since start-up.</summary>
+    public long PoolBuffersReclaimed { get; init; }
+    /// <summary>Owner objects every <see cref="SlabMemoryPool"/> has created since start-up; every other rent
+    /// reused a disposed owner.</summary>
+    public long PoolOwnersCreated { get; init; }
     /// <summary>Ticks of the periodic upkeep run since start-up (<c>SLABALLOC_DECAY_MS</c>).</summary>
     public long UpkeepTicks { get; init; }
     /// <summary>The delay the upkeep's next tick was scheduled with, in ms: the interval while the pool is
@@ -109,6 +115,7 @@ public sealed class SlabStatistics
         Line("remote frees", $"{RemoteFrees} ({RemoteFreesToEndedThreads} into ended threads' slabs, {RemoteFreesToUnownedSlabs} into unowned ones)");
         Line("slab acquisitions", $"stage1 {AcquiredStage1} ({PartialSlabsAdopted} partial), stage2 {AcquiredStage2}, stage3 {AcquiredStage3}");
         Line("slabs let go in use", SlabsLetGoInUse);
+        Line("memory pool", $"{PoolOwnersCreated} owners created, {PoolBuffersReclaimed} buffers reclaimed undisposed");
         Line("large blocks", $"{LargeBlocks} ({LargeBytes} bytes), cached {LargeCachedBytes} bytes");
         Line("upkeep", UpkeepDelayMs == 0 ? $"off ({UpkeepTicks} ticks)" : $"{UpkeepTicks} ticks, next after {UpkeepDelayMs} ms");
         sb.Append("class  block  in-use  allocs  frees  owned full partial empty\n");

@@ -113,6 +113,8 @@ internal static unsafe class StatisticsCollector
             LargeBlocks = LargeObjects.LiveCount,
             LargeBytes = LargeObjects.LiveBytes,
             LargeCachedBytes = LargeObjects.CachedBytes,
+            PoolBuffersReclaimed = SlabMemoryPool.Reclaimed,
+            PoolOwnersCreated = SlabMemoryPool.OwnersCreated,
             UpkeepTicks = upkeepTicks,
             UpkeepDelayMs = upkeepDelayMs,
             Classes = classes,

@@ -43,6 +43,18 @@ internal static partial class SlabLog
     [LoggerMessage(EventId = 1, EventName = "ErrorDetected", Level = LogLevel.Error, Message = "SlabAlloc detected an error: {Detail}")]
     private static partial void LogErrorDetected(ILogger logger, string detail, Exception exception);
 
+    /// <summary>Logs, at Error level, that a buffer rented from the memory pool was dropped without being
+    /// disposed and that its block was given back by the owner's finalizer. Every build; the pool calls it
+    /// for the first such buffer only.</summary>
+    public static void PoolBufferNotDisposed(int lengthBytes)
+    {
+        if (Logger is { } logger) LogPoolBufferNotDisposed(logger, lengthBytes);
+    }
+
+    [LoggerMessage(EventId = 2, EventName = "PoolBufferNotDisposed", Level = LogLevel.Error,
+        Message = "A {LengthBytes}-byte buffer rented from SlabMemoryPool was dropped without Dispose; its block was given back when the buffer was finalized. Later ones are counted (SlabStatistics.PoolBuffersReclaimed) but not logged.")]
+    private static partial void LogPoolBufferNotDisposed(ILogger logger, int lengthBytes);
+
     /// <summary>Forwards to the configured logger and drops whatever it throws (see the class remarks).</summary>
     private sealed class GuardedLogger(ILogger inner) : ILogger
     {

@@ -44,12 +44,15 @@ internal static class SlabMeter
         public const string RemoteFreesToUnownedSlabs = "slaballoc.remote_frees.to_unowned_slabs";
         public const string SlabsLetGoInUse = "slaballoc.slabs.let_go_in_use";
         public const string PartialSlabsAdopted = "slaballoc.slabs.partial_adopted";
+        public const string PoolBuffersReclaimed = "slaballoc.memory_pool.buffers_reclaimed";
+        public const string PoolOwnersCreated = "slaballoc.memory_pool.owners_created";
 
         public static readonly string[] All =
         [
             MemoryInUse, MemoryMapped, Superslabs, Slabs, UnusedSlots, ThreadCacheHitRatio, ThreadCacheMisses,
             RemoteFrees, Allocations, Frees, LockAcquisitions, LockContended, CasRetries,
             RemoteFreesToEndedThreads, RemoteFreesToUnownedSlabs, SlabsLetGoInUse, PartialSlabsAdopted,
+            PoolBuffersReclaimed, PoolOwnersCreated,
         ];
     }
 
@@ -138,6 +141,10 @@ internal static class SlabMeter
             "Slabs a thread cache let go while blocks of theirs were still out: handed over to whichever thread frees them.");
         m.CreateObservableCounter(Names.PartialSlabsAdopted, () => Read(16).Stats.PartialSlabsAdopted, "{slab}",
             "Slabs with free blocks taken from the pool's partial lists by a thread cache.");
+        m.CreateObservableCounter(Names.PoolBuffersReclaimed, () => Read(17).Stats.PoolBuffersReclaimed, "{buffer}",
+            "Buffers rented from SlabMemoryPool that were dropped without Dispose and given back by their finalizer.");
+        m.CreateObservableCounter(Names.PoolOwnersCreated, () => Read(18).Stats.PoolOwnersCreated, "{owner}",
+            "Owner objects created by SlabMemoryPool; every other rent reused a disposed one.");
     }
 
     private static Measurement<int>[] ObserveSlabs()

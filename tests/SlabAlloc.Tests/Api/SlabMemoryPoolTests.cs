@@ -26,7 +26,6 @@ public sealed class SlabMemoryPoolTests
     // ------------------------------------------------------------------ sizes and contents
 
     [Theory]
-    [InlineData(0)]
     [InlineData(1)]
     [InlineData(100)]
     [InlineData(4096)]
@@ -61,13 +60,19 @@ public sealed class SlabMemoryPoolTests
     }
 
     [Fact]
-    public void RentWithoutASizeGivesTheDefaultSize()
+    public void RentWithoutASizeOrOfZeroGivesTheDefaultSize()
     {
         long before = BlocksInUse;
         using (IMemoryOwner<byte> owner = SlabMemoryPool.Shared.Rent())
             Assert.Equal(SlabMemoryPool.DefaultBufferSize, owner.Memory.Length);
         using (IMemoryOwner<byte> owner = SlabMemoryPool.Shared.Rent(-1))
             Assert.Equal(4096, owner.Memory.Length);
+        // Hosts rent 0 bytes to ask for "a buffer", then write into it.
+        using (IMemoryOwner<byte> owner = SlabMemoryPool.Shared.Rent(0))
+        {
+            Assert.Equal(SlabMemoryPool.DefaultBufferSize, owner.Memory.Length);
+            owner.Memory.Span.Fill(0xA5);
+        }
         Assert.Equal(before, BlocksInUse);
     }
 
@@ -208,6 +213,136 @@ public sealed class SlabMemoryPoolTests
         Assert.Empty(errors);
         keep.Dispose();
         Assert.Equal(before, BlocksInUse);
+    }
+
+    // ------------------------------------------------------------------ reuse of owners
+
+    private static bool OwnersReused => !SlabAlloc.Support.SlabOptions.Checked;
+
+    [Fact]
+    public void RentAndDisposeAllocateNoManagedMemoryOnceOwnersAreReused()
+    {
+        const int Held = 16, Cycles = 10_000;
+        int[] sizes = [0, 1, 64, 100, 4096, 5000, 65536, 70_000];
+        using var pool = new SlabMemoryPool();
+        var held = new IMemoryOwner<byte>?[Held];
+        long before = BlocksInUse;
+        void Cycle(int i)
+        {
+            int slot = i % Held;
+            held[slot]?.Dispose();
+            held[slot] = pool.Rent(sizes[i % sizes.Length]);
+            held[slot]!.Memory.Span[0] = (byte)i;
+        }
+        for (int i = 0; i < 4 * (Held + SlabMemoryPool.OwnersHeldBack); i++) Cycle(i); // warm: owners made, code compiled
+        long created = SlabMemory.GetStatistics().PoolOwnersCreated;
+        long allocated = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < Cycles; i++) Cycle(i);
+        allocated = GC.GetAllocatedBytesForCurrentThread() - allocated;
+        created = SlabMemory.GetStatistics().PoolOwnersCreated - created;
+        foreach (IMemoryOwner<byte>? owner in held) owner!.Dispose();
+        Assert.Equal(before, BlocksInUse);
+        if (OwnersReused)
+        {
+            Assert.Equal(0, created);
+            Assert.Equal(0, allocated);
+        }
+        else Assert.Equal(Cycles, created); // checked mode: a new owner per rent, so every misuse is seen
+    }
+
+    [Fact]
+    public void ADisposedOwnerIsHeldBackBehindLaterOnesBeforeItIsRentedAgain()
+    {
+        using var pool = new SlabMemoryPool();
+        long before = BlocksInUse;
+        IMemoryOwner<byte> first = pool.Rent(100);
+        Memory<byte> stale = first.Memory;
+        first.Dispose();
+        var later = new List<IMemoryOwner<byte>>();
+        for (int i = 0; i < SlabMemoryPool.OwnersHeldBack; i++)
+        {
+            IMemoryOwner<byte> owner = pool.Rent(200);
+            Assert.NotSame(first, owner);
+            // While held back, the first owner is disposed in every respect.
+            Assert.Throws<ObjectDisposedException>(() => first.Memory);
+            Assert.Throws<ObjectDisposedException>(() => { _ = stale.Span; });
+            first.Dispose();
+            Assert.Equal(before + 1, BlocksInUse);
+            owner.Dispose();
+            later.Add(owner);
+        }
+        IMemoryOwner<byte> next = pool.Rent(300);
+        if (OwnersReused) Assert.Same(first, next); // the oldest idle owner, now rented again
+        else Assert.DoesNotContain(next, later.Append(first));
+        Assert.Equal(300, next.Memory.Length);
+        next.Memory.Span.Fill(3);
+        next.Dispose();
+        Assert.Equal(before, BlocksInUse);
+    }
+
+    /// <summary>Four threads rent and stamp, four others verify and dispose: an owner is never handed to two
+    /// renters at once, no buffer overlaps another, and every block comes back.</summary>
+    [Fact]
+    public void OwnersRentedOnSomeThreadsAndDisposedOnOthersStayDistinctAndExact()
+    {
+        const int Producers = 4, Consumers = 4, PerProducer = 5_000;
+        using var pool = new SlabMemoryPool();
+        long before = BlocksInUse;
+        long created = SlabMemory.GetStatistics().PoolOwnersCreated;
+        var handOff = new System.Collections.Concurrent.BlockingCollection<(IMemoryOwner<byte> Owner, int Stamp)>(boundedCapacity: 256);
+        var live = new System.Collections.Concurrent.ConcurrentDictionary<IMemoryOwner<byte>, int>(ReferenceEqualityComparer.Instance);
+        var errors = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        int verified = 0;
+        var producers = Enumerable.Range(0, Producers).Select(p => new Thread(() =>
+        {
+            var random = new Random(1000 + p);
+            for (int i = 0; i < PerProducer; i++)
+            {
+                IMemoryOwner<byte> owner = pool.Rent(1 + (int)Math.Exp(random.NextDouble() * Math.Log(100_000)));
+                int stamp = p * PerProducer + i;
+                if (!live.TryAdd(owner, stamp)) errors.Enqueue($"owner rented while still rented (stamp {stamp})");
+                Span<byte> span = owner.Memory.Span;
+                for (int b = 0; b < span.Length; b++) span[b] = (byte)(stamp + b * 7);
+                handOff.Add((owner, stamp));
+            }
+        })).ToList();
+        var consumers = Enumerable.Range(0, Consumers).Select(_ => new Thread(() =>
+        {
+            foreach ((IMemoryOwner<byte> owner, int stamp) in handOff.GetConsumingEnumerable())
+            {
+                ReadOnlySpan<byte> span = owner.Memory.Span;
+                for (int b = 0; b < span.Length; b++)
+                {
+                    if (span[b] != (byte)(stamp + b * 7)) { errors.Enqueue($"stamp {stamp}: byte {b} overwritten"); break; }
+                }
+                if (!live.TryRemove(owner, out int seen) || seen != stamp) errors.Enqueue($"stamp {stamp}: not the live rent of its owner");
+                owner.Dispose();
+                Interlocked.Increment(ref verified);
+            }
+        })).ToList();
+        foreach (Thread t in producers.Concat(consumers)) t.Start();
+        foreach (Thread t in producers) t.Join();
+        handOff.CompleteAdding();
+        foreach (Thread t in consumers) t.Join();
+
+        Assert.Empty(errors);
+        Assert.Equal(Producers * PerProducer, verified);
+        Assert.Equal(before, BlocksInUse);
+        created = SlabMemory.GetStatistics().PoolOwnersCreated - created;
+        if (OwnersReused) Assert.True(created < Producers * PerProducer / 4, $"{created} owners created for {Producers * PerProducer} rents");
+        else Assert.Equal(Producers * PerProducer, created);
+    }
+
+    /// <summary>In a fresh process (the error is logged once per process): owners dropped without Dispose
+    /// are finalized, their blocks come back, each is counted, and one error is logged.</summary>
+    [Fact]
+    public void OwnersDroppedWithoutDisposeAreReclaimedCountedAndLoggedOnce()
+    {
+        var result = ProbeProcess.Run(new Dictionary<string, string>(), "dropped-owners", "300");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Equal(["RECLAIMED 600"], result.Lines("RECLAIMED"));
+        Assert.Equal(["LOGGED 1"], result.Lines("LOGGED"));
+        Assert.Single(result.Lines("PROBE_OK"));
     }
 
     // ------------------------------------------------------------------ the pool's own dispose

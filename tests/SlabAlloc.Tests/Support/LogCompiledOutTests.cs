@@ -71,10 +71,15 @@ public sealed class LogCompiledOutTests
     {
         MethodInfo errorEvent = typeof(SlabLog).GetMethod(nameof(SlabLog.ErrorDetected), BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic)!;
         Assert.Null(errorEvent.GetCustomAttribute<ConditionalAttribute>());
-        var errorMessage = Assert.Single(LoggerMessages(), m => m.GetCustomAttribute<LoggerMessageAttribute>()!.Level == LogLevel.Error);
+        MethodInfo poolEvent = typeof(SlabLog).GetMethod(nameof(SlabLog.PoolBufferNotDisposed), BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic)!;
+        Assert.Null(poolEvent.GetCustomAttribute<ConditionalAttribute>());
+        var errorMessages = LoggerMessages().Where(m => m.GetCustomAttribute<LoggerMessageAttribute>()!.Level == LogLevel.Error).ToList();
+        Assert.Equal(2, errorMessages.Count);
 
         Assert.Contains(References.Value, r => r.CalleeToken == errorEvent.MetadataToken && r.CallerType == "SlabAlloc.Support.ThrowHelper");
-        Assert.Contains(References.Value, r => r.CalleeToken == errorMessage.MetadataToken && r.CallerType == LogClass);
+        Assert.Contains(References.Value, r => r.CalleeToken == poolEvent.MetadataToken && r.CallerType == "SlabAlloc.SlabMemoryPool");
+        foreach (MethodInfo errorMessage in errorMessages)
+            Assert.Contains(References.Value, r => r.CalleeToken == errorMessage.MetadataToken && r.CallerType == LogClass);
     }
 
     [Fact]

@@ -186,6 +186,38 @@ public sealed unsafe class SlabMeterTests
     }
 
     [Fact]
+    public void MemoryPoolCountersReportWhatTheStatisticsReport()
+    {
+        using var fresh = new FreshSnapshots();
+        using var recorder = new Recorder();
+        List<Reading> before = recorder.Collect();
+        SlabStatistics s0 = SlabMemory.GetStatistics();
+        using (var pool = new SlabMemoryPool())
+        {
+            RentAndDrop(pool, 20);
+            for (int attempt = 0; attempt < 100 && SlabMemory.GetStatistics().PoolBuffersReclaimed - s0.PoolBuffersReclaimed < 20; attempt++)
+            {
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
+            }
+        }
+        List<Reading> after = recorder.Collect();
+        SlabStatistics s1 = SlabMemory.GetStatistics();
+
+        long Delta(string name) => Single(after, name) - Single(before, name);
+        Assert.Equal(20, s1.PoolBuffersReclaimed - s0.PoolBuffersReclaimed);
+        Assert.Equal(20, Delta("slaballoc.memory_pool.buffers_reclaimed"));
+        Assert.Equal(s1.PoolOwnersCreated - s0.PoolOwnersCreated, Delta("slaballoc.memory_pool.owners_created"));
+        Assert.True(s1.PoolOwnersCreated - s0.PoolOwnersCreated >= 20);
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static void RentAndDrop(SlabMemoryPool pool, int count)
+    {
+        for (int i = 0; i < count; i++) pool.Rent(100 * (i + 1)).Memory.Span[0] = 1;
+    }
+
+    [Fact]
     public void RemoteFreesAreCounted()
     {
         using var fresh = new FreshSnapshots();
