@@ -30,6 +30,7 @@ workloads (bench/SlabAlloc.Workloads):
   glibcthread threads seconds [--allocator slab|native] [--calls] [--json] [--stats]
   hotthread [size] [slots] [iterations]
   pairs SIZE N | mixed N | fill N SIZE   [--allocator slab|native]
+  poolcost [count]          SlabMemoryPool's owners beside MemoryPool<byte>.Shared (rent/dispose, dropped, gen0 pauses)
   threadcycles [cycles] [threads-at-once] [--allocator slab|native] [--reps N]
   firstuse [--allocator slab|native] [--after-load MS]
 correctness gate (tools/SlabAlloc.Soak):
@@ -54,7 +55,7 @@ case "$cmd" in
     cp artifacts/readytorun/SlabAlloc.dll artifacts/harness/
     dotnet artifacts/harness/SlabAlloc.Workloads.dll compare "$@"
     ;;
-  larson|midlarge|xmalloc|cachescratch|cachethrash|glibcthread|hotthread|pairs|mixed|fill|threadcycles|firstuse)
+  larson|midlarge|xmalloc|cachescratch|cachethrash|glibcthread|hotthread|pairs|mixed|fill|threadcycles|firstuse|poolcost)
     dotnet build SlabAlloc.sln -c Release -nologo -v quiet
     dotnet "$workloads" "$cmd" "$@"
     ;;

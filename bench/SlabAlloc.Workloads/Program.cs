@@ -94,6 +94,8 @@ static int Dispatch(string[] args)
             return FirstUse.Run(rest, allocator);
         case "pairs" or "mixed" or "fill":
             return MicroLoops.Run(args[0], rest, allocator);
+        case "poolcost":
+            return PoolCost.Run(rest);
         default:
             throw new ArgumentException($"unknown command '{args[0]}'");
 }
@@ -151,6 +153,8 @@ partial class Program
                                                in child processes, and SlabAlloc's mapped memory; default 10000 4, 3 reps)
           firstuse [--allocator slab|native] [--after-load MS]  (run in a fresh process: the cost of each allocation path's first use;
                                                   --after-load: SlabAlloc loaded MS milliseconds before the first allocation)
+          poolcost [count]                            (SlabMemoryPool's owners beside MemoryPool<byte>.Shared: rent/dispose,
+                                               owners dropped and finalized, gen0 pauses with count owners alive)
         The soak and the self-check are tools/SlabAlloc.Soak (./build.sh soak, ./build.sh selfcheck).
         """;
 }

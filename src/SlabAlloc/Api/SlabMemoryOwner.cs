@@ -21,8 +21,9 @@ namespace SlabAlloc;
 /// <para><b>Dropped owners.</b> The object is finalizable. A rented owner that becomes unreachable
 /// without Dispose (no reference to it or to a <see cref="Memory{T}"/> over it is left) is finalized:
 /// the finalizer takes the block as Dispose would and gives it back. An owner waiting in its pool's
-/// queue is reachable from the pool; one the pool no longer wants is dropped with its finalization
-/// suppressed.</para>
+/// queue is reachable from the pool, and its finalization is suppressed anyway
+/// (<see cref="MemoryManager{T}"/>'s <see cref="IDisposable.Dispose"/> suppresses it after
+/// <c>Dispose(true)</c>) until the pool rents it again and re-registers it.</para>
 /// </remarks>
 internal sealed unsafe class SlabMemoryOwner : MemoryManager<byte>
 {
@@ -84,7 +85,8 @@ internal sealed unsafe class SlabMemoryOwner : MemoryManager<byte>
         nint p = Interlocked.Exchange(ref _pointer, 0);
         if (p == 0) return;
         SlabMemory.Free((void*)p);
-        if (!_pool.TakeBack(this)) GC.SuppressFinalize(this);
+        // Whether the pool keeps it or not, IDisposable.Dispose suppresses finalization when this returns.
+        _pool.TakeBack(this);
     }
 
     /// <summary>A rented owner dropped without Dispose: its block goes back to SlabAlloc. Never throws

@@ -112,8 +112,15 @@ public sealed class SlabMemoryPool : MemoryPool<byte>
     }
 
     /// <summary>An idle owner that has waited behind <see cref="OwnersHeldBack"/> later ones, or null.</summary>
-    private SlabMemoryOwner? TakeIdle() =>
-        _idle.Count > OwnersHeldBack && _idle.TryDequeue(out SlabMemoryOwner? owner) ? owner : null;
+    /// <remarks>Disposing an owner suppressed its finalization (<see cref="MemoryManager{T}"/>'s
+    /// <see cref="IDisposable.Dispose"/> does, after <c>Dispose(true)</c>); rented again, it must be
+    /// finalized should it be dropped, so the suppression is lifted here.</remarks>
+    private SlabMemoryOwner? TakeIdle()
+    {
+        if (_idle.Count <= OwnersHeldBack || !_idle.TryDequeue(out SlabMemoryOwner? owner)) return null;
+        GC.ReRegisterForFinalize(owner!);
+        return owner;
+    }
 
     private SlabMemoryOwner CreateOwner()
     {
@@ -122,7 +129,7 @@ public sealed class SlabMemoryPool : MemoryPool<byte>
     }
 
     /// <summary>Keeps a just-disposed owner for reuse; false when this pool will not rent it again
-    /// (disposed, checked mode, or enough idle owners already), and the caller drops it.</summary>
+    /// (disposed, checked mode, or enough idle owners already), and the owner is left to the collector.</summary>
     internal bool TakeBack(SlabMemoryOwner owner) =>
         !SlabOptions.Checked && Volatile.Read(ref _disposed) == 0 && _idle.TryEnqueue(owner);
 

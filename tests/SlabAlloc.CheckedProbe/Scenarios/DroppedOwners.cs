@@ -6,9 +6,11 @@ using static SlabAlloc.CheckedProbe.Probe;
 namespace SlabAlloc.CheckedProbe.Scenarios;
 
 /// <summary>
-/// <c>dropped-owners &lt;count&gt;</c>: rents <c>count</c> buffers of sizes from 1 B to 200 KiB from a
-/// <see cref="SlabMemoryPool"/>, stamps them and drops the owners without Dispose, twice over (so the second
-/// batch cannot be the first logged), then collects until their finalizers have run. Prints
+/// <c>dropped-owners &lt;count&gt;</c>: rents and disposes <c>count</c> buffers of a <see cref="SlabMemoryPool"/>,
+/// so that it has idle owners to reuse; then rents <c>count</c> buffers of sizes from 1 B to 200 KiB, stamps
+/// them and drops the owners without Dispose, twice over (so the second batch cannot be the first logged),
+/// then collects until their finalizers have run. Prints <c>REUSED some</c> when dropped owners include
+/// reused ones (<c>none</c> in checked mode, where owners are never reused). Prints
 /// <c>RECLAIMED &lt;n&gt;</c> (the statistics' count) and <c>LOGGED &lt;n&gt;</c> (error events about dropped
 /// buffers); fails unless every block came back, the count is exact and exactly one error was logged. Run in a
 /// fresh process because the error is logged once per process.
@@ -26,6 +28,13 @@ internal static unsafe class DroppedOwners
 
         using var pool = new SlabMemoryPool();
         IMemoryOwner<byte> kept = pool.Rent(100); // one disposed properly: not counted
+        // Owners rented and disposed first, so that the dropped ones include reused owners (Dispose
+        // suppressed their finalization; renting them again must lift that).
+        var disposed = new IMemoryOwner<byte>[count];
+        for (int i = 0; i < count; i++) disposed[i] = pool.Rent(64);
+        foreach (IMemoryOwner<byte> owner in disposed) owner.Dispose();
+        Array.Clear(disposed); // the reused ones must be unreachable once dropped
+        long createdBefore = SlabMemory.GetStatistics().PoolOwnersCreated;
         for (int batch = 0; batch < 2; batch++) RentAndDrop(pool, count, seed: batch);
         long reclaimed = 0;
         for (int attempt = 0; attempt < 100 && reclaimed < 2L * count; attempt++)
@@ -35,6 +44,8 @@ internal static unsafe class DroppedOwners
             reclaimed = SlabMemory.GetStatistics().PoolBuffersReclaimed - reclaimedBefore;
         }
         kept.Dispose();
+        long reused = 2L * count - (SlabMemory.GetStatistics().PoolOwnersCreated - createdBefore);
+        Console.WriteLine($"REUSED {(reused > 0 ? "some" : "none")}");
         Console.WriteLine($"RECLAIMED {reclaimed}");
         Console.WriteLine($"LOGGED {logger.Errors}");
         if (reclaimed != 2L * count) Fail($"RECLAIMED_WRONG: {reclaimed}, expected {2 * count}");

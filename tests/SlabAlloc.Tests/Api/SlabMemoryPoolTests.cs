@@ -333,13 +333,19 @@ public sealed class SlabMemoryPoolTests
         else Assert.Equal(Producers * PerProducer, created);
     }
 
-    /// <summary>In a fresh process (the error is logged once per process): owners dropped without Dispose
-    /// are finalized, their blocks come back, each is counted, and one error is logged.</summary>
-    [Fact]
-    public void OwnersDroppedWithoutDisposeAreReclaimedCountedAndLoggedOnce()
+    /// <summary>In a fresh process (the error is logged once per process): owners dropped without Dispose,
+    /// new ones and reused ones, are finalized, their blocks come back, each is counted, and one error is
+    /// logged; in checked mode too, where no owner is reused.</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void OwnersDroppedWithoutDisposeAreReclaimedCountedAndLoggedOnce(bool checkedMode)
     {
-        var result = ProbeProcess.Run(new Dictionary<string, string>(), "dropped-owners", "300");
+        var settings = new Dictionary<string, string>();
+        if (checkedMode) settings["SLABALLOC_CHECKED"] = "1";
+        var result = ProbeProcess.Run(settings, "dropped-owners", "300");
         Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Equal([checkedMode ? "REUSED none" : "REUSED some"], result.Lines("REUSED"));
         Assert.Equal(["RECLAIMED 600"], result.Lines("RECLAIMED"));
         Assert.Equal(["LOGGED 1"], result.Lines("LOGGED"));
         Assert.Single(result.Lines("PROBE_OK"));
