@@ -92,6 +92,8 @@ static int Dispatch(string[] args)
             return ThreadCycles.Run(rest, allocatorOption, int.Parse(TakeValue(rest, "--reps") ?? "3", CultureInfo.InvariantCulture));
         case "firstuse":
             return FirstUse.Run(rest, allocator);
+        case "echo":
+            return PipelinesEcho.Run(PipelinesEcho.Parse(rest, TakeValue(rest, "--pool"), TakeValue(rest, "--sizes")), json);
         case "pairs" or "mixed" or "fill":
             return MicroLoops.Run(args[0], rest, allocator);
         default:
@@ -151,6 +153,9 @@ partial class Program
                                                in child processes, and SlabAlloc's mapped memory; default 10000 4, 3 reps)
           firstuse [--allocator slab|native] [--after-load MS]  (run in a fresh process: the cost of each allocation path's first use;
                                                   --after-load: SlabAlloc loaded MS milliseconds before the first allocation)
+          echo clients seconds [--pool slab|shared] [--sizes MIN-MAX|N] [--json]
+                                              (System.IO.Pipelines echo over loopback TCP, every buffer from SlabMemoryPool or
+                                               MemoryPool<byte>.Shared; message sizes log-uniform MIN-MAX, default 64-65536, or all N)
         The soak and the self-check are tools/SlabAlloc.Soak (./build.sh soak, ./build.sh selfcheck).
         """;
 }
