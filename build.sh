@@ -33,6 +33,8 @@ workloads (bench/SlabAlloc.Workloads):
   poolcost [count]          SlabMemoryPool's owners beside MemoryPool<byte>.Shared (rent/dispose, dropped, gen0 pauses)
   threadcycles [cycles] [threads-at-once] [--allocator slab|native] [--reps N]
   firstuse [--allocator slab|native] [--after-load MS]
+  echo clients seconds [--pool slab|shared] [--sizes MIN-MAX|N] [--json]
+                            (System.IO.Pipelines echo over loopback TCP; bench/pipelines-echo.sh compares the pools)
 correctness gate (tools/SlabAlloc.Soak):
   soak [--seconds S] [--threads T] [--report-every R] [--seed N]
   selfcheck [threads] [rounds]
@@ -55,7 +57,7 @@ case "$cmd" in
     cp artifacts/readytorun/SlabAlloc.dll artifacts/harness/
     dotnet artifacts/harness/SlabAlloc.Workloads.dll compare "$@"
     ;;
-  larson|midlarge|xmalloc|cachescratch|cachethrash|glibcthread|hotthread|pairs|mixed|fill|threadcycles|firstuse|poolcost)
+  larson|midlarge|xmalloc|cachescratch|cachethrash|glibcthread|hotthread|pairs|mixed|fill|threadcycles|firstuse|poolcost|echo)
     dotnet build SlabAlloc.sln -c Release -nologo -v quiet
     dotnet "$workloads" "$cmd" "$@"
     ;;

@@ -4,4 +4,5 @@ namespace SlabAlloc.Workloads;
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
 [JsonSerializable(typeof(RunFigures))]
+[JsonSerializable(typeof(EchoFigures))]
 internal sealed partial class BenchJson : JsonSerializerContext { }

@@ -92,6 +92,8 @@ static int Dispatch(string[] args)
             return ThreadCycles.Run(rest, allocatorOption, int.Parse(TakeValue(rest, "--reps") ?? "3", CultureInfo.InvariantCulture));
         case "firstuse":
             return FirstUse.Run(rest, allocator);
+        case "echo":
+            return PipelinesEcho.Run(PipelinesEcho.Parse(rest, TakeValue(rest, "--pool"), TakeValue(rest, "--sizes")), json);
         case "pairs" or "mixed" or "fill":
             return MicroLoops.Run(args[0], rest, allocator);
         case "poolcost":
@@ -155,6 +157,9 @@ partial class Program
                                                   --after-load: SlabAlloc loaded MS milliseconds before the first allocation)
           poolcost [count]                            (SlabMemoryPool's owners beside MemoryPool<byte>.Shared: rent/dispose,
                                                owners dropped and finalized, gen0 pauses with count owners alive)
+          echo clients seconds [--pool slab|shared] [--sizes MIN-MAX|N] [--json]
+                                              (System.IO.Pipelines echo over loopback TCP, every buffer from SlabMemoryPool or
+                                               MemoryPool<byte>.Shared; message sizes log-uniform MIN-MAX, default 64-65536, or all N)
         The soak and the self-check are tools/SlabAlloc.Soak (./build.sh soak, ./build.sh selfcheck).
         """;
 }
