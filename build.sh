@@ -19,8 +19,9 @@ usage: ./build.sh [command] [arguments]
   run [compare options]     (the default) the main job: the A/B comparison; --quick, --seconds S, --reps N,
                             --cycles C, --threads 1,2,4,8, --workloads larson,midlarge,..., --out DIR,
                             --calls (every allocation and free in a method of its own: docs/results/ab-calls.md)
-  test [dotnet test options] every test with each pool and once on a Debug build (invariant checks on), the
-                            package and sample, a 30 s soak (tests/run-all.sh)
+  test [dotnet test options] every test with each pool, once on a Debug build (invariant checks on) and once
+                            through the portable platform layer (SLABALLOC_PORTABLE_REGIONS=1), the package
+                            and sample, a 30 s soak (tests/run-all.sh)
 workloads (bench/SlabAlloc.Workloads):
   larson sleep min max chunks rounds seed threads [--allocator slab|native] [--calls] [--json] [--stats] [--after-load MS]
   midlarge threads cycles working_set seed [--allocator slab|native] [--calls] [--json] [--stats] [--after-load MS]

@@ -5,9 +5,11 @@
 #      the same contract and stress tests;
 #   3. the test suite once more on a Debug build, where the allocator's invariant checks are compiled in
 #      and run at every hand-over (a violated one ends the test process, which fails the pass);
-#   4. the NuGet package, and a sample that consumes the package (not the project) and runs the README's
+#   4. the test suite through the portable platform layer that systems other than Linux get
+#      (SLABALLOC_PORTABLE_REGIONS=1: regions from NativeMemory.AlignedAlloc, no decommit, no stack map);
+#   5. the NuGet package, and a sample that consumes the package (not the project) and runs the README's
 #      examples;
-#   5. 30 seconds of the soak: mixed workload, thread churn, stamped blocks, exact accounting, bounded RSS
+#   6. 30 seconds of the soak: mixed workload, thread churn, stamped blocks, exact accounting, bounded RSS
 #      (an hour: ./build.sh soak --seconds 3600).
 # Every test but the long Stress category (run those with: ./build.sh test --filter Category=Stress).
 # Arguments go to `dotnet test`. Ends with one plain line that any CI reads: "tests: N passed, N failed",
@@ -58,6 +60,7 @@ if dotnet build tests/SlabAlloc.Tests/SlabAlloc.Tests.csproj -c Debug -nologo -v
 else
   echo "FAILED [debug] the Debug build"; failed=$((failed + 1)); status=1
 fi
+run_suite portable Release SLABALLOC_PORTABLE_REGIONS=1
 
 echo "=== package and sample ==="
 rm -rf artifacts/packages artifacts/sample-packages
@@ -76,7 +79,7 @@ else
   failed=$((failed + 1)); status=1
 fi
 
-summary="$(for pass in lockfree mutex debug; do [ -f "$results/$pass.log" ] && failures_of "$pass"; done)"
+summary="$(for pass in lockfree mutex debug portable; do [ -f "$results/$pass.log" ] && failures_of "$pass"; done)"
 [ -n "$summary" ] && printf '=== failed tests ===\n%s\n' "$summary"
 echo "tests: $passed passed, $failed failed"
 exit "$status"

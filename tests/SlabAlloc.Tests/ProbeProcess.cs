@@ -21,7 +21,8 @@ internal static class ProbeProcess
 
     /// <summary>Runs tests/SlabAlloc.CheckedProbe, built with the same configuration as this assembly,
     /// with exactly the SlabAlloc settings in <paramref name="settings"/> (every other SLABALLOC_ variable
-    /// removed, except the pool of the current test run, and with the warm-up off unless set there).</summary>
+    /// removed, except the pool and the platform layer of the current test run, and with the warm-up off unless
+    /// set there).</summary>
     public static ProbeResult Run(IReadOnlyDictionary<string, string> settings, params string[] args)
     {
         string probe = ProbePath();
@@ -37,6 +38,9 @@ internal static class ProbeProcess
             start.Environment.Remove(key);
         // The pool follows the test run's (./build.sh test runs the suite with each pool), unless a test sets it.
         if (Environment.GetEnvironmentVariable("SLABALLOC_POOL") is { Length: > 0 } pool) start.Environment["SLABALLOC_POOL"] = pool;
+        // So does the platform layer: a probe of the portable pass tests the portable layer.
+        if (Environment.GetEnvironmentVariable("SLABALLOC_PORTABLE_REGIONS") is { Length: > 0 } portable)
+            start.Environment["SLABALLOC_PORTABLE_REGIONS"] = portable;
         // Probes count blocks exactly from their first line, which the start-up warm-up's blocks, allocated
         // on another thread at that moment, would disturb: off unless a test asks for it (WarmUpTests do).
         start.Environment["SLABALLOC_WARMUP"] = "0";

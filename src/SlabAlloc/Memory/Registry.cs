@@ -24,7 +24,7 @@ namespace SlabAlloc.Memory;
 /// <c>Free</c> tests the bit (one load) instead of the two dependent loads of the radix map. The bit
 /// is set after the value and cleared before it, by atomic OR / AND (neighbouring granules share a
 /// word); clearing an already clear bit writes nothing. Where address space cannot be reserved
-/// without committing it (not Linux) there is no bitmap and the radix map answers.</para>
+/// without committing it (the portable platform layer) there is no bitmap and the radix map answers.</para>
 /// </remarks>
 internal static unsafe class Registry
 {
@@ -39,7 +39,7 @@ internal static unsafe class Registry
     private const int BitWordShift = GranuleShift + 6;                       // 64 granules per word
     private const nuint BitWords = (nuint)1 << (Geometry.AddressBits - BitWordShift);
     /// <summary>The bitmap, or null where address space cannot be reserved without committing it
-    /// (not Linux): there <see cref="IsSuperslab"/> asks the radix map.</summary>
+    /// (the portable platform layer): there <see cref="IsSuperslab"/> asks the radix map.</summary>
     private static readonly ulong* s_superslabBits = ReserveBitmap();
     private static readonly int[] s_bitmapPageTouched = new int[(int)((BitWords * sizeof(ulong) + OsMemory.PageBytes - 1) / OsMemory.PageBytes)];
 

@@ -23,15 +23,18 @@ namespace SlabAlloc.Platform;
 /// </list>
 /// On Linux the memory comes from <c>mmap</c>: regions aligned to more than a page are made by
 /// mapping the size plus the alignment and unmapping the two ends, so nothing is wasted.
-/// Elsewhere the portable fallback is <see cref="NativeMemory.AlignedAlloc"/>, where
-/// <see cref="Decommit"/> does nothing and the memory stays resident.
+/// Elsewhere, and on Linux with <c>SLABALLOC_PORTABLE_REGIONS=1</c> (<see cref="PlatformLayer"/>), the portable
+/// fallback is <see cref="NativeMemory.AlignedAlloc"/>, where <see cref="Decommit"/> and
+/// <see cref="ReleaseKeepingRange"/> do nothing (the memory stays resident and counted, its contents as they
+/// were) and <see cref="ReserveAddressSpace"/> refuses.
 /// A test-only fault hook (<see cref="FaultInjector"/>) can make the n-th reservation fail, and
 /// <c>SLABALLOC_MAX_MAPPED_MB</c> caps the total mapped.
 /// </remarks>
 internal static unsafe class OsMemory
 {
-    /// <summary>True when the mmap path is used.</summary>
-    public static readonly bool UsesMmap = OperatingSystem.IsLinux();
+    /// <summary>True when the mmap path is used (the Linux layer, <see cref="PlatformLayer.Linux"/>); false for
+    /// the portable fallback.</summary>
+    public static readonly bool UsesMmap = PlatformLayer.Linux;
 
     /// <summary>The system page size in bytes.</summary>
     public static readonly nuint PageBytes = (nuint)Environment.SystemPageSize;

@@ -15,7 +15,8 @@ namespace SlabAlloc.Platform;
 /// for unmapping), so once another thread can run on those addresses, the latch already reads
 /// unlocked. This is the thread-exit callback .NET does not have, and it runs no managed code.</para>
 /// <para>Supported on Linux with glibc 2.34 or later and on musl (pthread functions in the C library
-/// itself); elsewhere <see cref="Supported"/> is false and nothing is armed.</para>
+/// itself); elsewhere, and in the portable layer on Linux (<see cref="PlatformLayer"/>), <see cref="Supported"/>
+/// is false and nothing is armed.</para>
 /// <para>Limits, where a latch would outlive its thread: code that arms a latch from inside another
 /// key's destructor in the C library's last destructor round (SlabAlloc attaches threads only when
 /// they allocate, and the runtime runs no managed code there), and <c>fork()</c> without
@@ -35,7 +36,7 @@ internal static unsafe class ThreadStacks
     private static bool Initialize(out uint key)
     {
         key = 0;
-        if (!OperatingSystem.IsLinux()) return false;
+        if (!PlatformLayer.Linux) return false;
         if (!NativeLibrary.TryLoad("libc.so.6", out nint libc) && !NativeLibrary.TryLoad("libc.so", out libc)) return false;
         // All of them in the C library itself, or none is used (before glibc 2.34 they live in libpthread).
         foreach (string name in (ReadOnlySpan<string>)["pthread_self", "pthread_getattr_np", "pthread_attr_getstack",

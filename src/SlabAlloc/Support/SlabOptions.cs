@@ -73,6 +73,16 @@ internal static class SlabOptions
     /// memory freed afterwards can be allocated again. One comparison per mapping (never on the fast path).</summary>
     public static readonly int MaxMappedMiB = ReadInt("SLABALLOC_MAX_MAPPED_MB", "SlabAlloc.MaxMappedMB", 0, 0, int.MaxValue);
 
+    /// <summary><c>SLABALLOC_PORTABLE_REGIONS</c> (default 0): run, on Linux too, the portable platform layer that
+    /// other systems get, so that it is tested here: regions come from <c>NativeMemory.AlignedAlloc</c> instead
+    /// of <c>mmap</c>, with no decommit (decayed slabs stay resident, and returned superslabs stay allocated and
+    /// counted as mapped until a new superslab reuses them), no address-space reservations (no superslab
+    /// bitmap: <c>Free</c> asks the radix map), and no stack map (the thread cache is found through the
+    /// thread-static). The process counters still read <c>/proc</c>. For testing: it costs the memory the Linux
+    /// layer gives back, and the thread-static reads (docs/design-measurements.md, "Stack map instead of
+    /// thread-static reads").</summary>
+    public static readonly bool PortableRegions = ReadBool("SLABALLOC_PORTABLE_REGIONS", "SlabAlloc.PortableRegions", false);
+
     /// <summary><c>SLABALLOC_HARDENED</c> (default 1): free-list links are stored XORed with a per-slab secret
     /// and checked when followed, and an immediate double free on the owner's list is rejected, so a heap
     /// overflow or a double free is reported as corruption instead of handing out arbitrary memory.

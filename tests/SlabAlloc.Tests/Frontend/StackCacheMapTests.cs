@@ -6,30 +6,37 @@ namespace SlabAlloc.Tests.Frontend;
 /// <summary>
 /// The stack map finds a thread's heap from its stack address. What must never happen: a thread that
 /// runs on the stack of a thread that has exited gets that thread's heap (it would then use a heap
-/// that is being reclaimed, or one that another thread has taken, without atomics).
+/// that is being reclaimed, or one that another thread has taken, without atomics). The portable platform
+/// layer has no stack map: there the map must never vouch, and the thread-static finds every heap.
 /// </summary>
 [Collection("SlabAlloc global state")]
 public sealed unsafe class StackCacheMapTests
 {
     [Fact]
-    public void AnAttachedThreadIsFoundThroughItsStack()
+    public void AnAttachedThreadIsFoundThroughItsStack_OrInThePortableLayerThroughItsThreadStatic()
     {
-        Assert.True(ThreadStacks.Supported, "stack ranges and exit latches should be available on Linux/glibc");
-        bool found = false, same = false;
+        Assert.True(ThreadStacks.Supported == PlatformLayer.Linux,
+            "stack ranges and exit latches should be available on Linux/glibc, and off in the portable layer");
+        bool found = false, same = false, rangeKnown = true;
+        nint viaThreadStatic = 0;
         var t = new Thread(() =>
         {
             SlabMemory.Free(SlabMemory.Alloc(64));
             nint viaMap = (nint)TestHooks.CacheVouchedByStackMap();
+            viaThreadStatic = (nint)TestHooks.CacheOfCallingThread();
             found = viaMap != 0;
-            same = viaMap == (nint)TestHooks.CacheOfCallingThread();
+            same = viaMap == viaThreadStatic;
+            rangeKnown = ThreadStacks.TryGetCurrent(out _, out _);
         });
         t.Start();
         t.Join();
-        Assert.True(found);
-        Assert.True(same);
+        Assert.NotEqual(0, viaThreadStatic);
+        Assert.Equal(PlatformLayer.Linux, found);
+        Assert.Equal(PlatformLayer.Linux, same);
+        Assert.Equal(PlatformLayer.Linux, rangeKnown);
     }
 
-    [Fact]
+    [LinuxLayerFact("no stack ranges (the stack map is off)")]
     public void AThreadsStackRangeHoldsItsFramesAndLiesInOneMapping()
     {
         nuint low = 0, bytes = 0, frame = 0, mapStart = 0, mapEnd = 0;
@@ -51,7 +58,7 @@ public sealed unsafe class StackCacheMapTests
         Assert.InRange(bytes, (nuint)(256 * 1024), (nuint)(2 * 1024 * 1024));
     }
 
-    [Fact]
+    [LinuxLayerFact("no stack map, so no heap to inherit through a stack")]
     public void AThreadOnAReusedStackNeverInheritsTheDeadThreadsHeap()
     {
         // Threads one after another with small stacks: the C library hands a joined thread's stack to the

@@ -2,6 +2,8 @@ using SlabAlloc.Memory;
 
 namespace SlabAlloc.Tests.Memory;
 
+/// <summary>The registry's values and its superslab bits. In the portable platform layer there is no bitmap, and
+/// the same facts about <see cref="Registry.IsSuperslab"/> are answered by the radix map.</summary>
 public sealed unsafe class RegistryTests : IDisposable
 {
     // Made-up granules inside a hole no mapping can take: values are only numbers here, nothing is

@@ -1,3 +1,4 @@
+using SlabAlloc.Platform;
 using SlabAlloc.Runtime;
 
 namespace SlabAlloc.Tests.Runtime;
@@ -26,7 +27,11 @@ public sealed class UpkeepTests
         Assert.Single(result.Lines("IDLE_RETURNED_MS"));
         long burst = Figure(result, "IDLE_MAPPED_BURST"), end = Figure(result, "IDLE_MAPPED_END");
         Assert.True(burst > 8L << 20, $"the burst mapped {burst} bytes: too little to show anything\n{result}");
-        Assert.True(end <= 2L << 20, $"{end} bytes still mapped after going idle (metadata only expected)\n{result}");
+        // Every superslab was returned (IDLE_RETURNED_MS). The Linux layer gives its memory back to the system;
+        // the portable one cannot without giving up the range, so the memory stays allocated, and counted, for
+        // the next superslabs: nothing goes back, and nothing more is taken.
+        if (OsMemory.UsesMmap) Assert.True(end <= 2L << 20, $"{end} bytes still mapped after going idle (metadata only expected)\n{result}");
+        else Assert.True(end == burst, $"{end} bytes mapped after going idle, {burst} after the burst: the portable layer gives nothing back\n{result}");
         // Rounds that still hand memory back are not quiet: no backing off until everything is back.
         Assert.Equal(100, Figure(result, "IDLE_LONGEST_DELAY_WHILE_RETURNING"));
         Assert.Single(result.Lines("PROBE_OK"));
