@@ -21,11 +21,13 @@ namespace SlabAlloc;
 /// <para><b>Dropped owners.</b> The object is finalizable. A rented owner that becomes unreachable
 /// without Dispose (no reference to it or to a <see cref="Memory{T}"/> over it is left) is finalized:
 /// the finalizer takes the block as Dispose would and gives it back. An owner waiting in its pool's
-/// queue is reachable from the pool, and its finalization is suppressed anyway
-/// (<see cref="MemoryManager{T}"/>'s <see cref="IDisposable.Dispose"/> suppresses it after
-/// <c>Dispose(true)</c>) until the pool rents it again and re-registers it.</para>
+/// queue is reachable from the pool, so it is never finalized while the pool may rent it again; only
+/// an owner the pool drops has its finalization suppressed. That is why this class implements
+/// <see cref="IDisposable"/> again: <see cref="MemoryManager{T}"/>'s own implementation suppresses
+/// finalization at every Dispose, and a reused owner would then have to be registered again at every
+/// rent, which costs more than the rest of the rent.</para>
 /// </remarks>
-internal sealed unsafe class SlabMemoryOwner : MemoryManager<byte>
+internal sealed unsafe class SlabMemoryOwner : MemoryManager<byte>, IDisposable
 {
     private readonly SlabMemoryPool _pool;
     private nint _pointer;
@@ -77,16 +79,19 @@ internal sealed unsafe class SlabMemoryOwner : MemoryManager<byte>
     public override void Unpin() { }
 
     /// <summary>Gives the block back to SlabAlloc, once, and the owner back to its pool: later and
-    /// concurrent calls do nothing until the owner is rented again.</summary>
-    /// <param name="disposing">True when called from <see cref="IDisposable.Dispose"/>.</param>
+    /// concurrent calls do nothing until the owner is rented again. Finalization stays registered
+    /// unless the pool drops the owner (see the remarks).</summary>
+    void IDisposable.Dispose() => Dispose(true);
+
+    /// <inheritdoc cref="IDisposable.Dispose"/>
+    /// <param name="disposing">Always true: only <see cref="IDisposable.Dispose"/> calls this.</param>
     protected override void Dispose(bool disposing)
     {
         // Any number of threads may race here; one reads the block back (see the remarks).
         nint p = Interlocked.Exchange(ref _pointer, 0);
         if (p == 0) return;
         SlabMemory.Free((void*)p);
-        // Whether the pool keeps it or not, IDisposable.Dispose suppresses finalization when this returns.
-        _pool.TakeBack(this);
+        if (!_pool.TakeBack(this)) GC.SuppressFinalize(this);
     }
 
     /// <summary>A rented owner dropped without Dispose: its block goes back to SlabAlloc. Never throws

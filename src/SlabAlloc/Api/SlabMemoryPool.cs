@@ -111,16 +111,10 @@ public sealed class SlabMemoryPool : MemoryPool<byte>
         return owner;
     }
 
-    /// <summary>An idle owner that has waited behind <see cref="OwnersHeldBack"/> later ones, or null.</summary>
-    /// <remarks>Disposing an owner suppressed its finalization (<see cref="MemoryManager{T}"/>'s
-    /// <see cref="IDisposable.Dispose"/> does, after <c>Dispose(true)</c>); rented again, it must be
-    /// finalized should it be dropped, so the suppression is lifted here.</remarks>
-    private SlabMemoryOwner? TakeIdle()
-    {
-        if (_idle.Count <= OwnersHeldBack || !_idle.TryDequeue(out SlabMemoryOwner? owner)) return null;
-        GC.ReRegisterForFinalize(owner!);
-        return owner;
-    }
+    /// <summary>An idle owner that has waited behind <see cref="OwnersHeldBack"/> later ones, or null.
+    /// (Its finalization was never suppressed: see <see cref="SlabMemoryOwner"/>.)</summary>
+    private SlabMemoryOwner? TakeIdle() =>
+        _idle.Count > OwnersHeldBack && _idle.TryDequeue(out SlabMemoryOwner? owner) ? owner : null;
 
     private SlabMemoryOwner CreateOwner()
     {
