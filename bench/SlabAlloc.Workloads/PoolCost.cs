@@ -29,7 +29,20 @@ internal static class PoolCost
         Console.WriteLine($"poolcost: {count} buffers of {Size} B, median of 5 rounds");
         Console.WriteLine("| pool | rent/dispose, ns | managed B per rent | rent/drop, ns per buffer | buffers reclaimed | gen0 pause with owners alive, µs |");
         Console.WriteLine("|---|---|---|---|---|---|");
-        foreach ((string name, MemoryPool<byte> pool) in new (string, MemoryPool<byte>)[] { ("MemoryPool<byte>.Shared", MemoryPool<byte>.Shared), ("SlabMemoryPool", new SlabMemoryPool()) })
+        var pools = new (string Name, MemoryPool<byte> Pool)[] { ("MemoryPool<byte>.Shared", MemoryPool<byte>.Shared), ("SlabMemoryPool", new SlabMemoryPool()) };
+        // Every path run until the tiered JIT has compiled it optimized: it starts counting calls only once
+        // no method has been compiled for 100 ms, hence the pauses.
+        for (int warm = 0; warm < 4; warm++)
+        {
+            foreach ((_, MemoryPool<byte> pool) in pools)
+            {
+                RentDispose(pool, 200_000);
+                RentDrop(pool, 1_000);
+                Gen0WithOwnersAlive(pool, 1_000, 1_000_000);
+            }
+            Thread.Sleep(250);
+        }
+        foreach ((string name, MemoryPool<byte> pool) in pools)
         {
             var rentDispose = new List<(double Ns, double Bytes)>();
             var rentDrop = new List<(double Ns, long Reclaimed)>();
@@ -38,7 +51,7 @@ internal static class PoolCost
             {
                 rentDispose.Add(RentDispose(pool, 1_000_000));
                 rentDrop.Add(RentDrop(pool, count));
-                pauses.Add(Gen0WithOwnersAlive(pool, count));
+                pauses.Add(Gen0WithOwnersAlive(pool, count, 200_000_000));
             }
             Console.WriteLine($"| {name} | {Median(rentDispose.Select(r => r.Ns)):F1} | {Median(rentDispose.Select(r => r.Bytes)):F1} | " +
                 $"{Median(rentDrop.Select(r => r.Ns)):F0} | {Median(rentDrop.Select(r => (double)r.Reclaimed)):F0} | {Median(pauses):F0} |");
@@ -98,7 +111,7 @@ internal static class PoolCost
         GC.Collect();
     }
 
-    private static double Gen0WithOwnersAlive(MemoryPool<byte> pool, int count)
+    private static double Gen0WithOwnersAlive(MemoryPool<byte> pool, int count, long garbageBytes)
     {
         var owners = new IMemoryOwner<byte>[count];
         for (int i = 0; i < count; i++) owners[i] = pool.Rent(Size);
@@ -106,7 +119,7 @@ internal static class PoolCost
         int gen0 = GC.CollectionCount(0);
         TimeSpan paused = GC.GetTotalPauseDuration();
         object? keep = null;
-        for (int i = 0; i < 200_000_000 / 64; i++) keep = new byte[40]; // 64 B objects
+        for (long i = 0; i < garbageBytes / 64; i++) keep = new byte[40]; // 64 B objects
         GC.KeepAlive(keep);
         int collections = GC.CollectionCount(0) - gen0;
         double us = (GC.GetTotalPauseDuration() - paused).TotalMicroseconds / Math.Max(1, collections);

@@ -54,8 +54,8 @@ public sealed class SlabMemoryPool : MemoryPool<byte>
     /// <summary>The length of a buffer rented with <c>minBufferSize</c> 0 or -1: 4096 bytes.</summary>
     public const int DefaultBufferSize = 4096;
 
-    /// <summary>The most disposed owners a pool keeps for reuse: 1024.</summary>
-    public const int IdleOwnersKept = 1024;
+    /// <summary>The most disposed owners a pool keeps for reuse: 256.</summary>
+    public const int IdleOwnersKept = 256;
 
     /// <summary>How many owners disposed later a disposed owner waits behind before it is rented again: 64.</summary>
     public const int OwnersHeldBack = 64;
