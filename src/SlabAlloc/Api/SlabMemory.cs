@@ -153,14 +153,15 @@ public static unsafe class SlabMemory
     /// corrupt is left out of use).</exception>
     public static void Trim()
     {
-        SmallBlocks.TrimCurrentThread();
         Exception? failure;
         // Not at the same moment as a pass of the periodic upkeep, whose sweep would hold partial slabs
         // out of this trim's view (and report a corruption it found only to the log).
         using (UpkeepPass.Exclusive())
         {
+            // Dead threads' caches first: the frees they held back may empty this thread's slabs.
             failure = ThreadCacheRecords.ReclaimDead();
             ThreadCacheRecords.AwaitReclaims();
+            SmallBlocks.TrimCurrentThread();
             Exception? poolFailure = SlabPool.Shared.Trim();
             failure ??= poolFailure;
         }

@@ -8,14 +8,21 @@ namespace SlabAlloc.Frontend;
 /// reserving a thread's cache ahead of a hot loop.</summary>
 internal static unsafe partial class SmallBlocks
 {
-    /// <summary>Hands every slab of <paramref name="h"/> back to the pool. Called for a dead thread's heap.</summary>
-    public static void ReleaseAllSlabs(ThreadCache* h) => ReleaseSlabs(h, onlyEmpty: false);
+    /// <summary>Pushes the remote frees <paramref name="h"/> held back, then hands every slab of it back to
+    /// the pool. Called for a dead thread's heap.</summary>
+    public static void ReleaseAllSlabs(ThreadCache* h)
+    {
+        FlushRemoteBatch(h);
+        ReleaseSlabs(h, onlyEmpty: false);
+    }
 
-    /// <summary>Releases the calling thread's slabs that have no block out.</summary>
+    /// <summary>Pushes the calling thread's held remote frees, then releases its slabs that have no block out.</summary>
     public static void TrimCurrentThread()
     {
         ThreadCache* h = HeapFromThreadStatic;
-        if (h != s_emptyHeap) ReleaseSlabs(h, onlyEmpty: true);
+        if (h == s_emptyHeap) return;
+        FlushRemoteBatch(h);
+        ReleaseSlabs(h, onlyEmpty: true);
     }
 
     private static void ReleaseSlabs(ThreadCache* h, bool onlyEmpty)

@@ -58,6 +58,7 @@ internal static unsafe partial class SmallBlocks
     private static void* AllocateAfterMiss(ThreadCache* h, int sizeClass, nuint requested)
     {
         if (h == s_emptyHeap) h = EnsureHeap();
+        FlushRemoteBatch(h); // held frees may be the very blocks this miss is looking for
         h->CacheMisses++;
         // Not in the stack map yet (its latch was still held): try again now and then.
         if (h->StackBytes == 0 && (h->CacheMisses & 63) == 0 && h->StackRegistrationFailures < MaxStackRegistrationFailures) RegisterStack(h);
@@ -200,14 +201,60 @@ internal static unsafe partial class SmallBlocks
         if (SlabMeta.BlockIndexOf(s, block) < 0) ThrowHelper.ThrowInteriorPointer(block);
         // A free must not fail: a thread that cannot get a cache (out of memory) counts its frees globally.
         if (h == s_emptyHeap) h = TryEnsureHeap();
-        if (h != null)
+        if (h == null)
         {
-            h->FreeCount[s->ClassIndex]++;
-            h->RemoteFrees++;
-            CountRemoteTarget(h, s);
+            Interlocked.Increment(ref s_unattachedFrees[s->ClassIndex]);
+            Push(s, block, block);
+            return;
         }
-        else Interlocked.Increment(ref s_unattachedFrees[s->ClassIndex]);
-        switch (SlabMeta.PushRemote(s, block))
+        // Hardened: the same block twice in a row would make the batch a cycle of one. Rejected before
+        // anything is counted, so the rejected call changes nothing.
+        if (SlabOptions.Hardened && (nint)block == h->RemoteBatchHead && h->RemoteBatchSlab == (nint)s) ThrowHelper.ThrowDoubleFree(block);
+        h->FreeCount[s->ClassIndex]++;
+        h->RemoteFrees++;
+        CountRemoteTarget(h, s);
+        if (SlabOptions.RemoteBatch == 0) Push(s, block, block);
+        else AddToRemoteBatch(h, s, block);
+    }
+
+    /// <summary>Holds a remote free back in the thread's batch (see <see cref="ThreadCache.RemoteBatchSlab"/>):
+    /// consecutive frees into one slab reach it together, with one CAS. A free into another slab, or one
+    /// beyond the limit, pushes the batch first.</summary>
+    /// <remarks>Safe to hold: a held block counts as out for its slab, so the slab cannot be emptied,
+    /// released or formatted again before the batch reaches it; its owner may change meanwhile, which the
+    /// push handles as any remote free does.</remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AddToRemoteBatch(ThreadCache* h, SlabMeta* s, void* block)
+    {
+        if (h->RemoteBatchSlab == (nint)s && h->RemoteBatchCount < SlabOptions.RemoteBatch)
+        {
+            SlabMeta.SetNext(s, block, (void*)h->RemoteBatchHead);
+            h->RemoteBatchHead = (nint)block;
+            h->RemoteBatchCount++;
+            return;
+        }
+        FlushRemoteBatch(h);
+        SlabMeta.SetNext(s, block, null);
+        h->RemoteBatchHead = h->RemoteBatchTail = (nint)block;
+        h->RemoteBatchCount = 1;
+        h->RemoteBatchSlab = (nint)s;
+    }
+
+    /// <summary>Pushes the blocks held in <paramref name="h"/>'s remote batch to their slab. Called by the
+    /// thread that owns <paramref name="h"/>, or by the one that reclaims it after its thread ended.</summary>
+    public static void FlushRemoteBatch(ThreadCache* h)
+    {
+        var s = (SlabMeta*)h->RemoteBatchSlab;
+        if (s == null) return;
+        h->RemoteBatchSlab = 0;
+        h->RemoteBatchCount = 0;
+        Push(s, (void*)h->RemoteBatchHead, (void*)h->RemoteBatchTail);
+    }
+
+    /// <summary>Pushes a chain of remote frees and does what the push found to be needed.</summary>
+    private static void Push(SlabMeta* s, void* head, void* tail)
+    {
+        switch (SlabMeta.PushRemote(s, head, tail))
         {
             case SlabMeta.PushOutcome.FirstOfDetached: SlabPool.Shared.PublishPartial(s); break;
             case SlabMeta.PushOutcome.FirstOfOwned: TellOwner(s); break;

@@ -77,6 +77,19 @@ internal struct ThreadCache
     public long RemoteFreesToUnowned;
     /// <summary>Allocations that found the current slab's free list empty (thread-cache misses).</summary>
     public long CacheMisses;
+    /// <summary>The thread's remote frees not pushed yet: blocks of one slab (<see cref="RemoteBatchSlab"/>,
+    /// 0 when there are none), linked through their first word, newest first at <see cref="RemoteBatchHead"/>,
+    /// the oldest at <see cref="RemoteBatchTail"/>. Pushed to the slab with one CAS when a free goes to
+    /// another slab, when there are <c>SLABALLOC_REMOTE_BATCH</c> of them, at the thread's next cache miss,
+    /// at <c>Trim</c>, and when the cache is reclaimed after its thread ended
+    /// (<c>SmallBlocks.FlushRemoteBatch</c>). Counted as freed already; still out for their slab.</summary>
+    public nint RemoteBatchSlab;
+    /// <inheritdoc cref="RemoteBatchSlab"/>
+    public nint RemoteBatchHead;
+    /// <inheritdoc cref="RemoteBatchSlab"/>
+    public nint RemoteBatchTail;
+    /// <summary>Blocks in the remote batch (<see cref="RemoteBatchSlab"/>); read by the statistics.</summary>
+    public int RemoteBatchCount;
     /// <summary>Failed attempts to register in the stack map (the latch still held by an exiting
     /// previous owner, or no stack range); retried every 64 cache misses, at most 16 times.</summary>
     public int StackRegistrationFailures;

@@ -22,6 +22,11 @@ namespace SlabAlloc.Memory;
 /// A slab is empty exactly when, after collecting the ThreadFree list, <c>Used == 0</c>. The free lists
 /// hold only blocks that were handed out and freed; a slab hands out its never-used blocks (those from
 /// <see cref="Carved"/> on) one at a time when its lists are empty (<see cref="TakeFresh"/>).</para>
+/// <para><b>Remote frees arrive in chains.</b> Another thread pushes one block, or a chain of blocks it
+/// freed one after the other, with one CAS (<see cref="PushRemote(SlabMeta*, void*, void*)"/>): the
+/// chain's last block is linked to the list's head as it was, and the head becomes the chain's first
+/// block. The holder walks the whole list when it takes it back (<see cref="CollectRemote"/>), so a cycle
+/// anywhere in it, a chain's inside included, is found by the walk's bound.</para>
 /// <para><b>The ThreadFree word</b> packs the head of the remote-free list (blocks are 16-byte aligned)
 /// with a 2-bit state: <see cref="StateOwned"/> (a thread cache owns the slab), <see cref="StateDetached"/>
 /// (no owner, no free block, in no list) and <see cref="StateQueued"/> (no owner, in a pool list).
@@ -210,15 +215,19 @@ internal unsafe struct SlabMeta
         FirstOfDetached,
     }
 
-    /// <summary>Pushes a block freed by a thread that does not own the slab.</summary>
-    public static PushOutcome PushRemote(SlabMeta* s, void* block)
+    /// <summary>Pushes one block freed by a thread that does not own the slab.</summary>
+    public static PushOutcome PushRemote(SlabMeta* s, void* block) => PushRemote(s, block, block);
+
+    /// <summary>Pushes a chain of blocks freed by threads that do not own the slab, linked from
+    /// <paramref name="head"/> to <paramref name="tail"/> (the same block for one), with one CAS.</summary>
+    public static PushOutcome PushRemote(SlabMeta* s, void* head, void* tail)
     {
         while (true)
         {
             nint word = Volatile.Read(ref s->ThreadFree);
             nint state = word & StateMask;
-            SetNext(s, block, (void*)(word & ~StateMask));
-            nint next = (nint)block | (state == StateDetached ? StateQueued : state);
+            SetNext(s, tail, (void*)(word & ~StateMask));
+            nint next = (nint)head | (state == StateDetached ? StateQueued : state);
             // Loses to another push or to the holder's exchange; both leave a consistent word to retry on.
             // ABA on the head is harmless: a push depends only on the current head value.
             if (Interlocked.CompareExchange(ref s->ThreadFree, next, word) == word)

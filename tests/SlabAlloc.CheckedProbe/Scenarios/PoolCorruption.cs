@@ -5,7 +5,8 @@ namespace SlabAlloc.CheckedProbe.Scenarios;
 /// <summary>
 /// <c>pool-corruption</c>: two slabs of one class in the shared pool's partial list, each with blocks still
 /// out (their owner exited and its cache was handed back). One block of the lower slab is freed twice,
-/// which makes that slab's remote-free list a cycle; a large block sits in the large-block cache.
+/// which makes that slab's remote-free list a cycle (run with <c>SLABALLOC_REMOTE_BATCH=0</c>: a batched
+/// second free in a row is rejected at once); a large block sits in the large-block cache.
 /// <c>Trim</c> meets the cycle after it has set the upper slab aside: it must log and report it
 /// (<c>RECLAIM_CORRUPTION_REPORTED</c>), keep the upper slab in the pool (a new thread's first
 /// allocation of the class reuses it: <c>KEPT_SLAB_REUSED</c>), still empty the large-block cache

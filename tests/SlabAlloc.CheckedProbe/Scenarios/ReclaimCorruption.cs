@@ -6,7 +6,7 @@ namespace SlabAlloc.CheckedProbe.Scenarios;
 /// <c>reclaim-corruption &lt;trim|attach&gt;</c>: a dead thread's cache whose slab has a cyclic remote-free
 /// list. A thread allocates a block and exits; this thread (attached before, so its frees do not reclaim
 /// the dead thread's cache) frees the block twice, remotely, which makes the slab's remote-free list a
-/// cycle. Handing the dead cache back must log the corruption (<c>LOGGED_ERROR</c>) and leave the
+/// cycle (run with <c>SLABALLOC_REMOTE_BATCH=0</c>: a batched second free in a row is rejected at once). Handing the dead cache back must log the corruption (<c>LOGGED_ERROR</c>) and leave the
 /// allocator usable. With <c>trim</c>, <c>Trim</c> meets it and reports it
 /// (<c>RECLAIM_CORRUPTION_REPORTED</c>) unless the dead thread's finalizer met it first; with
 /// <c>attach</c>, a new thread's first allocation meets it and still succeeds

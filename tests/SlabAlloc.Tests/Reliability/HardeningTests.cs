@@ -34,7 +34,9 @@ public sealed class HardeningTests
     {
         // A remote double free makes a dead thread's slab list a cycle; handing the heap back finds it.
         // Only in checked mode is the second free itself rejected, before any corruption.
-        var result = ProbeProcess.Run(new Dictionary<string, string>(), "reclaim-corruption", foundBy);
+        // Remote frees pushed one at a time: batched, the second free of the block in a row is rejected
+        // at once (RemoteFreeBatchTests), and the list never becomes the cycle this test is about.
+        var result = ProbeProcess.Run(new Dictionary<string, string> { ["SLABALLOC_REMOTE_BATCH"] = "0" }, "reclaim-corruption", foundBy);
         Assert.True(result.ExitCode == 0, result.ToString());
         Assert.Single(result.Lines("TRIM_RETURNS"));
         if (foundBy == "attach") Assert.Single(result.Lines("NEW_THREAD_ALLOCATES"));
@@ -47,7 +49,8 @@ public sealed class HardeningTests
     [Fact]
     public void CorruptionFoundInAPoolSlabByTrimIsLoggedAndTheRestIsTrimmedAndKept()
     {
-        var result = ProbeProcess.Run(new Dictionary<string, string>(), "pool-corruption");
+        // Remote frees pushed one at a time, as above.
+        var result = ProbeProcess.Run(new Dictionary<string, string> { ["SLABALLOC_REMOTE_BATCH"] = "0" }, "pool-corruption");
         Assert.True(result.ExitCode == 0, result.ToString());
         Assert.Contains("heap corruption", Assert.Single(result.Lines("RECLAIM_CORRUPTION_REPORTED: ")));
         Assert.Contains(result.Lines("LOGGED_ERROR: "), line => line.Contains("heap corruption") && line.Contains("cycle"));
