@@ -66,6 +66,9 @@ public sealed class SlabStatistics
     /// <summary>Of <see cref="RemoteFrees"/>: frees into slabs no thread owned: let go by their thread
     /// (when it ended, or on <c>Trim</c>) with blocks still out, and waiting for those blocks in the pool.</summary>
     public long RemoteFreesToUnownedSlabs { get; init; }
+    /// <summary>Of the blocks freed, those that live threads hold back in their remote-free batches
+    /// (<c>SLABALLOC_REMOTE_BATCH</c>): counted as freed, not yet pushed to their slabs. A moment-old sum.</summary>
+    public long BlocksInRemoteBatches { get; init; }
     /// <summary>Slabs a thread let go while blocks of theirs were still out (when it ended, or on
     /// <c>Trim</c>): each is handed over to the threads that free those blocks, then to the pool.</summary>
     public long SlabsLetGoInUse { get; init; }
@@ -112,7 +115,7 @@ public sealed class SlabStatistics
         Line("slabs", $"owned {SlabsOwned}, full {SlabsFull}, partial {SlabsPartial}, empty {SlabsEmpty}, reserved {SlabsReserved}; unused slots {UnusedSlots}");
         Line("thread caches", $"{ThreadCaches} live, {ThreadCacheRecords} made, {ThreadCachesReclaimed} reclaimed; {BlocksInThreadCaches} free blocks");
         Line("cache misses", ThreadCacheMisses);
-        Line("remote frees", $"{RemoteFrees} ({RemoteFreesToEndedThreads} into ended threads' slabs, {RemoteFreesToUnownedSlabs} into unowned ones)");
+        Line("remote frees", $"{RemoteFrees} ({RemoteFreesToEndedThreads} into ended threads' slabs, {RemoteFreesToUnownedSlabs} into unowned ones; {BlocksInRemoteBatches} held in batches)");
         Line("slab acquisitions", $"stage1 {AcquiredStage1} ({PartialSlabsAdopted} partial), stage2 {AcquiredStage2}, stage3 {AcquiredStage3}");
         Line("slabs let go in use", SlabsLetGoInUse);
         Line("memory pool", $"{PoolOwnersCreated} owners created, {PoolBuffersReclaimed} buffers reclaimed undisposed");

@@ -19,7 +19,7 @@ internal static unsafe class StatisticsCollector
         var allocs = new long[SizeClasses.Count];
         var frees = new long[SizeClasses.Count];
         for (int c = 0; c < SizeClasses.Count; c++) frees[c] = SmallBlocks.UnattachedFrees(c);
-        long requested = 0, misses = 0, remote = 0, remoteToEnded = 0, remoteToUnowned = 0, cachedBlocks = 0;
+        long requested = 0, misses = 0, remote = 0, remoteToEnded = 0, remoteToUnowned = 0, cachedBlocks = 0, batched = 0;
         int live = 0;
         for (ThreadCacheRecord? r = ThreadCacheRecords.Head; r != null; r = r.Next)
         {
@@ -36,6 +36,7 @@ internal static unsafe class StatisticsCollector
             remoteToUnowned += Volatile.Read(ref h->RemoteFreesToUnowned);
             if (!ThreadCacheRecords.IsLive(r)) continue;
             live++;
+            batched += Volatile.Read(ref h->RemoteBatchCount);
             for (int c = 0; c < SizeClasses.Count; c++)
             {
                 var s = (SlabMeta*)Volatile.Read(ref h->Current[c]);
@@ -105,6 +106,7 @@ internal static unsafe class StatisticsCollector
             RemoteFrees = remote,
             RemoteFreesToEndedThreads = remoteToEnded,
             RemoteFreesToUnownedSlabs = remoteToUnowned,
+            BlocksInRemoteBatches = batched,
             SlabsLetGoInUse = SmallBlocks.SlabsLetGoInUse,
             PartialSlabsAdopted = Volatile.Read(ref pool.Stage1Partial),
             AcquiredStage1 = Volatile.Read(ref pool.Stage1),
