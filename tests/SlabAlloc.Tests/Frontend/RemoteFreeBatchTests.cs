@@ -79,8 +79,9 @@ public sealed unsafe class RemoteFreeBatchTests
             Assert.Equal(batched0, Counts().Batched);
 
             // Held when the thread ends: pushed when its cache is reclaimed.
-            SlabMemory.Free((void*)oneSlab[held + 1]);
             foreach (nint p in rest) SlabMemory.Free((void*)p);
+            SlabMemory.Free((void*)oneSlab[held + 1]);
+            Assert.Equal(batched0 + 1, Counts().Batched);
         });
         SlabMemory.Trim(); // reclaims the ended threads' caches, the freer's batch pushed first
         // Every block of the slab came back, the last one from the batch the freer held when it ended: the
