@@ -17,9 +17,10 @@ namespace SlabAlloc.Memory;
 /// <see cref="Capacity"/> and <see cref="ClassIndex"/> are set when the slab is formatted and do not
 /// change until its slots are released. <see cref="ThreadFree"/> is written by any thread, by CAS.</para>
 /// <para><b>Invariant</b> (while the slab is held exclusively, with every list counted):
-/// <c>Used == (blocks handed out and not yet freed) + |ThreadFree list|</c> and
-/// <c>Carved == Used + |Free| + |SetAside|</c>, <c>Carved &lt;= Capacity</c>.
-/// A slab is empty exactly when, after collecting the ThreadFree list, <c>Used == 0</c>. The free lists
+/// <c>Used == (blocks handed out and not yet freed) + (blocks freed and held in other threads' remote
+/// batches) + |ThreadFree list|</c> and <c>Carved == Used + |Free| + |SetAside|</c>, <c>Carved &lt;= Capacity</c>.
+/// A slab is empty exactly when, after collecting the ThreadFree list, <c>Used == 0</c>: no block out and
+/// none held in a batch. The free lists
 /// hold only blocks that were handed out and freed; a slab hands out its never-used blocks (those from
 /// <see cref="Carved"/> on) one at a time when its lists are empty (<see cref="TakeFresh"/>).</para>
 /// <para><b>Remote frees arrive in chains.</b> Another thread pushes one block, or a chain of blocks it
