@@ -43,6 +43,7 @@ internal static class Program
         new("pool-corruption", "", PoolCorruption.Run),
         new("invariant", "", InvariantViolation.Run),
         new("dropped-owners", "<count>", DroppedOwners.Run),
+        new("batch-double-free", "", BatchDoubleFree.Run),
         new("race", $"<{string.Join('|', RaceRunner.Names)}> <milliseconds>", RaceRunner.Run),
     ];
 

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
+using SlabAlloc.Frontend;
 
 namespace SlabAlloc;
 
@@ -107,6 +108,8 @@ internal sealed unsafe class SlabMemoryOwner : MemoryManager<byte>, IDisposable
         try
         {
             SlabMemory.Free((void*)p);
+            // The finalizer thread seldom allocates, so a batch it held could wait for ever.
+            SmallBlocks.FlushCurrentThreadRemoteBatch();
             SlabMemoryPool.CountReclaimed(_length);
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException)

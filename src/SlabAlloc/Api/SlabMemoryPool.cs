@@ -114,7 +114,7 @@ public sealed class SlabMemoryPool : MemoryPool<byte>
     /// <summary>An idle owner that has waited behind <see cref="OwnersHeldBack"/> later ones, or null.
     /// (Its finalization was never suppressed: see <see cref="SlabMemoryOwner"/>.)</summary>
     private SlabMemoryOwner? TakeIdle() =>
-        _idle.Count > OwnersHeldBack && _idle.TryDequeue(out SlabMemoryOwner? owner) ? owner : null;
+        _idle.TryDequeue(out SlabMemoryOwner? owner, keepBehind: OwnersHeldBack) ? owner : null;
 
     private SlabMemoryOwner CreateOwner()
     {

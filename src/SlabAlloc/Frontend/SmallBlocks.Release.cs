@@ -16,6 +16,15 @@ internal static unsafe partial class SmallBlocks
         ReleaseSlabs(h, onlyEmpty: false);
     }
 
+    /// <summary>Pushes the calling thread's held remote frees (a thread that frees other threads' blocks
+    /// only now and then, such as the finalizer thread, so that they reach their slabs now).</summary>
+    /// <exception cref="InvalidOperationException">The batch was corrupted by a double free.</exception>
+    public static void FlushCurrentThreadRemoteBatch()
+    {
+        ThreadCache* h = HeapFromThreadStatic;
+        if (h != s_emptyHeap) FlushRemoteBatch(h);
+    }
+
     /// <summary>Pushes the calling thread's held remote frees, then releases its slabs that have no block out.</summary>
     public static void TrimCurrentThread()
     {

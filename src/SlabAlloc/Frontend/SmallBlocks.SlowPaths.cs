@@ -210,45 +210,64 @@ internal static unsafe partial class SmallBlocks
         // Hardened: the same block twice in a row would make the batch a cycle of one. Rejected before
         // anything is counted, so the rejected call changes nothing.
         if (SlabOptions.Hardened && (nint)block == h->RemoteBatchHead && h->RemoteBatchSlab == (nint)s) ThrowHelper.ThrowDoubleFree(block);
+        // A batch that this free cannot join is pushed first, before this free is counted: the push checks
+        // the batch and may report corruption, which must not leave this (valid) free half done.
+        bool joins = h->RemoteBatchSlab == (nint)s && h->RemoteBatchCount < SlabOptions.RemoteBatch;
+        if (!joins) FlushRemoteBatch(h);
         h->FreeCount[s->ClassIndex]++;
         h->RemoteFrees++;
         CountRemoteTarget(h, s);
         if (SlabOptions.RemoteBatch == 0) Push(s, block, block);
-        else AddToRemoteBatch(h, s, block);
+        else if (joins) JoinRemoteBatch(h, s, block);
+        else StartRemoteBatch(h, s, block);
     }
 
-    /// <summary>Holds a remote free back in the thread's batch (see <see cref="ThreadCache.RemoteBatchSlab"/>):
-    /// consecutive frees into one slab reach it together, with one CAS. A free into another slab, or one
-    /// beyond the limit, pushes the batch first.</summary>
+    /// <summary>Holds a remote free back in the thread's batch (see <see cref="ThreadCache.RemoteBatchSlab"/>),
+    /// on top of the batch's blocks of the same slab; the batch reaches the slab with one CAS
+    /// (<see cref="FlushRemoteBatch"/>).</summary>
     /// <remarks>Safe to hold: a held block counts as out for its slab, so the slab cannot be emptied,
     /// released or formatted again before the batch reaches it; its owner may change meanwhile, which the
     /// push handles as any remote free does.</remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void AddToRemoteBatch(ThreadCache* h, SlabMeta* s, void* block)
+    private static void JoinRemoteBatch(ThreadCache* h, SlabMeta* s, void* block)
     {
-        if (h->RemoteBatchSlab == (nint)s && h->RemoteBatchCount < SlabOptions.RemoteBatch)
-        {
-            SlabMeta.SetNext(s, block, (void*)h->RemoteBatchHead);
-            h->RemoteBatchHead = (nint)block;
-            h->RemoteBatchCount++;
-            return;
-        }
-        FlushRemoteBatch(h);
+        SlabMeta.SetNext(s, block, (void*)h->RemoteBatchHead);
+        h->RemoteBatchHead = (nint)block;
+        h->RemoteBatchCount++;
+    }
+
+    /// <summary>Starts the (empty) batch with <paramref name="block"/> of slab <paramref name="s"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StartRemoteBatch(ThreadCache* h, SlabMeta* s, void* block)
+    {
         SlabMeta.SetNext(s, block, null);
         h->RemoteBatchHead = h->RemoteBatchTail = (nint)block;
         h->RemoteBatchCount = 1;
         h->RemoteBatchSlab = (nint)s;
     }
 
-    /// <summary>Pushes the blocks held in <paramref name="h"/>'s remote batch to their slab. Called by the
-    /// thread that owns <paramref name="h"/>, or by the one that reclaims it after its thread ended.</summary>
+    /// <summary>Pushes the blocks held in <paramref name="h"/>'s remote batch to their slab, after checking
+    /// that the chain is what the batch recorded. Called by the thread that owns <paramref name="h"/>, or by
+    /// the one that reclaims it after its thread ended.</summary>
+    /// <remarks>A block freed twice while in the batch re-links the chain: from the head, <c>count</c>
+    /// links no longer lead to the recorded oldest block with a null link. Pushing it as it is would cut
+    /// blocks off the chain (its oldest block's link is overwritten by the push), so the batch is dropped
+    /// instead, its blocks left counted as out in their slab, and the corruption reported.</remarks>
+    /// <exception cref="InvalidOperationException">The batch's chain was corrupted by a double free.</exception>
     public static void FlushRemoteBatch(ThreadCache* h)
     {
         var s = (SlabMeta*)h->RemoteBatchSlab;
         if (s == null) return;
         h->RemoteBatchSlab = 0;
+        int count = h->RemoteBatchCount;
         h->RemoteBatchCount = 0;
-        Push(s, (void*)h->RemoteBatchHead, (void*)h->RemoteBatchTail);
+        var head = (void*)h->RemoteBatchHead;
+        var tail = (void*)h->RemoteBatchTail;
+        void* p = head;
+        for (int i = 1; i < count && p != null; i++) p = SlabMeta.NextOf(s, p);
+        if (p != tail || SlabMeta.NextOf(s, tail) != null)
+            ThrowHelper.ThrowCorruption("a block was freed twice while held in a thread's remote-free batch (double free); the batch is left out of use");
+        Push(s, head, tail);
     }
 
     /// <summary>Pushes a chain of remote frees and does what the push found to be needed.</summary>

@@ -24,7 +24,7 @@ namespace SlabAlloc.Support;
 /// took that position, and the cell can have moved on to no other lap because that lap's position
 /// is beyond the counter) or loses it and reads again.</para>
 /// <para><b>Full and empty.</b> <see cref="TryEnqueue"/> returns false when the producer would lap a
-/// cell whose item has not been dequeued yet, <see cref="TryDequeue"/> when the cell of the next
+/// cell whose item has not been dequeued yet, <see cref="TryDequeue(out T)"/> when the cell of the next
 /// position holds nothing yet. Neither waits; <see cref="Count"/> is a moment-old estimate.</para>
 /// </remarks>
 internal sealed class BoundedQueue<T> where T : class
@@ -82,11 +82,23 @@ internal sealed class BoundedQueue<T> where T : class
     }
 
     /// <summary>Takes the item at the head; false when the queue is empty.</summary>
-    public bool TryDequeue(out T? item)
+    public bool TryDequeue(out T? item) => TryDequeue(out item, keepBehind: 0);
+
+    /// <summary>Takes the item at the head only if at least <paramref name="keepBehind"/> enqueues were
+    /// claimed after it; false otherwise or when the queue is empty.</summary>
+    /// <remarks>The condition is checked for the very position about to be claimed, before the CAS that
+    /// claims it. The tail only grows, so it still holds when the CAS succeeds: however many consumers
+    /// race, none takes an item with fewer than <paramref name="keepBehind"/> enqueued after it.</remarks>
+    public bool TryDequeue(out T? item, long keepBehind)
     {
         long position = Volatile.Read(ref _counters.Head);
         while (true)
         {
+            if (Volatile.Read(ref _counters.Tail) - position <= keepBehind)
+            {
+                item = null; // fewer than keepBehind claimed behind this position (or nothing at all)
+                return false;
+            }
             ref Cell cell = ref _cells[position & _mask];
             // Acquire: pairs with the producer's release, so the item it wrote is visible.
             long difference = Volatile.Read(ref cell.Sequence) - (position + 1);

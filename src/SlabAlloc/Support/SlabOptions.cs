@@ -71,8 +71,10 @@ internal static class SlabOptions
     /// <summary><c>SLABALLOC_REMOTE_BATCH</c> (default 32): the most frees of blocks of another thread's slab
     /// that a thread holds back to push to that slab together, with one CAS; consecutive frees into one slab
     /// are batched, a free into another slab pushes the batch first. The held blocks count as freed; their
-    /// slab gets them at the latest at the thread's next cache miss, at <c>Trim</c>, or when the thread has
-    /// ended and its cache is reclaimed. 0 pushes every remote free at once.</summary>
+    /// slab gets them at the latest at the freeing thread's next cache miss or its own call to <c>Trim</c>,
+    /// or when the thread has ended and its cache is reclaimed. So a live thread that frees into another
+    /// thread's slab and then stops allocating keeps that many blocks of one slab from it until then.
+    /// 0 pushes every remote free at once.</summary>
     public static readonly int RemoteBatch = ReadInt("SLABALLOC_REMOTE_BATCH", "SlabAlloc.RemoteBatch", 32, 0, 4096);
 
     /// <summary><c>SLABALLOC_MAX_MAPPED_MB</c> (default 0 = unlimited): the most memory SlabAlloc maps from the

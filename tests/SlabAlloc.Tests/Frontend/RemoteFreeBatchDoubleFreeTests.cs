@@ -1,0 +1,24 @@
+namespace SlabAlloc.Tests.Frontend;
+
+/// <summary>
+/// A remote double free into a batch is reported, even of the batch's oldest block: the push checks the
+/// batch's chain and refuses one that a double free re-linked, instead of cutting blocks off it (which
+/// would lose a block for good and leave the double free unreported). In a child process, since the
+/// reclaim that meets it leaves that cache out of use.
+/// </summary>
+public sealed class RemoteFreeBatchDoubleFreeTests
+{
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void ARemoteDoubleFreeOfABatchsOldestBlockIsReported(bool checkedMode)
+    {
+        var settings = new Dictionary<string, string>();
+        if (checkedMode) settings["SLABALLOC_CHECKED"] = "1";
+        var result = ProbeProcess.Run(settings, "batch-double-free");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        if (checkedMode) Assert.Single(result.Lines("DOUBLE_FREE_REJECTED"));
+        else Assert.Contains("freed twice while held in a thread's remote-free batch", Assert.Single(result.Lines("DOUBLE_FREE_REPORTED")));
+        Assert.Single(result.Lines("PROBE_OK"));
+    }
+}
