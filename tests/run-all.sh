@@ -7,9 +7,11 @@
 #      and run at every hand-over (a violated one ends the test process, which fails the pass);
 #   4. the test suite through the portable platform layer that systems other than Linux get
 #      (SLABALLOC_PORTABLE_REGIONS=1: regions from NativeMemory.AlignedAlloc, no decommit, no stack map);
-#   5. the NuGet package, and a sample that consumes the package (not the project) and runs the README's
+#   5. the tests of remote frees, hand-off, races and the memory pool with the remote-free batch on
+#      (SLABALLOC_REMOTE_BATCH=32; off by default);
+#   6. the NuGet package, and a sample that consumes the package (not the project) and runs the README's
 #      examples;
-#   6. 30 seconds of the soak: mixed workload, thread churn, stamped blocks, exact accounting, bounded RSS
+#   7. 30 seconds of the soak: mixed workload, thread churn, stamped blocks, exact accounting, bounded RSS
 #      (an hour: ./build.sh soak --seconds 3600).
 # Every test but the long Stress category (run those with: ./build.sh test --filter Category=Stress).
 # Arguments go to `dotnet test`. Ends with one plain line that any CI reads: "tests: N passed, N failed",
@@ -61,6 +63,11 @@ else
   echo "FAILED [debug] the Debug build"; failed=$((failed + 1)); status=1
 fi
 run_suite portable Release SLABALLOC_PORTABLE_REGIONS=1
+# The remote-free batch (off by default): the tests of remote frees, hand-off, races and the pool with it on.
+saved_filter=("${filter[@]}")
+[ ${#filter[@]} -gt 0 ] && filter=(--filter "Category!=Stress&(FullyQualifiedName~RemoteFree|FullyQualifiedName~HandOff|FullyQualifiedName~ThreadChurn|FullyQualifiedName~AllocatorModel|FullyQualifiedName~SlabMemoryPool|FullyQualifiedName~Echo|FullyQualifiedName~BadPointer|FullyQualifiedName~SlabMemoryContract)")
+run_suite batch Release SLABALLOC_REMOTE_BATCH=32
+filter=("${saved_filter[@]}")
 
 echo "=== package and sample ==="
 rm -rf artifacts/packages artifacts/sample-packages
@@ -79,7 +86,7 @@ else
   failed=$((failed + 1)); status=1
 fi
 
-summary="$(for pass in lockfree mutex debug portable; do [ -f "$results/$pass.log" ] && failures_of "$pass"; done)"
+summary="$(for pass in lockfree mutex debug portable batch; do [ -f "$results/$pass.log" ] && failures_of "$pass"; done)"
 [ -n "$summary" ] && printf '=== failed tests ===\n%s\n' "$summary"
 echo "tests: $passed passed, $failed failed"
 exit "$status"

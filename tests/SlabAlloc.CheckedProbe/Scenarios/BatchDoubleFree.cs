@@ -4,7 +4,7 @@ using static SlabAlloc.CheckedProbe.Probe;
 namespace SlabAlloc.CheckedProbe.Scenarios;
 
 /// <summary>
-/// <c>batch-double-free</c>: a thread frees, into another thread's slab, block B, then C, then B again, so
+/// <c>batch-double-free</c> (run with <c>SLABALLOC_REMOTE_BATCH</c> set): a thread frees, into another thread's slab, block B, then C, then B again, so
 /// that the second free of B (not in a row, so hardening does not stop it at the free) re-links the chain of
 /// the thread's remote-free batch with B, its oldest block, in it twice. The thread ends; <c>Trim</c>
 /// reclaims its cache and must report the double free (<c>DOUBLE_FREE_REPORTED</c>) rather than push a chain

@@ -13,7 +13,7 @@ public sealed class RemoteFreeBatchDoubleFreeTests
     [InlineData(true)]
     public void ARemoteDoubleFreeOfABatchsOldestBlockIsReported(bool checkedMode)
     {
-        var settings = new Dictionary<string, string>();
+        var settings = new Dictionary<string, string> { ["SLABALLOC_REMOTE_BATCH"] = "32" };
         if (checkedMode) settings["SLABALLOC_CHECKED"] = "1";
         var result = ProbeProcess.Run(settings, "batch-double-free");
         Assert.True(result.ExitCode == 0, result.ToString());
