@@ -63,6 +63,16 @@ internal static unsafe class Probe
         else Console.WriteLine($"ALLOCATOR_WORKS: BlocksInUse {end}");
     }
 
+    /// <summary>Runs <paramref name="body"/> on a thread of its own, which then ends, and returns what it returned.</summary>
+    public static nint[] RunOnNewThread(Func<nint[]> body)
+    {
+        nint[] result = [];
+        var t = new Thread(() => result = body());
+        t.Start();
+        t.Join();
+        return result;
+    }
+
     /// <summary>Writes a pattern that depends on <paramref name="seed"/> and on each byte's offset, so that
     /// another block written over this one (or this one over another) shows in <see cref="Verify"/>.</summary>
     public static void Stamp(byte* p, nuint size, byte seed)

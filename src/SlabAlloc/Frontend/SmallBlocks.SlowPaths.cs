@@ -207,6 +207,12 @@ internal static unsafe partial class SmallBlocks
             Push(s, block, block);
             return;
         }
+        if (SlabOptions.RemoteBatch == 0)
+        {
+            CountRemoteFree(h, s);
+            Push(s, block, block);
+            return;
+        }
         // Hardened: the same block twice in a row would make the batch a cycle of one. Rejected before
         // anything is counted, so the rejected call changes nothing.
         if (SlabOptions.Hardened && (nint)block == h->RemoteBatchHead && h->RemoteBatchSlab == (nint)s) ThrowHelper.ThrowDoubleFree(block);
@@ -214,12 +220,17 @@ internal static unsafe partial class SmallBlocks
         // the batch and may report corruption, which must not leave this (valid) free half done.
         bool joins = h->RemoteBatchSlab == (nint)s && h->RemoteBatchCount < SlabOptions.RemoteBatch;
         if (!joins) FlushRemoteBatch(h);
+        CountRemoteFree(h, s);
+        if (joins) JoinRemoteBatch(h, s, block);
+        else StartRemoteBatch(h, s, block);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void CountRemoteFree(ThreadCache* h, SlabMeta* s)
+    {
         h->FreeCount[s->ClassIndex]++;
         h->RemoteFrees++;
         CountRemoteTarget(h, s);
-        if (SlabOptions.RemoteBatch == 0) Push(s, block, block);
-        else if (joins) JoinRemoteBatch(h, s, block);
-        else StartRemoteBatch(h, s, block);
     }
 
     /// <summary>Holds a remote free back in the thread's batch (see <see cref="ThreadCache.RemoteBatchSlab"/>),
@@ -256,6 +267,7 @@ internal static unsafe partial class SmallBlocks
     /// <exception cref="InvalidOperationException">The batch's chain was corrupted by a double free.</exception>
     public static void FlushRemoteBatch(ThreadCache* h)
     {
+        if (SlabOptions.RemoteBatch == 0) return; // off: folded away, every caller included
         var s = (SlabMeta*)h->RemoteBatchSlab;
         if (s == null) return;
         h->RemoteBatchSlab = 0;

@@ -42,13 +42,4 @@ internal static unsafe class BatchDoubleFree
         // the one to come back to.
         return Finish(rejected ? baseline : SlabMemory.GetStatistics().BlocksInUse);
     }
-
-    private static nint[] RunOnNewThread(Func<nint[]> body)
-    {
-        nint[] result = [];
-        var t = new Thread(() => result = body());
-        t.Start();
-        t.Join();
-        return result;
-    }
 }

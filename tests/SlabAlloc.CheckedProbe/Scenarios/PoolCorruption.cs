@@ -67,13 +67,4 @@ internal static unsafe class PoolCorruption
         SlabMemory.Free((void*)kept[2]); // into the slab left out of use: accepted, never reused
         SlabAllocLogging.Configure(null);
     }
-
-    private static nint[] RunOnNewThread(Func<nint[]> body)
-    {
-        nint[] result = [];
-        var t = new Thread(() => result = body());
-        t.Start();
-        t.Join();
-        return result;
-    }
 }
