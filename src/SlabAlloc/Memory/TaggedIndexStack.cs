@@ -58,6 +58,40 @@ internal struct TaggedIndexStack
         }
     }
 
+    /// <summary>Pushes a chain the caller owns exclusively: <paramref name="first"/> to <paramref name="last"/>,
+    /// already linked through the links (each cell holding the next index plus one). Only the link of
+    /// <paramref name="last"/> is written here.</summary>
+    public unsafe void PushChain<TLinks>(uint first, uint last, TLinks links) where TLinks : struct, IIndexLinks
+    {
+        int* link = links.LinkOf(last);
+        while (true)
+        {
+            long head = Volatile.Read(ref _head);
+            *link = (int)(head & IndexMask);
+            long next = ((head & ~IndexMask) + VersionOne) | (first + 1L);
+            // Loses only to another push or pop that moved the head; retry from the new head.
+            if (Interlocked.CompareExchange(ref _head, next, head) == head) return;
+        }
+    }
+
+    /// <summary>Empties the stack in one step and returns its former top index plus one (0 when it was
+    /// empty); the chain below it, still linked, is the caller's.</summary>
+    public uint TakeAll()
+    {
+        while (true)
+        {
+            long head = Volatile.Read(ref _head);
+            if ((head & IndexMask) == 0) return 0;
+            // Bumping the version makes every pop that read the old head fail, so the chain is taken whole.
+            if (Interlocked.CompareExchange(ref _head, (head & ~IndexMask) + VersionOne, head) == head)
+                return (uint)(head & IndexMask);
+        }
+    }
+
+    /// <summary>The top index plus one at the moment of the read (0 when empty), for a walk that only
+    /// reads while no other thread can change the stack.</summary>
+    public readonly uint PeekTopPlusOne() => (uint)(Volatile.Read(in _head) & IndexMask);
+
     /// <summary>Pops the top index, which the caller then owns exclusively.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryPop<TLinks>(out uint index, TLinks links) where TLinks : struct, IIndexLinks

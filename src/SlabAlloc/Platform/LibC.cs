@@ -5,8 +5,9 @@ namespace SlabAlloc.Platform;
 
 /// <summary>
 /// The Linux system calls SlabAlloc uses, bound through source-generated <c>LibraryImport</c>.
-/// Only the platform layer calls these: <see cref="OsMemory"/>, <see cref="ThreadStacks"/> and
-/// <see cref="ProcessCounters"/>.
+/// Only the platform layer calls these: <see cref="OsMemory"/>, <see cref="ThreadStacks"/>,
+/// <see cref="ProcessCounters"/>, and for the shared heap <see cref="SharedRegionFile"/>, <see cref="Futex"/>
+/// and <see cref="ProcessIdentity"/>.
 /// </summary>
 internal static unsafe partial class LibC
 {
@@ -109,4 +110,60 @@ internal static unsafe partial class LibC
 
     [LibraryImport(Library, EntryPoint = "pthread_mutex_unlock")]
     public static partial int PthreadMutexUnlock(void* mutex);
+
+    // Shared regions: a file mapped MAP_SHARED by every process that opens it.
+
+    public const int MapShared = 0x01;
+    public const int OpenReadWrite = 0x2;
+    public const int OpenCreate = 0x40;
+    public const int OpenExclusive = 0x80;
+    public const int OpenCloseOnExec = 0x80000;
+    /// <summary>O_NOFOLLOW: 0x20000 on x86-64, 0x8000 on arm64.</summary>
+    public static readonly int OpenNoFollow = RuntimeInformation.ProcessArchitecture == Architecture.Arm64 ? 0x8000 : 0x20000;
+    public const int ErrorNoEntry = 2;
+    public const int ErrorAccess = 13;
+    public const int ErrorExists = 17;
+    public const int ErrorLoop = 40;
+    public const int ErrorAgain = 11;
+    public const int ErrorTimedOut = 110;
+    public const int ErrorInterrupted = 4;
+
+    [LibraryImport(Library, EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    public static partial int OpenWithMode(string path, int flags, uint mode);
+
+    [LibraryImport(Library, EntryPoint = "ftruncate", SetLastError = true)]
+    public static partial int Ftruncate(int fd, long length);
+
+    [LibraryImport(Library, EntryPoint = "fchmod", SetLastError = true)]
+    public static partial int Fchmod(int fd, uint mode);
+
+    [LibraryImport(Library, EntryPoint = "unlink", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    public static partial int Unlink(string path);
+
+    [LibraryImport(Library, EntryPoint = "geteuid")]
+    public static partial uint Geteuid();
+
+    public const int AtEmptyPath = 0x1000;
+    public const uint StatxBasicStats = 0x7ff;
+
+    /// <summary>struct statx: the same layout on every Linux architecture (256 bytes); the fields read here.</summary>
+    [StructLayout(LayoutKind.Explicit, Size = 256)]
+    public struct Statx
+    {
+        [FieldOffset(20)] public uint Uid;
+        [FieldOffset(28)] public ushort Mode;
+        [FieldOffset(40)] public ulong Size;
+    }
+
+    [LibraryImport(Library, EntryPoint = "statx", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    public static partial int StatxOf(int directoryFd, string path, int flags, uint mask, Statx* buffer);
+
+    /// <summary>The futex system call's number: 202 on x86-64, 98 on arm64.</summary>
+    public static readonly long FutexSyscall = RuntimeInformation.ProcessArchitecture == Architecture.Arm64 ? 98 : 202;
+
+    /// <summary>struct timespec (64-bit).</summary>
+    public struct Timespec { public long Seconds, Nanoseconds; }
+
+    [LibraryImport(Library, EntryPoint = "syscall", SetLastError = true)]
+    public static partial long SyscallFutex(long number, int* word, int operation, int value, Timespec* timeout, int* word2, int value3);
 }

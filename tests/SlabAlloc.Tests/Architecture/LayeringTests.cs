@@ -14,7 +14,7 @@ public sealed class LayeringTests
 {
     /// <summary>Bottom to top. <c>Api</c> is namespace <c>SlabAlloc</c> itself.</summary>
     internal static readonly string[] Layers =
-        ["Support", "Platform", "Memory", "Large", "Pool", "Frontend", "Api", "Telemetry", "Runtime"];
+        ["Support", "Platform", "Memory", "Large", "Pool", "Interprocess", "Frontend", "Api", "Telemetry", "Runtime"];
 
     private static readonly Lazy<ModuleDefinition> Module =
         new(() => ModuleDefinition.ReadModule(typeof(SlabMemory).Assembly.Location));

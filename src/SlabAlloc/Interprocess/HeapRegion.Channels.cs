@@ -1,0 +1,216 @@
+using SlabAlloc.Platform;
+
+namespace SlabAlloc.Interprocess;
+
+/// <summary>
+/// The ring protocol of a channel: a bounded multi-producer, multi-consumer queue of block units in the
+/// region (the sequence-numbered cells of Vyukov's bounded MPMC queue, on 64-bit positions).
+/// </summary>
+/// <remarks>
+/// <para><b>Send.</b> The sender moves the block's owner word from Held to InChannel(c), claims position p of
+/// the ring by compare-exchange on the enqueue position (only when cell p is empty for lap p), writes the
+/// message into the cell and publishes it with a release store of sequence p + 1.</para>
+/// <para><b>Receive.</b> The receiver claims position p by compare-exchange on the dequeue position (only
+/// when cell p is full), reads the message, moves the owner word from InChannel(c) to Held(receiver), and
+/// empties the cell for the next lap with a release store of sequence p + capacity.</para>
+/// <para><b>Why ABA cannot strike.</b> Positions are 64-bit and only grow; a cell's sequence names the exact
+/// position it is ready for, so a stale sender or receiver (one that read an old position) finds a
+/// sequence that does not match and retries. Nothing is reused under the same name within 2^63 operations.</para>
+/// <para><b>A dead peer.</b> Each step that changes shared state is one atomic store or compare-exchange,
+/// and every intermediate state is recognisable at quiescence: a position claimed but never published
+/// (sequence still p), or a cell received but never emptied (sequence p + 1 behind the dequeue position).
+/// Maintenance publishes the first as a dropped message (unit 0) and empties the second; the owner words say
+/// whose the blocks were (<c>HeapRegion.Maintenance.cs</c>).</para>
+/// <para><b>Waiting.</b> A sender that published, and a receiver that emptied a cell, issue a full fence and
+/// then look at the other side's sleeper count; a thread that is about to sleep raises that count first and
+/// then checks the ring again. Of the two, at least one sees the other (Dekker), and the futex compares its
+/// word before sleeping, so no wake-up is lost.</para>
+/// </remarks>
+internal sealed unsafe partial class HeapRegion
+{
+    /// <summary>Sends the block at <paramref name="offset"/> with a message of <paramref name="length"/> bytes.</summary>
+    /// <returns>False when the channel is full (the block stays with its holder).</returns>
+    public bool TrySend(int channel, long offset, int length, out bool wokeReceiver)
+    {
+        wokeReceiver = false;
+        ChannelHeader* header = Channel(channel);
+        Enter();
+        try
+        {
+            uint unit = UnitOfOffset(offset, out int classIndex);
+            if ((uint)length > SharedSizeClasses.BlockBytes(classIndex))
+                throw new ArgumentOutOfRangeException(nameof(length), $"a message of {length} bytes does not fit the block at offset {offset} ({SharedSizeClasses.BlockBytes(classIndex)} bytes).");
+            uint* word = OwnerOf(unit);
+            uint holder = Volatile.Read(ref *word);
+            while (true)
+            {
+                if (!OwnerWord.IsHeld(holder))
+                    throw new ArgumentException($"the block at offset {offset} of the shared heap {Path} is {OwnerWord.Describe(holder)}; only an allocated block can be sent.", nameof(offset));
+                // Loses to another process freeing or sending the same block: the loop reports what it did.
+                uint previous = Interlocked.CompareExchange(ref *word, OwnerWord.InChannel(channel), holder);
+                if (previous == holder) break;
+                holder = previous;
+            }
+            long capacity = header->Capacity;
+            ChannelCell* cells = Cells(header);
+            long position = Volatile.Read(ref header->EnqueuePosition);
+            ChannelCell* cell;
+            while (true)
+            {
+                cell = cells + (position & (capacity - 1));
+                long difference = Volatile.Read(ref cell->Sequence) - position;
+                if (difference == 0)
+                {
+                    // Loses to another sender that claimed this position first: move on to the new position.
+                    long seen = Interlocked.CompareExchange(ref header->EnqueuePosition, position + 1, position);
+                    if (seen == position) break;
+                    position = seen;
+                }
+                else if (difference < 0)
+                {
+                    if (difference < -capacity) throw Corrupt(Path, $"channel {channel}'s cell for position {position} is out of sequence");
+                    // Full: the cell still holds the message of one lap ago. Give the block back to its holder.
+                    Volatile.Write(ref *word, holder);
+                    return false;
+                }
+                else
+                {
+                    position = Volatile.Read(ref header->EnqueuePosition);
+                }
+            }
+            cell->Message = (ulong)unit << 32 | (uint)length;
+            Volatile.Write(ref cell->Sequence, position + 1); // publishes the message (release)
+        }
+        finally
+        {
+            Exit();
+        }
+        // Dekker with a receiver going to sleep: the publication above must be visible before the count is read.
+        Interlocked.MemoryBarrier();
+        if (Volatile.Read(ref header->ReceiversWaiting) > 0)
+        {
+            Interlocked.Increment(ref header->NotEmptyEvents);
+            Futex.Wake(&header->NotEmptyEvents, 1);
+            wokeReceiver = true;
+        }
+        return true;
+    }
+
+    /// <summary>Receives a message: the block becomes this process's.</summary>
+    /// <returns>False when the channel is empty.</returns>
+    public bool TryReceive(int channel, out long offset, out int length, out bool wokeSender, out int dropped)
+    {
+        offset = 0;
+        length = 0;
+        wokeSender = false;
+        dropped = 0;
+        ChannelHeader* header = Channel(channel);
+        Enter();
+        try
+        {
+            long capacity = header->Capacity;
+            ChannelCell* cells = Cells(header);
+            long position = Volatile.Read(ref header->DequeuePosition);
+            while (true)
+            {
+                ChannelCell* cell = cells + (position & (capacity - 1));
+                long difference = Volatile.Read(ref cell->Sequence) - (position + 1);
+                if (difference < 0)
+                {
+                    if (difference < -capacity) throw Corrupt(Path, $"channel {channel}'s cell for position {position} is out of sequence");
+                    return false; // empty (or the next message is still being written)
+                }
+                if (difference > 0)
+                {
+                    position = Volatile.Read(ref header->DequeuePosition);
+                    continue;
+                }
+                // Loses to another receiver that claimed this position first: move on to the new position.
+                long seen = Interlocked.CompareExchange(ref header->DequeuePosition, position + 1, position);
+                if (seen != position)
+                {
+                    position = seen;
+                    continue;
+                }
+                ulong message = cell->Message;
+                uint unit = (uint)(message >> 32);
+                int messageLength = (int)(uint)message;
+                string? problem = null;
+                if (unit != 0)
+                {
+                    int classIndex = ClassOfBlock(unit);
+                    if (classIndex < 0) problem = $"channel {channel} holds unit {unit}, which is not a block";
+                    else if ((uint)messageLength > SharedSizeClasses.BlockBytes(classIndex)) problem = $"channel {channel} holds a message of {(uint)messageLength} bytes in a block of {SharedSizeClasses.BlockBytes(classIndex)}";
+                    else
+                    {
+                        // Fails only if the region is corrupt: a message's block is InChannel until its one receiver takes it.
+                        uint previous = Interlocked.CompareExchange(ref *OwnerOf(unit), OwnerWord.Held(Slot), OwnerWord.InChannel(channel));
+                        if (previous != OwnerWord.InChannel(channel)) problem = $"channel {channel} holds unit {unit}, which is {OwnerWord.Describe(previous)}";
+                    }
+                }
+                // Empties the cell for the sender one lap later (release); done even for a bad message, so that
+                // a corrupt cell does not wedge the ring.
+                Volatile.Write(ref cell->Sequence, position + capacity);
+                if (problem != null) throw Corrupt(Path, problem);
+                if (unit == 0)
+                {
+                    dropped++;
+                    position = Volatile.Read(ref header->DequeuePosition);
+                    continue;
+                }
+                offset = (long)unit * SharedSizeClasses.UnitBytes;
+                length = messageLength;
+                break;
+            }
+        }
+        finally
+        {
+            Exit();
+        }
+        Interlocked.MemoryBarrier(); // Dekker with a sender going to sleep, as in TrySend
+        if (Volatile.Read(ref header->SendersWaiting) > 0)
+        {
+            Interlocked.Increment(ref header->NotFullEvents);
+            Futex.Wake(&header->NotFullEvents, 1);
+            wokeSender = true;
+        }
+        return true;
+    }
+
+    /// <summary>How many messages a channel holds at the moment of the reads.</summary>
+    public long CountOf(int channel)
+    {
+        ChannelHeader* header = Channel(channel);
+        long count = Volatile.Read(ref header->EnqueuePosition) - Volatile.Read(ref header->DequeuePosition);
+        return Math.Clamp(count, 0, header->Capacity);
+    }
+
+    /// <summary>Counts this thread as a sleeper on a channel (receiving: waiting for a message; else waiting for
+    /// room) and returns the futex word's value to sleep on. The caller then checks the ring once more and
+    /// either calls <see cref="Sleep"/> or not, and in every case <see cref="EndSleep"/>.</summary>
+    public int BeginSleep(int channel, bool receiving)
+    {
+        ChannelHeader* header = Channel(channel);
+        int observed = Volatile.Read(ref receiving ? ref header->NotEmptyEvents : ref header->NotFullEvents);
+        // The channel's count first, this process's share second (and the reverse in EndSleep): a process that
+        // dies in between leaves the channel's count too high, which costs needless wakes, never a lost one.
+        Interlocked.Increment(ref receiving ? ref header->ReceiversWaiting : ref header->SendersWaiting);
+        Interlocked.Increment(ref WaitCounts(Slot, channel)[receiving ? 0 : 1]);
+        return observed;
+    }
+
+    /// <summary>Sleeps in the kernel until the futex word moves from <paramref name="observed"/> or the time runs out.</summary>
+    public void Sleep(int channel, bool receiving, int observed, int timeoutMilliseconds)
+    {
+        ChannelHeader* header = Channel(channel);
+        Futex.Wait(receiving ? &header->NotEmptyEvents : &header->NotFullEvents, observed, timeoutMilliseconds);
+    }
+
+    /// <summary>Undoes <see cref="BeginSleep"/>.</summary>
+    public void EndSleep(int channel, bool receiving)
+    {
+        ChannelHeader* header = Channel(channel);
+        Interlocked.Decrement(ref WaitCounts(Slot, channel)[receiving ? 0 : 1]);
+        Interlocked.Decrement(ref receiving ? ref header->ReceiversWaiting : ref header->SendersWaiting);
+    }
+}
