@@ -25,7 +25,7 @@ internal static class ProbeProcess
     /// set there).</summary>
     public static ProbeResult Run(IReadOnlyDictionary<string, string> settings, params string[] args)
     {
-        string probe = ProbePath();
+        string probe = ProgramPath("SlabAlloc.CheckedProbe");
         var start = new ProcessStartInfo(DotnetHost())
         {
             RedirectStandardOutput = true,
@@ -61,7 +61,8 @@ internal static class ProbeProcess
         return new ProbeResult(process.ExitCode, stdout.GetAwaiter().GetResult(), stderr.GetAwaiter().GetResult(), commandLine);
     }
 
-    private static string DotnetHost()
+    /// <summary>The dotnet host that runs this test process, for child processes.</summary>
+    internal static string DotnetHost()
     {
         string? host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
         if (!string.IsNullOrEmpty(host) && File.Exists(host)) return host;
@@ -70,7 +71,8 @@ internal static class ProbeProcess
         return "dotnet";
     }
 
-    private static string ProbePath()
+    /// <summary>The built dll of a child program under tests/ (same configuration as this assembly).</summary>
+    internal static string ProgramPath(string project)
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
         while (dir != null && !File.Exists(Path.Combine(dir.FullName, "SlabAlloc.sln"))) dir = dir.Parent;
@@ -83,11 +85,11 @@ internal static class ProbeProcess
 #endif
         string[] candidates =
         [
-            Path.Combine(dir.FullName, "tests", "SlabAlloc.CheckedProbe", "bin", configuration, "net10.0", "SlabAlloc.CheckedProbe.dll"),
-            Path.Combine(dir.FullName, "artifacts", "bin", "SlabAlloc.CheckedProbe", configuration.ToLowerInvariant(), "SlabAlloc.CheckedProbe.dll"),
+            Path.Combine(dir.FullName, "tests", project, "bin", configuration, "net10.0", project + ".dll"),
+            Path.Combine(dir.FullName, "artifacts", "bin", project, configuration.ToLowerInvariant(), project + ".dll"),
         ];
         string? found = candidates.FirstOrDefault(File.Exists);
-        Assert.True(found != null, $"the probe is not built (looked for {string.Join(" and ", candidates)}); build SlabAlloc.sln with -c {configuration}");
+        Assert.True(found != null, $"{project} is not built (looked for {string.Join(" and ", candidates)}); build SlabAlloc.sln with -c {configuration}");
         return found;
     }
 }
