@@ -160,5 +160,10 @@ internal sealed unsafe partial class HeapRegion
     }
 
     /// <summary>The capacity of the block at a unit: the size of its class.</summary>
-    internal int CapacityOf(uint unit) => (int)SharedSizeClasses.BlockBytes(ClassOfBlock(unit));
+    internal int CapacityOf(uint unit)
+    {
+        int classIndex = ClassOfBlock(unit);
+        if (classIndex < 0) throw new ArgumentException($"unit {unit} is not the start of a block of the shared heap {Path}.", "offset");
+        return (int)SharedSizeClasses.BlockBytes(classIndex);
+    }
 }

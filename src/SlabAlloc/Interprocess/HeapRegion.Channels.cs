@@ -51,7 +51,7 @@ internal sealed unsafe partial class HeapRegion
                 if (previous == holder) break;
                 holder = previous;
             }
-            long capacity = header->Capacity;
+            long capacity = Layout.ChannelCapacities[channel]; // the verified copy: the region's own could lie
             ChannelCell* cells = Cells(header);
             long position = Volatile.Read(ref header->EnqueuePosition);
             ChannelCell* cell;
@@ -108,7 +108,7 @@ internal sealed unsafe partial class HeapRegion
         Enter();
         try
         {
-            long capacity = header->Capacity;
+            long capacity = Layout.ChannelCapacities[channel]; // the verified copy: the region's own could lie
             ChannelCell* cells = Cells(header);
             long position = Volatile.Read(ref header->DequeuePosition);
             while (true)
@@ -182,7 +182,7 @@ internal sealed unsafe partial class HeapRegion
     {
         ChannelHeader* header = Channel(channel);
         long count = Volatile.Read(ref header->EnqueuePosition) - Volatile.Read(ref header->DequeuePosition);
-        return Math.Clamp(count, 0, header->Capacity);
+        return Math.Clamp(count, 0, Layout.ChannelCapacities[channel]);
     }
 
     /// <summary>Counts this thread as a sleeper on a channel (receiving: waiting for a message; else waiting for

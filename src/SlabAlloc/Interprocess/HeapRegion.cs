@@ -326,10 +326,22 @@ internal sealed unsafe partial class HeapRegion : IDisposable
 
     /// <summary>Leaves the heap: everything this view still holds or caches is freed (by a maintenance pass that
     /// treats this slot as ended), then the slot is given back and the region unmapped.</summary>
+    /// <remarks>Never throws: if the leaving maintenance cannot run (the region is corrupt, or a stopped process
+    /// keeps it from quiescence), the slot stays held under this process's identity, and the first maintenance
+    /// after this process ends recovers it like any dead process's.</remarks>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
-        if (Slot >= 0) RunMaintenance(leaving: true);
+        try
+        {
+            if (Slot >= 0) RunMaintenance(leaving: true);
+        }
+        catch (InvalidDataException)
+        {
+        }
+        catch (TimeoutException)
+        {
+        }
         SharedRegionFile.Unmap(_base, _mappedBytes);
     }
 }
