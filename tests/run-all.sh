@@ -9,8 +9,8 @@
 #      (SLABALLOC_PORTABLE_REGIONS=1: regions from NativeMemory.AlignedAlloc, no decommit, no stack map);
 #   5. the tests of remote frees, hand-off, races and the memory pool with the remote-free batch on
 #      (SLABALLOC_REMOTE_BATCH=32; off by default);
-#   6. the NuGet package, and a sample that consumes the package (not the project) and runs the README's
-#      examples;
+#   6. the NuGet package, and two samples that consume the package (not the project): the README's
+#      examples, and two processes sharing a heap;
 #   7. 30 seconds of the soak: mixed workload, thread churn, stamped blocks, exact accounting, bounded RSS
 #      (an hour: ./build.sh soak --seconds 3600).
 # Every test but the long Stress category (run those with: ./build.sh test --filter Category=Stress).
@@ -73,7 +73,9 @@ echo "=== package and sample ==="
 rm -rf artifacts/packages artifacts/sample-packages
 if dotnet pack src/SlabAlloc/SlabAlloc.csproj -c Release -nologo -v quiet -o artifacts/packages &&
    dotnet restore samples/SlabAlloc.Sample/SlabAlloc.Sample.csproj --packages artifacts/sample-packages -v quiet &&
-   dotnet run --project samples/SlabAlloc.Sample/SlabAlloc.Sample.csproj -c Release --no-restore; then
+   dotnet run --project samples/SlabAlloc.Sample/SlabAlloc.Sample.csproj -c Release --no-restore &&
+   dotnet restore samples/SlabAlloc.SharedSample/SlabAlloc.SharedSample.csproj --packages artifacts/sample-packages -v quiet &&
+   dotnet run --project samples/SlabAlloc.SharedSample/SlabAlloc.SharedSample.csproj -c Release --no-restore; then
   passed=$((passed + 1))
 else
   failed=$((failed + 1)); status=1
