@@ -149,9 +149,11 @@ internal sealed unsafe partial class HeapRegion : IDisposable
         var capacities = new uint[header.ChannelCount];
         // Channel descriptors lie one after another from the channel table, which depends on the slot and class
         // counts alone; recompute it rather than trust the stored offset.
-        var probe = new RegionLayout(header.RegionBytes, header.SlabBytes, (int)Math.Max(1u, header.ProcessSlots), [], []);
+        // The parameters are checked before any layout is computed from them: a slab size beyond the range makes
+        // a class of 2^64 bytes (0 in 64 bits), which a layout would divide by.
         if (RegionLayout.Problem(header.RegionBytes, header.SlabBytes, (int)header.ProcessSlots, [], []) is string bad)
             throw Corrupt(path, bad);
+        var probe = new RegionLayout(header.RegionBytes, header.SlabBytes, (int)header.ProcessSlots, [], []);
         ulong offset = probe.ChannelTableOffset + (ulong)header.ProcessSlots * ((ulong)header.ChannelCount * 8 + 63 & ~63UL);
         for (int i = 0; i < names.Length; i++)
         {

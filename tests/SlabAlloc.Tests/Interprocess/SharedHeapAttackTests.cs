@@ -1,0 +1,69 @@
+namespace SlabAlloc.Tests.Interprocess;
+
+/// <summary>The shared heap against the states a killed process leaves and the bytes a hostile one writes: each
+/// state is written into the region through its file, then the heap must recover or refuse with the documented
+/// exception, never touch memory outside its mapping, never spin for ever.</summary>
+public sealed class SharedHeapAttackTests : IDisposable
+{
+    private readonly TestHeaps _heaps = new();
+
+    public void Dispose() => _heaps.Dispose();
+
+    [Fact]
+    public void ADeadMaintainerAndADeadSlotInsideAnOperationAreTakenOverAndReclaimed()
+    {
+        using SharedHeap a = _heaps.Create(processes: 4);
+        SharedHeap b = SharedHeap.Open(a.Name); // stands for the process that dies: never used again
+        var poke = new RegionPoke(a, 4);
+        for (int i = 0; i < 10; i++) b.Allocate(100);
+        poke.Write64(poke.Record(1), RegionPoke.DeadIdentity);
+        poke.Write64(poke.Record(1) + 8, 3); // ActiveOperations left behind
+        poke.Write64(192, RegionPoke.DeadIdentity); // MaintenanceOwner
+        SharedBlock block = a.Allocate(100); // Enter finds the dead maintainer and takes over
+        a.Free(block);
+        SharedHeapStatistics statistics = a.GetStatistics();
+        Assert.Equal(0, statistics.BlocksHeld);
+        Assert.Equal(10, statistics.BlocksReclaimed);
+        Assert.Equal(1, statistics.Processes);
+        Assert.Equal(0, poke.Read64(192));
+    }
+    [Fact]
+    public void ACellClaimedButNeverPublishedOrNeverEmptiedIsSettled()
+    {
+        var c = new SharedChannelOptions("c", 4);
+        using SharedHeap heap = _heaps.Create(processes: 2, channels: c);
+        var poke = new RegionPoke(heap, 2, c);
+        SharedChannel channel = heap.GetChannel("c");
+        // A receiver that claimed position 0 and died before taking the block.
+        Assert.True(channel.TrySend(heap.Allocate(10)));
+        poke.Write64(poke.Channel(0) + 128, 1);
+        // A sender that claimed position 1 and died before publishing.
+        poke.Write64(poke.Channel(0) + 64, 2);
+        SharedHeapRecovery recovery = heap.Recover();
+        Assert.Equal(2, recovery.MessagesDropped);
+        Assert.Equal(1, recovery.BlocksReclaimed);
+        Assert.False(channel.TryReceive(out _));
+        Assert.Equal(1, channel.GetStatistics().DroppedSkipped);
+        for (int i = 0; i < 12; i++)
+        {
+            Assert.True(channel.TrySend(heap.Allocate(10 + i)));
+            Assert.True(channel.TryReceive(out SharedBlock got));
+            Assert.Equal(10 + i, got.Length);
+            heap.Free(got);
+        }
+        SharedHeapStatistics statistics = heap.GetStatistics();
+        Assert.Equal(0, statistics.BlocksHeld);
+        Assert.Equal(0, statistics.BlocksInChannels);
+    }
+    [Fact]
+    public void AHeaderWithAHugeSlabSizeIsRefusedAsInvalidData()
+    {
+        string name;
+        using (SharedHeap heap = _heaps.Create())
+        {
+            name = heap.Name;
+            new RegionPoke(heap, 8).Write64(24, -1); // SlabBytes = 2^64 - 1: its last class would be 2^64 bytes
+        }
+        Assert.Throws<InvalidDataException>(() => SharedHeap.Open(name));
+    }
+}
