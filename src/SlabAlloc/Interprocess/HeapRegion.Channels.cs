@@ -51,7 +51,7 @@ internal sealed unsafe partial class HeapRegion
                 if (previous == holder) break;
                 holder = previous;
             }
-            long capacity = header->Capacity;
+            long capacity = CapacityOfChannel(channel);
             ChannelCell* cells = Cells(header);
             long position = Volatile.Read(ref header->EnqueuePosition);
             ChannelCell* cell;
@@ -108,7 +108,7 @@ internal sealed unsafe partial class HeapRegion
         Enter();
         try
         {
-            long capacity = header->Capacity;
+            long capacity = CapacityOfChannel(channel);
             ChannelCell* cells = Cells(header);
             long position = Volatile.Read(ref header->DequeuePosition);
             while (true)
@@ -177,12 +177,17 @@ internal sealed unsafe partial class HeapRegion
         return true;
     }
 
+    /// <summary>A channel's capacity as verified when the region was opened. The copy in the channel header is
+    /// shared memory that any process may overwrite after that check; a capacity read from it would index cells
+    /// beyond the channel, and beyond the mapping.</summary>
+    private long CapacityOfChannel(int channel) => Layout.ChannelCapacities[channel];
+
     /// <summary>How many messages a channel holds at the moment of the reads.</summary>
     public long CountOf(int channel)
     {
         ChannelHeader* header = Channel(channel);
         long count = Volatile.Read(ref header->EnqueuePosition) - Volatile.Read(ref header->DequeuePosition);
-        return Math.Clamp(count, 0, header->Capacity);
+        return Math.Clamp(count, 0, CapacityOfChannel(channel));
     }
 
     /// <summary>Counts this thread as a sleeper on a channel (receiving: waiting for a message; else waiting for

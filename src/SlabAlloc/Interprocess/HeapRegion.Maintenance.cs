@@ -197,7 +197,7 @@ internal sealed unsafe partial class HeapRegion
         for (int channel = 0; channel < Layout.ChannelNames.Length; channel++)
         {
             ChannelHeader* header = Channel(channel);
-            long capacity = header->Capacity;
+            long capacity = CapacityOfChannel(channel);
             ChannelCell* cells = Cells(header);
             long dequeue = Volatile.Read(ref header->DequeuePosition);
             long enqueue = Volatile.Read(ref header->EnqueuePosition);

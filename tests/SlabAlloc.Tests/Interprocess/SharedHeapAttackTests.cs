@@ -66,4 +66,23 @@ public sealed class SharedHeapAttackTests : IDisposable
         }
         Assert.Throws<InvalidDataException>(() => SharedHeap.Open(name));
     }
+    [Fact]
+    public void AChannelCapacityChangedAfterOpeningNeverLeadsOutsideTheMapping()
+    {
+        var c = new SharedChannelOptions("c", 4);
+        using SharedHeap heap = _heaps.Create(processes: 2, channels: c);
+        var poke = new RegionPoke(heap, 2, c);
+        SharedChannel channel = heap.GetChannel("c");
+        SharedBlock block = heap.Allocate(10);
+        poke.Write32(poke.Channel(0) + 48, 1 << 30);
+        poke.Write64(poke.Channel(0) + 64, 1L << 29);
+        poke.Write64(poke.Channel(0) + 128, 1L << 29);
+        // With the stored capacity, position 2^29 would be a cell 8 GiB past the region.
+        Assert.Throws<InvalidDataException>(() => channel.TrySend(block));
+        Assert.Throws<InvalidDataException>(() => channel.TryReceive(out _));
+        Assert.InRange(channel.Count, 0, 4);
+        poke.Write32(poke.Channel(0) + 48, 4);
+        poke.Write64(poke.Channel(0) + 64, 0);
+        poke.Write64(poke.Channel(0) + 128, 0);
+    }
 }
