@@ -60,8 +60,8 @@ internal sealed unsafe partial class HeapRegion
         {
             while (true)
             {
-                long carved = Volatile.Read(ref Header.SlabsCarved);
-                if (carved >= Layout.SlabCount) return false;
+                long carved = CarvedSlabs();
+                if (carved == Layout.SlabCount) return false;
                 // Loses to another process carving the same slab: read the count again.
                 if (Interlocked.CompareExchange(ref Header.SlabsCarved, carved + 1, carved) == carved)
                 {
@@ -157,6 +157,15 @@ internal sealed unsafe partial class HeapRegion
         }
         CacheStack(Slot, classIndex).PushChain(keptFirst, keptLast, links);
         _cachedCount[classIndex] = kept;
+    }
+
+    /// <summary><see cref="RegionHeader.SlabsCarved"/>, which only grows from 0 to the slab count; any other value
+    /// is corrupt, and would make a slab index outside the slab table.</summary>
+    private long CarvedSlabs()
+    {
+        long carved = Volatile.Read(ref Header.SlabsCarved);
+        if (carved < 0 || carved > Layout.SlabCount) throw Corrupt(Path, $"{carved} of {Layout.SlabCount} slabs are said to be carved");
+        return carved;
     }
 
     /// <summary>The capacity of the block at a unit: the size of its class.</summary>

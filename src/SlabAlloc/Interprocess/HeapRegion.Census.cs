@@ -14,7 +14,7 @@ internal sealed unsafe partial class HeapRegion
         int processes = 0;
         for (int slot = 0; slot < Layout.ProcessSlots; slot++)
             if (Volatile.Read(ref Record(slot)->Identity) != 0) processes++;
-        long carved = Math.Min(Volatile.Read(ref Header.SlabsCarved), Layout.SlabCount);
+        long carved = CarvedSlabs();
         long slabsInUse = 0, held = 0, bytesHeld = 0, heldHere = 0, inChannels = 0, free = 0;
         uint mine = OwnerWord.Held(Slot);
         for (uint slab = 0; slab < carved; slab++)

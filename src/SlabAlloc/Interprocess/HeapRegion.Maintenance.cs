@@ -254,7 +254,7 @@ internal sealed unsafe partial class HeapRegion
         long reclaimed = 0, returned = 0;
         BlockLinks links = Links;
         uint freeSlabFirst = uint.MaxValue, freeSlabLast = 0;
-        long carved = Math.Min(Volatile.Read(ref Header.SlabsCarved), Layout.SlabCount);
+        long carved = CarvedSlabs();
         for (uint slab = 0; slab < carved; slab++)
         {
             uint classPlusOne = Volatile.Read(ref Slab(slab)->ClassPlusOne);

@@ -85,4 +85,16 @@ public sealed class SharedHeapAttackTests : IDisposable
         poke.Write64(poke.Channel(0) + 64, 0);
         poke.Write64(poke.Channel(0) + 128, 0);
     }
+    [Fact]
+    public void ANegativeCarvedSlabCountIsInvalidData()
+    {
+        using SharedHeap heap = _heaps.Create(processes: 2);
+        var poke = new RegionPoke(heap, 2);
+        poke.Write64(256, -1); // SlabsCarved
+        // Carving slab -1 would write the slab table 32 GiB past the region.
+        Assert.Throws<InvalidDataException>(() => heap.Allocate(100));
+        Assert.Throws<InvalidDataException>(() => heap.GetStatistics());
+        poke.Write64(256, 0);
+        heap.Free(heap.Allocate(100));
+    }
 }
