@@ -70,8 +70,12 @@ internal sealed unsafe partial class HeapRegion
                 }
             }
         }
-        // The class is set before any block of the slab is pushed, so that every pushed block validates.
-        Volatile.Write(ref Slab(slab)->ClassPlusOne, (uint)classIndex + 1);
+        // The class is set before any block of the slab is pushed, so that every pushed block validates. A slab
+        // popped from the free slabs or just carved has no class; one that has is in use, and the free-slab list
+        // that led here is corrupt: cutting the slab anew would hand out blocks that others hold. Fails only then
+        // (no other thread can hold this slab: popping or carving gave it to this one alone).
+        uint previousClass = Interlocked.CompareExchange(ref Slab(slab)->ClassPlusOne, (uint)classIndex + 1, 0);
+        if (previousClass != 0) throw Corrupt(Path, $"slab {slab} was taken as free but has class {previousClass - 1}");
         uint first = Layout.SlabAreaUnit + slab * Layout.SlabUnits;
         uint step = Layout.BlockUnits[classIndex];
         uint count = Layout.BlocksPerSlab[classIndex];

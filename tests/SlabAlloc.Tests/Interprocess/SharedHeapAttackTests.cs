@@ -97,4 +97,17 @@ public sealed class SharedHeapAttackTests : IDisposable
         poke.Write64(256, 0);
         heap.Free(heap.Allocate(100));
     }
+    [Fact]
+    public void AFreeSlabListNamingASlabInUseIsInvalidData()
+    {
+        using SharedHeap heap = _heaps.Create(processes: 2);
+        var poke = new RegionPoke(heap, 2);
+        SharedBlock held = heap.Allocate(100); // carves slab 0 for 128-byte blocks
+        poke.Write64(320, 7L << 32 | 1); // FreeSlabs: slab 0 on top
+        // A slab for another class: slab 0 again, cut anew under the block still held.
+        Assert.Throws<InvalidDataException>(() => heap.Allocate(5000));
+        Assert.Equal(100, heap.CapacityOf(held) - 28);
+        heap.Free(held);
+        Assert.Equal(0, heap.GetStatistics().BlocksHeld);
+    }
 }
