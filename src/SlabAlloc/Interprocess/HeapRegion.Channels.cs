@@ -75,7 +75,12 @@ internal sealed unsafe partial class HeapRegion
                 }
                 else
                 {
-                    position = Volatile.Read(ref header->EnqueuePosition);
+                    // Another sender claimed this position since it was read: the enqueue position has moved on.
+                    // If it has not, the sequence was written by no sender (a garbage cell), and rereading would
+                    // spin for ever.
+                    long current = Volatile.Read(ref header->EnqueuePosition);
+                    if (current == position) throw Corrupt(Path, $"channel {channel}'s cell for position {position} is out of sequence");
+                    position = current;
                 }
             }
             cell->Message = (ulong)unit << 32 | (uint)length;
@@ -122,7 +127,12 @@ internal sealed unsafe partial class HeapRegion
                 }
                 if (difference > 0)
                 {
-                    position = Volatile.Read(ref header->DequeuePosition);
+                    // Another receiver took this position since it was read: the dequeue position has moved on.
+                    // If it has not, the sequence was written by no receiver (a garbage cell), and rereading would
+                    // spin for ever.
+                    long current = Volatile.Read(ref header->DequeuePosition);
+                    if (current == position) throw Corrupt(Path, $"channel {channel}'s cell for position {position} is out of sequence");
+                    position = current;
                     continue;
                 }
                 // Loses to another receiver that claimed this position first: move on to the new position.

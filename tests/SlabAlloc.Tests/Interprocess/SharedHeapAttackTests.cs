@@ -110,4 +110,22 @@ public sealed class SharedHeapAttackTests : IDisposable
         heap.Free(held);
         Assert.Equal(0, heap.GetStatistics().BlocksHeld);
     }
+    [Fact]
+    public void AGarbageCellSequenceIsInvalidDataNotAnEndlessLoop()
+    {
+        var c = new SharedChannelOptions("c", 4);
+        using SharedHeap heap = _heaps.Create(processes: 2, channels: c);
+        var poke = new RegionPoke(heap, 2, c);
+        SharedChannel channel = heap.GetChannel("c");
+        SharedBlock block = heap.Allocate(10);
+        foreach (bool receiving in new[] { true, false })
+        {
+            poke.Write64(poke.Cell(0, 0), 1000); // sequence far ahead of position 0
+            Task attempt = Task.Run(() => { if (receiving) channel.TryReceive(out _); else channel.TrySend(block); });
+            bool finished = ((IAsyncResult)attempt).AsyncWaitHandle.WaitOne(TimeSpan.FromSeconds(2));
+            poke.Write64(poke.Cell(0, 0), 0); // lets a spinning attempt out
+            Assert.True(finished, $"{(receiving ? "TryReceive" : "TrySend")} spun on the garbage cell");
+            Assert.IsType<InvalidDataException>(attempt.Exception?.InnerException);
+        }
+    }
 }
