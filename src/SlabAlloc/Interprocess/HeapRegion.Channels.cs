@@ -7,9 +7,11 @@ namespace SlabAlloc.Interprocess;
 /// region (the sequence-numbered cells of Vyukov's bounded MPMC queue, on 64-bit positions).
 /// </summary>
 /// <remarks>
-/// <para><b>Send.</b> The sender moves the block's owner word from Held to InChannel(c), claims position p of
-/// the ring by compare-exchange on the enqueue position (only when cell p is empty for lap p), writes the
-/// message into the cell and publishes it with a release store of sequence p + 1.</para>
+/// <para><b>Send.</b> The sender claims position p of the ring by compare-exchange on the enqueue position (only
+/// when cell p is empty for lap p), moves the block's owner word from Held to InChannel(c), writes the message
+/// into the cell and publishes it with a release store of sequence p + 1. A full channel is found before the
+/// owner word is touched. If the owner word was taken by a racing free or send after the position was claimed,
+/// the position is published as a dropped message.</para>
 /// <para><b>Receive.</b> The receiver claims position p by compare-exchange on the dequeue position (only
 /// when cell p is full), reads the message, moves the owner word from InChannel(c) to Held(receiver), and
 /// empties the cell for the next lap with a release store of sequence p + capacity.</para>
@@ -42,15 +44,10 @@ internal sealed unsafe partial class HeapRegion
                 throw new ArgumentOutOfRangeException(nameof(length), $"a message of {length} bytes does not fit the block at offset {offset} ({SharedSizeClasses.BlockBytes(classIndex)} bytes).");
             uint* word = OwnerOf(unit);
             uint holder = Volatile.Read(ref *word);
-            while (true)
-            {
-                if (!OwnerWord.IsHeld(holder))
-                    throw new ArgumentException($"the block at offset {offset} of the shared heap {Path} is {OwnerWord.Describe(holder)}; only an allocated block can be sent.", nameof(offset));
-                // Loses to another process freeing or sending the same block: the loop reports what it did.
-                uint previous = Interlocked.CompareExchange(ref *word, OwnerWord.InChannel(channel), holder);
-                if (previous == holder) break;
-                holder = previous;
-            }
+            if (!OwnerWord.IsHeld(holder)) throw NotSendable(offset, holder);
+            // The position is claimed before the block changes hands, so that a send that finds the channel full
+            // leaves the owner word alone: a free racing with it always wins, and never sees the block "in a
+            // channel" that it never entered.
             long capacity = CapacityOfChannel(channel);
             ChannelCell* cells = Cells(header);
             long position = Volatile.Read(ref header->EnqueuePosition);
@@ -69,9 +66,7 @@ internal sealed unsafe partial class HeapRegion
                 else if (difference < 0)
                 {
                     if (difference < -capacity) throw Corrupt(Path, $"channel {channel}'s cell for position {position} is out of sequence");
-                    // Full: the cell still holds the message of one lap ago. Give the block back to its holder.
-                    Volatile.Write(ref *word, holder);
-                    return false;
+                    return false; // full: the cell still holds the message of one lap ago
                 }
                 else
                 {
@@ -82,6 +77,22 @@ internal sealed unsafe partial class HeapRegion
                     if (current == position) throw Corrupt(Path, $"channel {channel}'s cell for position {position} is out of sequence");
                     position = current;
                 }
+            }
+            while (true)
+            {
+                // Loses to another process freeing or sending the same block since the check above (or to a holder
+                // changing hands: then the loop sends it from its new holder).
+                uint previous = Interlocked.CompareExchange(ref *word, OwnerWord.InChannel(channel), holder);
+                if (previous == holder) break;
+                if (!OwnerWord.IsHeld(previous))
+                {
+                    // The claimed position must still be published, or the ring would stall on it: it carries the
+                    // dropped mark (unit 0) that receivers skip.
+                    cell->Message = 0;
+                    Volatile.Write(ref cell->Sequence, position + 1);
+                    throw NotSendable(offset, previous);
+                }
+                holder = previous;
             }
             cell->Message = (ulong)unit << 32 | (uint)length;
             Volatile.Write(ref cell->Sequence, position + 1); // publishes the message (release)
@@ -100,6 +111,9 @@ internal sealed unsafe partial class HeapRegion
         }
         return true;
     }
+
+    private ArgumentException NotSendable(long offset, uint word) =>
+        new($"the block at offset {offset} of the shared heap {Path} is {OwnerWord.Describe(word)}; only an allocated block can be sent.", nameof(offset));
 
     /// <summary>Receives a message: the block becomes this process's.</summary>
     /// <returns>False when the channel is empty.</returns>

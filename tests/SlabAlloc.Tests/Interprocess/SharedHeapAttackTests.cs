@@ -84,6 +84,8 @@ public sealed class SharedHeapAttackTests : IDisposable
         poke.Write32(poke.Channel(0) + 48, 4);
         poke.Write64(poke.Channel(0) + 64, 0);
         poke.Write64(poke.Channel(0) + 128, 0);
+        heap.Free(block);
+        Assert.Equal(0, heap.GetStatistics().BlocksHeld);
     }
     [Fact]
     public void ANegativeCarvedSlabCountIsInvalidData()
@@ -127,5 +129,56 @@ public sealed class SharedHeapAttackTests : IDisposable
             Assert.True(finished, $"{(receiving ? "TryReceive" : "TrySend")} spun on the garbage cell");
             Assert.IsType<InvalidDataException>(attempt.Exception?.InnerException);
         }
+    }
+    [Fact]
+    public void AFreeRacingASendThatFindsTheChannelFullAlwaysWins()
+    {
+        var c = new SharedChannelOptions("c", 2);
+        using SharedHeap a = _heaps.Create(processes: 2, channels: c);
+        using SharedHeap b = SharedHeap.Open(a.Name);
+        SharedChannel channel = a.GetChannel("c");
+        Assert.True(channel.TrySend(a.Allocate(10)));
+        Assert.True(channel.TrySend(a.Allocate(10)));
+        int rounds = 300, refusedFrees = 0;
+        for (int round = 0; round < rounds; round++)
+        {
+            SharedBlock block = a.Allocate(64);
+            using var started = new ManualResetEventSlim();
+            bool stop = false;
+            // A sender that keeps finding the channel full (as Send does while it spins): its sends never succeed,
+            // so of it and the free, the free must.
+            var sender = new Thread(() =>
+            {
+                started.Set();
+                try
+                {
+                    while (!Volatile.Read(ref stop)) Assert.False(channel.TrySend(block));
+                }
+                catch (ArgumentException)
+                {
+                    // the block was freed: what a send after the free must say
+                }
+            });
+            sender.Start();
+            started.Wait();
+            Thread.SpinWait(200);
+            try
+            {
+                b.Free(block);
+            }
+            catch (ArgumentException)
+            {
+                refusedFrees++;
+                Volatile.Write(ref stop, true);
+                sender.Join();
+                a.Free(block);
+                continue;
+            }
+            Volatile.Write(ref stop, true);
+            sender.Join();
+        }
+        Assert.Equal(0, refusedFrees);
+        Assert.Equal(2, a.GetStatistics().BlocksInChannels);
+        Assert.Equal(0, a.GetStatistics().BlocksHeld);
     }
 }
