@@ -175,7 +175,7 @@ public sealed class SharedChannel
                 if (Stopwatch.GetTimestamp() >= nextLivenessCheck)
                 {
                     // A peer that died mid-operation can leave this channel looking full or empty for good.
-                    if (_region.AnyProcessDead()) _region.RunMaintenance(leaving: false);
+                    if (_region.AnyProcessDead()) _region.Recover();
                     nextLivenessCheck = Stopwatch.GetTimestamp() + LivenessCheckTicks;
                 }
             }

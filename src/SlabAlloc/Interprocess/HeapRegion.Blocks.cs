@@ -26,7 +26,7 @@ internal sealed unsafe partial class HeapRegion
             }
             // Full: free blocks may sit in other classes' stacks, in empty slabs, or with dead processes.
             if (attempt > 0) return 0;
-            RunMaintenance(leaving: false);
+            Recover();
         }
     }
 

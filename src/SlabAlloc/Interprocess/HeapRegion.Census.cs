@@ -11,6 +11,19 @@ internal sealed unsafe partial class HeapRegion
     /// O(slab area / 64 bytes); no lock, so figures taken while processes work are a blur, not a snapshot.</summary>
     public Census TakeCensus()
     {
+        Use();
+        try
+        {
+            return TakeCensusOfRegion();
+        }
+        finally
+        {
+            Unuse();
+        }
+    }
+
+    private Census TakeCensusOfRegion()
+    {
         int processes = 0;
         for (int slot = 0; slot < Layout.ProcessSlots; slot++)
             if (Volatile.Read(ref Record(slot)->Identity) != 0) processes++;
@@ -46,8 +59,19 @@ internal sealed unsafe partial class HeapRegion
     public readonly record struct Counters(long MaintenanceRuns, long ProcessesRecovered, long BlocksReclaimed,
         long SlabsReturned, long MessagesDropped, long ProcessesJoined);
 
-    public Counters ReadCounters() => new(
-        Volatile.Read(ref Header.MaintenanceRuns), Volatile.Read(ref Header.ProcessesRecovered),
-        Volatile.Read(ref Header.BlocksReclaimed), Volatile.Read(ref Header.SlabsReturned),
-        Volatile.Read(ref Header.MessagesDropped), Volatile.Read(ref Header.ProcessesJoined));
+    public Counters ReadCounters()
+    {
+        Use();
+        try
+        {
+            return new(
+                Volatile.Read(ref Header.MaintenanceRuns), Volatile.Read(ref Header.ProcessesRecovered),
+                Volatile.Read(ref Header.BlocksReclaimed), Volatile.Read(ref Header.SlabsReturned),
+                Volatile.Read(ref Header.MessagesDropped), Volatile.Read(ref Header.ProcessesJoined));
+        }
+        finally
+        {
+            Unuse();
+        }
+    }
 }

@@ -96,20 +96,21 @@ internal sealed unsafe partial class HeapRegion
             }
             cell->Message = (ulong)unit << 32 | (uint)length;
             Volatile.Write(ref cell->Sequence, position + 1); // publishes the message (release)
+            // Dekker with a receiver going to sleep: the publication above must be visible before the count is
+            // read. Still inside the operation: the mapping must outlive the wake (see Dispose).
+            Interlocked.MemoryBarrier();
+            if (Volatile.Read(ref header->ReceiversWaiting) > 0)
+            {
+                Interlocked.Increment(ref header->NotEmptyEvents);
+                Futex.Wake(&header->NotEmptyEvents, 1);
+                wokeReceiver = true;
+            }
+            return true;
         }
         finally
         {
             Exit();
         }
-        // Dekker with a receiver going to sleep: the publication above must be visible before the count is read.
-        Interlocked.MemoryBarrier();
-        if (Volatile.Read(ref header->ReceiversWaiting) > 0)
-        {
-            Interlocked.Increment(ref header->NotEmptyEvents);
-            Futex.Wake(&header->NotEmptyEvents, 1);
-            wokeReceiver = true;
-        }
-        return true;
     }
 
     private ArgumentException NotSendable(long offset, uint word) =>
@@ -186,19 +187,19 @@ internal sealed unsafe partial class HeapRegion
                 length = messageLength;
                 break;
             }
+            Interlocked.MemoryBarrier(); // Dekker with a sender going to sleep, as in TrySend
+            if (Volatile.Read(ref header->SendersWaiting) > 0)
+            {
+                Interlocked.Increment(ref header->NotFullEvents);
+                Futex.Wake(&header->NotFullEvents, 1);
+                wokeSender = true;
+            }
+            return true;
         }
         finally
         {
             Exit();
         }
-        Interlocked.MemoryBarrier(); // Dekker with a sender going to sleep, as in TrySend
-        if (Volatile.Read(ref header->SendersWaiting) > 0)
-        {
-            Interlocked.Increment(ref header->NotFullEvents);
-            Futex.Wake(&header->NotFullEvents, 1);
-            wokeSender = true;
-        }
-        return true;
     }
 
     /// <summary>A channel's capacity as verified when the region was opened. The copy in the channel header is
@@ -209,9 +210,17 @@ internal sealed unsafe partial class HeapRegion
     /// <summary>How many messages a channel holds at the moment of the reads.</summary>
     public long CountOf(int channel)
     {
-        ChannelHeader* header = Channel(channel);
-        long count = Volatile.Read(ref header->EnqueuePosition) - Volatile.Read(ref header->DequeuePosition);
-        return Math.Clamp(count, 0, CapacityOfChannel(channel));
+        Use();
+        try
+        {
+            ChannelHeader* header = Channel(channel);
+            long count = Volatile.Read(ref header->EnqueuePosition) - Volatile.Read(ref header->DequeuePosition);
+            return Math.Clamp(count, 0, CapacityOfChannel(channel));
+        }
+        finally
+        {
+            Unuse();
+        }
     }
 
     /// <summary>Counts this thread as a sleeper on a channel (receiving: waiting for a message; else waiting for
@@ -219,27 +228,52 @@ internal sealed unsafe partial class HeapRegion
     /// either calls <see cref="Sleep"/> or not, and in every case <see cref="EndSleep"/>.</summary>
     public int BeginSleep(int channel, bool receiving)
     {
-        ChannelHeader* header = Channel(channel);
-        int observed = Volatile.Read(ref receiving ? ref header->NotEmptyEvents : ref header->NotFullEvents);
-        // The channel's count first, this process's share second (and the reverse in EndSleep): a process that
-        // dies in between leaves the channel's count too high, which costs needless wakes, never a lost one.
-        Interlocked.Increment(ref receiving ? ref header->ReceiversWaiting : ref header->SendersWaiting);
-        Interlocked.Increment(ref WaitCounts(Slot, channel)[receiving ? 0 : 1]);
-        return observed;
+        Use();
+        try
+        {
+            ChannelHeader* header = Channel(channel);
+            int observed = Volatile.Read(ref receiving ? ref header->NotEmptyEvents : ref header->NotFullEvents);
+            // The channel's count first, this process's share second (and the reverse in EndSleep): a process that
+            // dies in between leaves the channel's count too high, which costs needless wakes, never a lost one.
+            Interlocked.Increment(ref receiving ? ref header->ReceiversWaiting : ref header->SendersWaiting);
+            Interlocked.Increment(ref WaitCounts(Slot, channel)[receiving ? 0 : 1]);
+            return observed;
+        }
+        finally
+        {
+            Unuse();
+        }
     }
 
     /// <summary>Sleeps in the kernel until the futex word moves from <paramref name="observed"/> or the time runs out.</summary>
     public void Sleep(int channel, bool receiving, int observed, int timeoutMilliseconds)
     {
-        ChannelHeader* header = Channel(channel);
-        Futex.Wait(receiving ? &header->NotEmptyEvents : &header->NotFullEvents, observed, timeoutMilliseconds);
+        Use();
+        try
+        {
+            ChannelHeader* header = Channel(channel);
+            Futex.Wait(receiving ? &header->NotEmptyEvents : &header->NotFullEvents, observed, timeoutMilliseconds);
+        }
+        finally
+        {
+            Unuse();
+        }
     }
 
-    /// <summary>Undoes <see cref="BeginSleep"/>.</summary>
+    /// <summary>Undoes <see cref="BeginSleep"/>. After <see cref="Dispose"/> it throws and changes nothing: leaving
+    /// maintenance has already taken this slot's sleepers off the channels' counts.</summary>
     public void EndSleep(int channel, bool receiving)
     {
-        ChannelHeader* header = Channel(channel);
-        Interlocked.Decrement(ref WaitCounts(Slot, channel)[receiving ? 0 : 1]);
-        Interlocked.Decrement(ref receiving ? ref header->ReceiversWaiting : ref header->SendersWaiting);
+        Use();
+        try
+        {
+            ChannelHeader* header = Channel(channel);
+            Interlocked.Decrement(ref WaitCounts(Slot, channel)[receiving ? 0 : 1]);
+            Interlocked.Decrement(ref receiving ? ref header->ReceiversWaiting : ref header->SendersWaiting);
+        }
+        finally
+        {
+            Unuse();
+        }
     }
 }

@@ -40,6 +40,33 @@ internal sealed unsafe partial class HeapRegion
     /// <summary>True when a slot is held by a process that is no longer running.</summary>
     public bool AnyProcessDead()
     {
+        Use();
+        try
+        {
+            return AnySlotOfADeadProcess();
+        }
+        finally
+        {
+            Unuse();
+        }
+    }
+
+    /// <summary>Runs maintenance for a caller of this view (see <see cref="RunMaintenance"/>).</summary>
+    public MaintenanceReport Recover()
+    {
+        Use();
+        try
+        {
+            return RunMaintenance(leaving: false);
+        }
+        finally
+        {
+            Unuse();
+        }
+    }
+
+    private bool AnySlotOfADeadProcess()
+    {
         for (int slot = 0; slot < Layout.ProcessSlots; slot++)
         {
             long identity = Volatile.Read(ref Record(slot)->Identity);

@@ -9,6 +9,8 @@ public sealed class SharedHeapAttackTests : IDisposable
 
     public void Dispose() => _heaps.Dispose();
 
+    // ---- states a killed process leaves -------------------------------------------------------------------
+
     [Fact]
     public void ADeadMaintainerAndADeadSlotInsideAnOperationAreTakenOverAndReclaimed()
     {
@@ -27,6 +29,7 @@ public sealed class SharedHeapAttackTests : IDisposable
         Assert.Equal(1, statistics.Processes);
         Assert.Equal(0, poke.Read64(192));
     }
+
     [Fact]
     public void ACellClaimedButNeverPublishedOrNeverEmptiedIsSettled()
     {
@@ -55,6 +58,9 @@ public sealed class SharedHeapAttackTests : IDisposable
         Assert.Equal(0, statistics.BlocksHeld);
         Assert.Equal(0, statistics.BlocksInChannels);
     }
+
+    // ---- hostile bytes ------------------------------------------------------------------------------------
+
     [Fact]
     public void AHeaderWithAHugeSlabSizeIsRefusedAsInvalidData()
     {
@@ -66,6 +72,7 @@ public sealed class SharedHeapAttackTests : IDisposable
         }
         Assert.Throws<InvalidDataException>(() => SharedHeap.Open(name));
     }
+
     [Fact]
     public void AChannelCapacityChangedAfterOpeningNeverLeadsOutsideTheMapping()
     {
@@ -87,6 +94,7 @@ public sealed class SharedHeapAttackTests : IDisposable
         heap.Free(block);
         Assert.Equal(0, heap.GetStatistics().BlocksHeld);
     }
+
     [Fact]
     public void ANegativeCarvedSlabCountIsInvalidData()
     {
@@ -99,6 +107,7 @@ public sealed class SharedHeapAttackTests : IDisposable
         poke.Write64(256, 0);
         heap.Free(heap.Allocate(100));
     }
+
     [Fact]
     public void AFreeSlabListNamingASlabInUseIsInvalidData()
     {
@@ -112,6 +121,7 @@ public sealed class SharedHeapAttackTests : IDisposable
         heap.Free(held);
         Assert.Equal(0, heap.GetStatistics().BlocksHeld);
     }
+
     [Fact]
     public void AGarbageCellSequenceIsInvalidDataNotAnEndlessLoop()
     {
@@ -130,6 +140,9 @@ public sealed class SharedHeapAttackTests : IDisposable
             Assert.IsType<InvalidDataException>(attempt.Exception?.InnerException);
         }
     }
+
+    // ---- races --------------------------------------------------------------------------------------------
+
     [Fact]
     public void AFreeRacingASendThatFindsTheChannelFullAlwaysWins()
     {
@@ -180,5 +193,51 @@ public sealed class SharedHeapAttackTests : IDisposable
         Assert.Equal(0, refusedFrees);
         Assert.Equal(2, a.GetStatistics().BlocksInChannels);
         Assert.Equal(0, a.GetStatistics().BlocksHeld);
+    }
+
+    // ---- disposing --------------------------------------------------------------------------------------
+
+    [Fact]
+    public void EveryCallAfterDisposeIsObjectDisposed()
+    {
+        using SharedHeap keeper = _heaps.Create(processes: 2, channels: new SharedChannelOptions("c", 4));
+        SharedHeap heap = SharedHeap.Open(keeper.Name);
+        SharedChannel channel = heap.GetChannel("c");
+        SharedBlock block = heap.Allocate(10);
+        heap.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => heap.GetStatistics());
+        Assert.Throws<ObjectDisposedException>(() => heap.Recover());
+        Assert.Throws<ObjectDisposedException>(() => heap.GetSpan(block));
+        Assert.Throws<ObjectDisposedException>(() => heap.CapacityOf(block));
+        Assert.Throws<ObjectDisposedException>(() => channel.Count);
+        Assert.Throws<ObjectDisposedException>(() => channel.TryReceive(out _));
+        Assert.Throws<ObjectDisposedException>(() => channel.Receive(TimeSpan.FromMilliseconds(10)));
+    }
+
+    [Fact]
+    public void DisposeWhileAnotherThreadWaitsOnAChannelEndsTheWaitCleanly()
+    {
+        var c = new SharedChannelOptions("c", 4);
+        using SharedHeap keeper = _heaps.Create(processes: 2, channels: c);
+        SharedHeap heap = SharedHeap.Open(keeper.Name);
+        SharedChannel channel = heap.GetChannel("c");
+        channel.SpinDuration = TimeSpan.Zero;
+        Exception? failure = null;
+        var receiver = new Thread(() =>
+        {
+            try { channel.Receive(TimeSpan.FromSeconds(3)); }
+            catch (Exception e) { failure = e; }
+        });
+        receiver.Start();
+        var poke = new RegionPoke(keeper, 2, c);
+        // ReceiversWaiting (the high half of the word at 192): the receiver is about to sleep or asleep.
+        while ((int)(poke.Read64(poke.Channel(0) + 192) >> 32) == 0) Thread.Sleep(1);
+        Thread.Sleep(20);
+        heap.Dispose();
+        Assert.True(receiver.Join(TimeSpan.FromSeconds(2)));
+        Assert.IsType<ObjectDisposedException>(failure);
+        // The sleeper's count went with it: a sender sees no receiver waiting.
+        Assert.Equal(0, (int)(poke.Read64(poke.Channel(0) + 192) >> 32));
+        Assert.Equal(0, keeper.GetStatistics().BlocksHeld);
     }
 }
