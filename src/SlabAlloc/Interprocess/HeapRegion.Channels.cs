@@ -138,7 +138,10 @@ internal sealed unsafe partial class HeapRegion
                 if (difference < 0)
                 {
                     if (difference < -capacity) throw Corrupt(Path, $"channel {channel}'s cell for position {position} is out of sequence");
-                    return false; // empty (or the next message is still being written)
+                    // Empty (or the next message is still being written). Cells emptied of dropped messages on
+                    // the way are room all the same: a sender asleep on the full channel must hear of them.
+                    if (dropped != 0) wokeSender = WakeSenders(header, dropped);
+                    return false;
                 }
                 if (difference > 0)
                 {
@@ -187,19 +190,23 @@ internal sealed unsafe partial class HeapRegion
                 length = messageLength;
                 break;
             }
-            Interlocked.MemoryBarrier(); // Dekker with a sender going to sleep, as in TrySend
-            if (Volatile.Read(ref header->SendersWaiting) > 0)
-            {
-                Interlocked.Increment(ref header->NotFullEvents);
-                Futex.Wake(&header->NotFullEvents, 1);
-                wokeSender = true;
-            }
+            wokeSender = WakeSenders(header, dropped + 1);
             return true;
         }
         finally
         {
             Exit();
         }
+    }
+
+    /// <summary>After a receiver emptied <paramref name="cells"/> cells: wakes as many senders, if any sleep.</summary>
+    private static bool WakeSenders(ChannelHeader* header, int cells)
+    {
+        Interlocked.MemoryBarrier(); // Dekker with a sender going to sleep, as in TrySend
+        if (Volatile.Read(ref header->SendersWaiting) <= 0) return false;
+        Interlocked.Increment(ref header->NotFullEvents);
+        Futex.Wake(&header->NotFullEvents, cells);
+        return true;
     }
 
     /// <summary>A channel's capacity as verified when the region was opened. The copy in the channel header is

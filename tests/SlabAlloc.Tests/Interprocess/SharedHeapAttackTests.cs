@@ -240,4 +240,38 @@ public sealed class SharedHeapAttackTests : IDisposable
         Assert.Equal(0, (int)(poke.Read64(poke.Channel(0) + 192) >> 32));
         Assert.Equal(0, keeper.GetStatistics().BlocksHeld);
     }
+
+    [Fact]
+    public void AReceiveThatOnlyEmptiesDroppedMessagesWakesASleepingSender()
+    {
+        var c = new SharedChannelOptions("c", 2);
+        using SharedHeap heap = _heaps.Create(processes: 2, channels: c);
+        var poke = new RegionPoke(heap, 2, c);
+        SharedChannel channel = heap.GetChannel("c");
+        // Two senders that claimed positions 0 and 1 and died: maintenance publishes both as dropped, and the
+        // channel is full of nothing.
+        poke.Write64(poke.Channel(0) + 64, 2);
+        Assert.Equal(2, heap.Recover().MessagesDropped);
+        channel.SpinDuration = TimeSpan.Zero;
+        SharedBlock block = heap.Allocate(10);
+        Exception? failure = null;
+        var sender = new Thread(() =>
+        {
+            try { channel.Send(block, TimeSpan.FromSeconds(3)); }
+            catch (Exception e) { failure = e; }
+        });
+        sender.Start();
+        // SendersWaiting (the high half of the word at 256): the sender is about to sleep or asleep.
+        while ((int)(poke.Read64(poke.Channel(0) + 256) >> 32) == 0) Thread.Sleep(1);
+        int eventsBefore = (int)poke.Read64(poke.Channel(0) + 256);
+        Assert.False(channel.TryReceive(out _)); // empties both cells, receives nothing
+        Assert.Equal(2, channel.GetStatistics().DroppedSkipped);
+        // The sleeper is woken through NotFullEvents, not left to find the room at the end of its sleep slice.
+        Assert.NotEqual(eventsBefore, (int)poke.Read64(poke.Channel(0) + 256));
+        Assert.True(sender.Join(TimeSpan.FromSeconds(2)));
+        Assert.Null(failure);
+        Assert.True(channel.TryReceive(out SharedBlock got));
+        heap.Free(got);
+        Assert.Equal(0, heap.GetStatistics().BlocksHeld);
+    }
 }
