@@ -60,7 +60,7 @@ public sealed class SharedChannel
     public bool TrySend(SharedBlock block)
     {
         if (!_region.TrySend(_index, block.Offset, block.Length, out bool woke)) return false;
-        _sent++;
+        Interlocked.Increment(ref _sent);
         if (woke) Interlocked.Increment(ref _kernelWakes);
         return true;
     }
@@ -98,7 +98,7 @@ public sealed class SharedChannel
         if (dropped != 0) Interlocked.Add(ref _dropped, dropped);
         if (woke) Interlocked.Increment(ref _kernelWakes);
         block = got ? new SharedBlock(offset, length) : default;
-        if (got) _received++;
+        if (got) Interlocked.Increment(ref _received);
         return got;
     }
 
@@ -175,7 +175,7 @@ public sealed class SharedChannel
                 if (Stopwatch.GetTimestamp() >= nextLivenessCheck)
                 {
                     // A peer that died mid-operation can leave this channel looking full or empty for good.
-                    if (_region.AnyProcessDead()) _region.RunMaintenance(leaving: false);
+                    if (_region.AnyProcessDead()) _region.Recover();
                     nextLivenessCheck = Stopwatch.GetTimestamp() + LivenessCheckTicks;
                 }
             }

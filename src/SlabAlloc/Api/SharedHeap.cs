@@ -121,16 +121,10 @@ public sealed unsafe class SharedHeap : IDisposable
     /// <summary>The block's <see cref="SharedBlock.Length"/> bytes. Checks that the offset starts a block and the
     /// length fits it, not who holds it.</summary>
     /// <exception cref="ArgumentException">Not a block of this heap, or longer than the block.</exception>
-    public Span<byte> GetSpan(SharedBlock block)
-    {
-        uint unit = _region.UnitOfOffset(block.Offset, out _);
-        if (block.Length < 0 || block.Length > _region.CapacityOf(unit))
-            throw new ArgumentException($"a length of {block.Length} does not fit the block at offset {block.Offset} ({_region.CapacityOf(unit)} bytes).", nameof(block));
-        return _region.Bytes(block.Offset, block.Length);
-    }
+    public Span<byte> GetSpan(SharedBlock block) => _region.SpanOf(block.Offset, block.Length);
 
     /// <summary>The capacity of a block: its size class, at least its length.</summary>
-    public int CapacityOf(SharedBlock block) => _region.CapacityOf(_region.UnitOfOffset(block.Offset, out _));
+    public int CapacityOf(SharedBlock block) => _region.CapacityAt(block.Offset);
 
     /// <summary>The channel named <paramref name="name"/>.</summary>
     /// <exception cref="KeyNotFoundException">The heap has no such channel.</exception>
@@ -148,7 +142,7 @@ public sealed unsafe class SharedHeap : IDisposable
     /// channel operations) and returns empty slabs. Other processes wait while it runs.</summary>
     public SharedHeapRecovery Recover()
     {
-        HeapRegion.MaintenanceReport report = _region.RunMaintenance(leaving: false);
+        HeapRegion.MaintenanceReport report = _region.Recover();
         return new SharedHeapRecovery(report.ProcessesRecovered, report.BlocksReclaimed, report.SlabsReturned, report.MessagesDropped);
     }
 

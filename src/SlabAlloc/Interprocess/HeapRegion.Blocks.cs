@@ -26,7 +26,7 @@ internal sealed unsafe partial class HeapRegion
             }
             // Full: free blocks may sit in other classes' stacks, in empty slabs, or with dead processes.
             if (attempt > 0) return 0;
-            RunMaintenance(leaving: false);
+            Recover();
         }
     }
 
@@ -60,8 +60,8 @@ internal sealed unsafe partial class HeapRegion
         {
             while (true)
             {
-                long carved = Volatile.Read(ref Header.SlabsCarved);
-                if (carved >= Layout.SlabCount) return false;
+                long carved = CarvedSlabs();
+                if (carved == Layout.SlabCount) return false;
                 // Loses to another process carving the same slab: read the count again.
                 if (Interlocked.CompareExchange(ref Header.SlabsCarved, carved + 1, carved) == carved)
                 {
@@ -70,8 +70,12 @@ internal sealed unsafe partial class HeapRegion
                 }
             }
         }
-        // The class is set before any block of the slab is pushed, so that every pushed block validates.
-        Volatile.Write(ref Slab(slab)->ClassPlusOne, (uint)classIndex + 1);
+        // The class is set before any block of the slab is pushed, so that every pushed block validates. A slab
+        // popped from the free slabs or just carved has no class; one that has is in use, and the free-slab list
+        // that led here is corrupt: cutting the slab anew would hand out blocks that others hold. Fails only then
+        // (no other thread can hold this slab: popping or carving gave it to this one alone).
+        uint previousClass = Interlocked.CompareExchange(ref Slab(slab)->ClassPlusOne, (uint)classIndex + 1, 0);
+        if (previousClass != 0) throw Corrupt(Path, $"slab {slab} was taken as free but has class {previousClass - 1}");
         uint first = Layout.SlabAreaUnit + slab * Layout.SlabUnits;
         uint step = Layout.BlockUnits[classIndex];
         uint count = Layout.BlocksPerSlab[classIndex];
@@ -157,6 +161,15 @@ internal sealed unsafe partial class HeapRegion
         }
         CacheStack(Slot, classIndex).PushChain(keptFirst, keptLast, links);
         _cachedCount[classIndex] = kept;
+    }
+
+    /// <summary><see cref="RegionHeader.SlabsCarved"/>, which only grows from 0 to the slab count; any other value
+    /// is corrupt, and would make a slab index outside the slab table.</summary>
+    private long CarvedSlabs()
+    {
+        long carved = Volatile.Read(ref Header.SlabsCarved);
+        if (carved < 0 || carved > Layout.SlabCount) throw Corrupt(Path, $"{carved} of {Layout.SlabCount} slabs are said to be carved");
+        return carved;
     }
 
     /// <summary>The capacity of the block at a unit: the size of its class.</summary>

@@ -11,10 +11,23 @@ internal sealed unsafe partial class HeapRegion
     /// O(slab area / 64 bytes); no lock, so figures taken while processes work are a blur, not a snapshot.</summary>
     public Census TakeCensus()
     {
+        Use();
+        try
+        {
+            return TakeCensusOfRegion();
+        }
+        finally
+        {
+            Unuse();
+        }
+    }
+
+    private Census TakeCensusOfRegion()
+    {
         int processes = 0;
         for (int slot = 0; slot < Layout.ProcessSlots; slot++)
             if (Volatile.Read(ref Record(slot)->Identity) != 0) processes++;
-        long carved = Math.Min(Volatile.Read(ref Header.SlabsCarved), Layout.SlabCount);
+        long carved = CarvedSlabs();
         long slabsInUse = 0, held = 0, bytesHeld = 0, heldHere = 0, inChannels = 0, free = 0;
         uint mine = OwnerWord.Held(Slot);
         for (uint slab = 0; slab < carved; slab++)
@@ -46,8 +59,19 @@ internal sealed unsafe partial class HeapRegion
     public readonly record struct Counters(long MaintenanceRuns, long ProcessesRecovered, long BlocksReclaimed,
         long SlabsReturned, long MessagesDropped, long ProcessesJoined);
 
-    public Counters ReadCounters() => new(
-        Volatile.Read(ref Header.MaintenanceRuns), Volatile.Read(ref Header.ProcessesRecovered),
-        Volatile.Read(ref Header.BlocksReclaimed), Volatile.Read(ref Header.SlabsReturned),
-        Volatile.Read(ref Header.MessagesDropped), Volatile.Read(ref Header.ProcessesJoined));
+    public Counters ReadCounters()
+    {
+        Use();
+        try
+        {
+            return new(
+                Volatile.Read(ref Header.MaintenanceRuns), Volatile.Read(ref Header.ProcessesRecovered),
+                Volatile.Read(ref Header.BlocksReclaimed), Volatile.Read(ref Header.SlabsReturned),
+                Volatile.Read(ref Header.MessagesDropped), Volatile.Read(ref Header.ProcessesJoined));
+        }
+        finally
+        {
+            Unuse();
+        }
+    }
 }

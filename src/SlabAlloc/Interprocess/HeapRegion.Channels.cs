@@ -7,9 +7,11 @@ namespace SlabAlloc.Interprocess;
 /// region (the sequence-numbered cells of Vyukov's bounded MPMC queue, on 64-bit positions).
 /// </summary>
 /// <remarks>
-/// <para><b>Send.</b> The sender moves the block's owner word from Held to InChannel(c), claims position p of
-/// the ring by compare-exchange on the enqueue position (only when cell p is empty for lap p), writes the
-/// message into the cell and publishes it with a release store of sequence p + 1.</para>
+/// <para><b>Send.</b> The sender claims position p of the ring by compare-exchange on the enqueue position (only
+/// when cell p is empty for lap p), moves the block's owner word from Held to InChannel(c), writes the message
+/// into the cell and publishes it with a release store of sequence p + 1. A full channel is found before the
+/// owner word is touched. If the owner word was taken by a racing free or send after the position was claimed,
+/// the position is published as a dropped message.</para>
 /// <para><b>Receive.</b> The receiver claims position p by compare-exchange on the dequeue position (only
 /// when cell p is full), reads the message, moves the owner word from InChannel(c) to Held(receiver), and
 /// empties the cell for the next lap with a release store of sequence p + capacity.</para>
@@ -42,16 +44,11 @@ internal sealed unsafe partial class HeapRegion
                 throw new ArgumentOutOfRangeException(nameof(length), $"a message of {length} bytes does not fit the block at offset {offset} ({SharedSizeClasses.BlockBytes(classIndex)} bytes).");
             uint* word = OwnerOf(unit);
             uint holder = Volatile.Read(ref *word);
-            while (true)
-            {
-                if (!OwnerWord.IsHeld(holder))
-                    throw new ArgumentException($"the block at offset {offset} of the shared heap {Path} is {OwnerWord.Describe(holder)}; only an allocated block can be sent.", nameof(offset));
-                // Loses to another process freeing or sending the same block: the loop reports what it did.
-                uint previous = Interlocked.CompareExchange(ref *word, OwnerWord.InChannel(channel), holder);
-                if (previous == holder) break;
-                holder = previous;
-            }
-            long capacity = Layout.ChannelCapacities[channel]; // the verified copy: the region's own could lie
+            if (!OwnerWord.IsHeld(holder)) throw NotSendable(offset, holder);
+            // The position is claimed before the block changes hands, so that a send that finds the channel full
+            // leaves the owner word alone: a free racing with it always wins, and never sees the block "in a
+            // channel" that it never entered.
+            long capacity = CapacityOfChannel(channel);
             ChannelCell* cells = Cells(header);
             long position = Volatile.Read(ref header->EnqueuePosition);
             ChannelCell* cell;
@@ -69,32 +66,55 @@ internal sealed unsafe partial class HeapRegion
                 else if (difference < 0)
                 {
                     if (difference < -capacity) throw Corrupt(Path, $"channel {channel}'s cell for position {position} is out of sequence");
-                    // Full: the cell still holds the message of one lap ago. Give the block back to its holder.
-                    Volatile.Write(ref *word, holder);
-                    return false;
+                    return false; // full: the cell still holds the message of one lap ago
                 }
                 else
                 {
-                    position = Volatile.Read(ref header->EnqueuePosition);
+                    // Another sender claimed this position since it was read: the enqueue position has moved on.
+                    // If it has not, the sequence was written by no sender (a garbage cell), and rereading would
+                    // spin for ever.
+                    long current = Volatile.Read(ref header->EnqueuePosition);
+                    if (current == position) throw Corrupt(Path, $"channel {channel}'s cell for position {position} is out of sequence");
+                    position = current;
                 }
+            }
+            while (true)
+            {
+                // Loses to another process freeing or sending the same block since the check above (or to a holder
+                // changing hands: then the loop sends it from its new holder).
+                uint previous = Interlocked.CompareExchange(ref *word, OwnerWord.InChannel(channel), holder);
+                if (previous == holder) break;
+                if (!OwnerWord.IsHeld(previous))
+                {
+                    // The claimed position must still be published, or the ring would stall on it: it carries the
+                    // dropped mark (unit 0) that receivers skip.
+                    cell->Message = 0;
+                    Volatile.Write(ref cell->Sequence, position + 1);
+                    throw NotSendable(offset, previous);
+                }
+                holder = previous;
             }
             cell->Message = (ulong)unit << 32 | (uint)length;
             Volatile.Write(ref cell->Sequence, position + 1); // publishes the message (release)
+            // Dekker with a receiver going to sleep: the publication above must be visible before the count is
+            // read. Still inside the operation: the mapping must outlive the wake (see Dispose).
+            Interlocked.MemoryBarrier();
+            if (Volatile.Read(ref header->ReceiversWaiting) > 0)
+            {
+                Interlocked.Increment(ref header->NotEmptyEvents);
+                Futex.Wake(&header->NotEmptyEvents, 1);
+                wokeReceiver = true;
+            }
+            return true;
         }
         finally
         {
             Exit();
         }
-        // Dekker with a receiver going to sleep: the publication above must be visible before the count is read.
-        Interlocked.MemoryBarrier();
-        if (Volatile.Read(ref header->ReceiversWaiting) > 0)
-        {
-            Interlocked.Increment(ref header->NotEmptyEvents);
-            Futex.Wake(&header->NotEmptyEvents, 1);
-            wokeReceiver = true;
-        }
-        return true;
     }
+
+    private ArgumentException NotSendable(long offset, uint word) =>
+        new($"the block at offset {offset} of the shared heap {Path} is {OwnerWord.Describe(word)}; only an allocated block can be sent.", nameof(offset));
 
     /// <summary>Receives a message: the block becomes this process's.</summary>
     /// <returns>False when the channel is empty.</returns>
@@ -108,7 +128,7 @@ internal sealed unsafe partial class HeapRegion
         Enter();
         try
         {
-            long capacity = Layout.ChannelCapacities[channel]; // the verified copy: the region's own could lie
+            long capacity = CapacityOfChannel(channel);
             ChannelCell* cells = Cells(header);
             long position = Volatile.Read(ref header->DequeuePosition);
             while (true)
@@ -118,11 +138,19 @@ internal sealed unsafe partial class HeapRegion
                 if (difference < 0)
                 {
                     if (difference < -capacity) throw Corrupt(Path, $"channel {channel}'s cell for position {position} is out of sequence");
-                    return false; // empty (or the next message is still being written)
+                    // Empty (or the next message is still being written). Cells emptied of dropped messages on
+                    // the way are room all the same: a sender asleep on the full channel must hear of them.
+                    if (dropped != 0) wokeSender = WakeSenders(header, dropped);
+                    return false;
                 }
                 if (difference > 0)
                 {
-                    position = Volatile.Read(ref header->DequeuePosition);
+                    // Another receiver took this position since it was read: the dequeue position has moved on.
+                    // If it has not, the sequence was written by no receiver (a garbage cell), and rereading would
+                    // spin for ever.
+                    long current = Volatile.Read(ref header->DequeuePosition);
+                    if (current == position) throw Corrupt(Path, $"channel {channel}'s cell for position {position} is out of sequence");
+                    position = current;
                     continue;
                 }
                 // Loses to another receiver that claimed this position first: move on to the new position.
@@ -162,27 +190,44 @@ internal sealed unsafe partial class HeapRegion
                 length = messageLength;
                 break;
             }
+            wokeSender = WakeSenders(header, dropped + 1);
+            return true;
         }
         finally
         {
             Exit();
         }
+    }
+
+    /// <summary>After a receiver emptied <paramref name="cells"/> cells: wakes as many senders, if any sleep.</summary>
+    private static bool WakeSenders(ChannelHeader* header, int cells)
+    {
         Interlocked.MemoryBarrier(); // Dekker with a sender going to sleep, as in TrySend
-        if (Volatile.Read(ref header->SendersWaiting) > 0)
-        {
-            Interlocked.Increment(ref header->NotFullEvents);
-            Futex.Wake(&header->NotFullEvents, 1);
-            wokeSender = true;
-        }
+        if (Volatile.Read(ref header->SendersWaiting) <= 0) return false;
+        Interlocked.Increment(ref header->NotFullEvents);
+        Futex.Wake(&header->NotFullEvents, cells);
         return true;
     }
+
+    /// <summary>A channel's capacity as verified when the region was opened. The copy in the channel header is
+    /// shared memory that any process may overwrite after that check; a capacity read from it would index cells
+    /// beyond the channel, and beyond the mapping.</summary>
+    private long CapacityOfChannel(int channel) => Layout.ChannelCapacities[channel];
 
     /// <summary>How many messages a channel holds at the moment of the reads.</summary>
     public long CountOf(int channel)
     {
-        ChannelHeader* header = Channel(channel);
-        long count = Volatile.Read(ref header->EnqueuePosition) - Volatile.Read(ref header->DequeuePosition);
-        return Math.Clamp(count, 0, Layout.ChannelCapacities[channel]);
+        Use();
+        try
+        {
+            ChannelHeader* header = Channel(channel);
+            long count = Volatile.Read(ref header->EnqueuePosition) - Volatile.Read(ref header->DequeuePosition);
+            return Math.Clamp(count, 0, CapacityOfChannel(channel));
+        }
+        finally
+        {
+            Unuse();
+        }
     }
 
     /// <summary>Counts this thread as a sleeper on a channel (receiving: waiting for a message; else waiting for
@@ -190,27 +235,52 @@ internal sealed unsafe partial class HeapRegion
     /// either calls <see cref="Sleep"/> or not, and in every case <see cref="EndSleep"/>.</summary>
     public int BeginSleep(int channel, bool receiving)
     {
-        ChannelHeader* header = Channel(channel);
-        int observed = Volatile.Read(ref receiving ? ref header->NotEmptyEvents : ref header->NotFullEvents);
-        // The channel's count first, this process's share second (and the reverse in EndSleep): a process that
-        // dies in between leaves the channel's count too high, which costs needless wakes, never a lost one.
-        Interlocked.Increment(ref receiving ? ref header->ReceiversWaiting : ref header->SendersWaiting);
-        Interlocked.Increment(ref WaitCounts(Slot, channel)[receiving ? 0 : 1]);
-        return observed;
+        Use();
+        try
+        {
+            ChannelHeader* header = Channel(channel);
+            int observed = Volatile.Read(ref receiving ? ref header->NotEmptyEvents : ref header->NotFullEvents);
+            // The channel's count first, this process's share second (and the reverse in EndSleep): a process that
+            // dies in between leaves the channel's count too high, which costs needless wakes, never a lost one.
+            Interlocked.Increment(ref receiving ? ref header->ReceiversWaiting : ref header->SendersWaiting);
+            Interlocked.Increment(ref WaitCounts(Slot, channel)[receiving ? 0 : 1]);
+            return observed;
+        }
+        finally
+        {
+            Unuse();
+        }
     }
 
     /// <summary>Sleeps in the kernel until the futex word moves from <paramref name="observed"/> or the time runs out.</summary>
     public void Sleep(int channel, bool receiving, int observed, int timeoutMilliseconds)
     {
-        ChannelHeader* header = Channel(channel);
-        Futex.Wait(receiving ? &header->NotEmptyEvents : &header->NotFullEvents, observed, timeoutMilliseconds);
+        Use();
+        try
+        {
+            ChannelHeader* header = Channel(channel);
+            Futex.Wait(receiving ? &header->NotEmptyEvents : &header->NotFullEvents, observed, timeoutMilliseconds);
+        }
+        finally
+        {
+            Unuse();
+        }
     }
 
-    /// <summary>Undoes <see cref="BeginSleep"/>.</summary>
+    /// <summary>Undoes <see cref="BeginSleep"/>. After <see cref="Dispose"/> it throws and changes nothing: leaving
+    /// maintenance has already taken this slot's sleepers off the channels' counts.</summary>
     public void EndSleep(int channel, bool receiving)
     {
-        ChannelHeader* header = Channel(channel);
-        Interlocked.Decrement(ref WaitCounts(Slot, channel)[receiving ? 0 : 1]);
-        Interlocked.Decrement(ref receiving ? ref header->ReceiversWaiting : ref header->SendersWaiting);
+        Use();
+        try
+        {
+            ChannelHeader* header = Channel(channel);
+            Interlocked.Decrement(ref WaitCounts(Slot, channel)[receiving ? 0 : 1]);
+            Interlocked.Decrement(ref receiving ? ref header->ReceiversWaiting : ref header->SendersWaiting);
+        }
+        finally
+        {
+            Unuse();
+        }
     }
 }

@@ -40,6 +40,33 @@ internal sealed unsafe partial class HeapRegion
     /// <summary>True when a slot is held by a process that is no longer running.</summary>
     public bool AnyProcessDead()
     {
+        Use();
+        try
+        {
+            return AnySlotOfADeadProcess();
+        }
+        finally
+        {
+            Unuse();
+        }
+    }
+
+    /// <summary>Runs maintenance for a caller of this view (see <see cref="RunMaintenance"/>).</summary>
+    public MaintenanceReport Recover()
+    {
+        Use();
+        try
+        {
+            return RunMaintenance(leaving: false);
+        }
+        finally
+        {
+            Unuse();
+        }
+    }
+
+    private bool AnySlotOfADeadProcess()
+    {
         for (int slot = 0; slot < Layout.ProcessSlots; slot++)
         {
             long identity = Volatile.Read(ref Record(slot)->Identity);
@@ -197,7 +224,7 @@ internal sealed unsafe partial class HeapRegion
         for (int channel = 0; channel < Layout.ChannelNames.Length; channel++)
         {
             ChannelHeader* header = Channel(channel);
-            long capacity = Layout.ChannelCapacities[channel]; // the verified copy: the region's own could lie
+            long capacity = CapacityOfChannel(channel);
             ChannelCell* cells = Cells(header);
             long dequeue = Volatile.Read(ref header->DequeuePosition);
             long enqueue = Volatile.Read(ref header->EnqueuePosition);
@@ -254,7 +281,7 @@ internal sealed unsafe partial class HeapRegion
         long reclaimed = 0, returned = 0;
         BlockLinks links = Links;
         uint freeSlabFirst = uint.MaxValue, freeSlabLast = 0;
-        long carved = Math.Min(Volatile.Read(ref Header.SlabsCarved), Layout.SlabCount);
+        long carved = CarvedSlabs();
         for (uint slab = 0; slab < carved; slab++)
         {
             uint classPlusOne = Volatile.Read(ref Slab(slab)->ClassPlusOne);

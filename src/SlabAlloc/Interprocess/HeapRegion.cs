@@ -28,8 +28,9 @@ namespace SlabAlloc.Interprocess;
 /// and then waits until no live process is inside an operation; from then on it is alone with the shared
 /// state, apart from half-finished operations of dead processes, which the invariants above let it finish
 /// or undo. See <c>HeapRegion.Maintenance.cs</c>.</para>
-/// <para>The view may be used by any number of threads of its process at once, but not after
-/// <see cref="Dispose"/>.</para>
+/// <para>The view may be used by any number of threads of its process at once. <see cref="Dispose"/> waits for
+/// the calls in progress (waking those asleep on a channel) before it unmaps; later calls throw
+/// <see cref="ObjectDisposedException"/>.</para>
 /// </remarks>
 internal sealed unsafe partial class HeapRegion : IDisposable
 {
@@ -49,6 +50,8 @@ internal sealed unsafe partial class HeapRegion : IDisposable
     /// <summary>Per class: how many blocks a cache keeps after a trim; it is trimmed at twice that.</summary>
     private readonly int[] _cacheKeep;
     private int _disposed;
+    /// <summary>Threads of this process inside a call that touches the mapping (see <see cref="Use"/>).</summary>
+    private int _users;
 
     private HeapRegion(string path, byte* regionBase, nuint mappedBytes, RegionLayout layout, int slot)
     {
@@ -149,9 +152,11 @@ internal sealed unsafe partial class HeapRegion : IDisposable
         var capacities = new uint[header.ChannelCount];
         // Channel descriptors lie one after another from the channel table, which depends on the slot and class
         // counts alone; recompute it rather than trust the stored offset.
-        var probe = new RegionLayout(header.RegionBytes, header.SlabBytes, (int)Math.Max(1u, header.ProcessSlots), [], []);
+        // The parameters are checked before any layout is computed from them: a slab size beyond the range makes
+        // a class of 2^64 bytes (0 in 64 bits), which a layout would divide by.
         if (RegionLayout.Problem(header.RegionBytes, header.SlabBytes, (int)header.ProcessSlots, [], []) is string bad)
             throw Corrupt(path, bad);
+        var probe = new RegionLayout(header.RegionBytes, header.SlabBytes, (int)header.ProcessSlots, [], []);
         ulong offset = probe.ChannelTableOffset + (ulong)header.ProcessSlots * ((ulong)header.ChannelCount * 8 + 63 & ~63UL);
         for (int i = 0; i < names.Length; i++)
         {
@@ -200,7 +205,20 @@ internal sealed unsafe partial class HeapRegion : IDisposable
                 Volatile.Write(ref record->ActiveOperations, 0);
                 var region = new HeapRegion(path, regionBase, bytes, layout, slot);
                 Interlocked.Increment(ref region.Header.ProcessesJoined);
-                if (region.AnyProcessDead()) region.RunMaintenance(leaving: false);
+                try
+                {
+                    if (region.AnyProcessDead()) region.RunMaintenance(leaving: false);
+                }
+                catch (TimeoutException)
+                {
+                    // A stopped process keeps the dead from being recovered now; a later maintenance will.
+                }
+                catch
+                {
+                    // A corrupt region: the slot goes back, holding nothing yet, and the open fails.
+                    Volatile.Write(ref record->Identity, 0);
+                    throw;
+                }
                 return region;
             }
             if (attempt == 0)
@@ -292,6 +310,39 @@ internal sealed unsafe partial class HeapRegion : IDisposable
         return (uint)((ulong)offset >> SharedSizeClasses.UnitShift);
     }
 
+    /// <summary>The capacity of the block at a caller's offset (see <see cref="UnitOfOffset"/>).</summary>
+    public int CapacityAt(long offset)
+    {
+        Use();
+        try
+        {
+            return CapacityOf(UnitOfOffset(offset, out _));
+        }
+        finally
+        {
+            Unuse();
+        }
+    }
+
+    /// <summary>The first <paramref name="length"/> bytes of the block at a caller's offset: checks that the offset
+    /// starts a block and the length fits it, not who holds it.</summary>
+    public Span<byte> SpanOf(long offset, int length)
+    {
+        Use();
+        try
+        {
+            uint unit = UnitOfOffset(offset, out _);
+            int capacity = CapacityOf(unit);
+            if (length < 0 || length > capacity)
+                throw new ArgumentException($"a length of {length} does not fit the block at offset {offset} ({capacity} bytes).", "block");
+            return Bytes(offset, length);
+        }
+        finally
+        {
+            Unuse();
+        }
+    }
+
     /// <summary>The region's bytes from <paramref name="offset"/>, bounds-checked against the mapping.</summary>
     internal Span<byte> Bytes(long offset, int length)
     {
@@ -305,11 +356,32 @@ internal sealed unsafe partial class HeapRegion : IDisposable
 
     // ---- operations ----------------------------------------------------------------------------------------
 
+    /// <summary>Counts this thread as using the mapping, or throws <see cref="ObjectDisposedException"/>. Every
+    /// public method that reads or writes the region runs between this and <see cref="Unuse"/> (operations through
+    /// <see cref="Enter"/> and <see cref="Exit"/>), so that <see cref="Dispose"/> can wait for the threads still
+    /// inside before it gives the slot back and unmaps.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Use()
+    {
+        // Interlocked is a full fence, and Dispose sets _disposed before it reads _users (a Dekker handshake):
+        // either Dispose sees this thread and waits for it, or this thread sees _disposed and leaves.
+        Interlocked.Increment(ref _users);
+        if (Volatile.Read(ref _disposed) == 0) return;
+        Interlocked.Decrement(ref _users);
+        throw Disposed();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Unuse() => Interlocked.Decrement(ref _users);
+
+    private ObjectDisposedException Disposed() => new(nameof(SharedHeap), $"the shared heap {Path} was disposed here.");
+
     /// <summary>Marks this process as inside an operation on shared state; waits while maintenance runs.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void Enter()
     {
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        // First as a user of the mapping: the count below is in the mapping, which Dispose may unmap.
+        Use();
         while (true)
         {
             // Interlocked is a full fence: either this count is visible to a maintainer that claimed the heap
@@ -317,21 +389,45 @@ internal sealed unsafe partial class HeapRegion : IDisposable
             Interlocked.Increment(ref _record->ActiveOperations);
             if (Volatile.Read(ref Header.MaintenanceOwner) == 0) return;
             Interlocked.Decrement(ref _record->ActiveOperations);
-            AwaitMaintenance();
+            try
+            {
+                AwaitMaintenance();
+            }
+            catch
+            {
+                Unuse();
+                throw;
+            }
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void Exit() => Interlocked.Decrement(ref _record->ActiveOperations);
+    private void Exit()
+    {
+        Interlocked.Decrement(ref _record->ActiveOperations);
+        Unuse();
+    }
 
-    /// <summary>Leaves the heap: everything this view still holds or caches is freed (by a maintenance pass that
-    /// treats this slot as ended), then the slot is given back and the region unmapped.</summary>
-    /// <remarks>Never throws: if the leaving maintenance cannot run (the region is corrupt, or a stopped process
-    /// keeps it from quiescence), the slot stays held under this process's identity, and the first maintenance
-    /// after this process ends recovers it like any dead process's.</remarks>
+    /// <summary>Leaves the heap: waits for this view's threads still inside a call (waking those asleep on a
+    /// channel), frees everything the view still holds or caches (by a maintenance pass that treats this slot as
+    /// ended), then gives the slot back and unmaps the region. Later calls throw <see cref="ObjectDisposedException"/>.</summary>
+    /// <remarks>Leaving maintenance does not wait for this slot's operations to end (the slot is ended), and
+    /// unmapping under a thread that still reads the region would crash the process; hence the wait first.
+    /// Never throws: if the leaving maintenance cannot run (the region is corrupt, or a stopped process keeps it
+    /// from quiescence), the slot stays held under this process's identity, and the first maintenance after this
+    /// process ends recovers it like any dead process's.</remarks>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        // A thread asleep on a channel holds the mapping for up to one sleep slice; wake it to let go sooner. Other
+        // processes' sleepers wake too, find nothing new and sleep again.
+        for (int channel = 0; channel < Layout.ChannelNames.Length; channel++)
+        {
+            Futex.Wake(&Channel(channel)->NotEmptyEvents, int.MaxValue);
+            Futex.Wake(&Channel(channel)->NotFullEvents, int.MaxValue);
+        }
+        var spinner = new SpinWait();
+        while (Volatile.Read(ref _users) != 0) spinner.SpinOnce(sleep1Threshold: 10);
         try
         {
             if (Slot >= 0) RunMaintenance(leaving: true);
@@ -342,6 +438,9 @@ internal sealed unsafe partial class HeapRegion : IDisposable
         catch (TimeoutException)
         {
         }
-        SharedRegionFile.Unmap(_base, _mappedBytes);
+        finally
+        {
+            SharedRegionFile.Unmap(_base, _mappedBytes);
+        }
     }
 }
