@@ -7,8 +7,8 @@
 #      and run at every hand-over (a violated one ends the test process, which fails the pass);
 #   4. the test suite through the portable platform layer that systems other than Linux get
 #      (SLABALLOC_PORTABLE_REGIONS=1: regions from NativeMemory.AlignedAlloc, no decommit, no stack map);
-#   5. the tests of remote frees, hand-off, races and the memory pool with the remote-free batch on
-#      (SLABALLOC_REMOTE_BATCH=32; off by default);
+#   5. the tests of remote frees, hand-off, races and the memory pool with the remote-free batch
+#      off (SLABALLOC_REMOTE_BATCH=0; 32 by default), the path every remote free took before the batch;
 #   6. the NuGet package, and two samples that consume the package (not the project): the README's
 #      examples, and two processes sharing a heap;
 #   7. 30 seconds of the soak: mixed workload, thread churn, stamped blocks, exact accounting, bounded RSS
@@ -63,10 +63,10 @@ else
   echo "FAILED [debug] the Debug build"; failed=$((failed + 1)); status=1
 fi
 run_suite portable Release SLABALLOC_PORTABLE_REGIONS=1
-# The remote-free batch (off by default): the tests of remote frees, hand-off, races and the pool with it on.
+# The remote-free batch (on by default): the tests of remote frees, hand-off, races and the pool with it off.
 saved_filter=("${filter[@]}")
 [ ${#filter[@]} -gt 0 ] && filter=(--filter "Category!=Stress&(FullyQualifiedName~RemoteFree|FullyQualifiedName~HandOff|FullyQualifiedName~ThreadChurn|FullyQualifiedName~AllocatorModel|FullyQualifiedName~SlabMemoryPool|FullyQualifiedName~Echo|FullyQualifiedName~BadPointer|FullyQualifiedName~SlabMemoryContract)")
-run_suite batch Release SLABALLOC_REMOTE_BATCH=32
+run_suite batch Release SLABALLOC_REMOTE_BATCH=0
 filter=("${saved_filter[@]}")
 
 echo "=== package and sample ==="

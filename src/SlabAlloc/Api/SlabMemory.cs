@@ -161,6 +161,9 @@ public static unsafe class SlabMemory
             // Dead threads' caches first: the frees they held back may empty this thread's slabs.
             failure = ThreadCacheRecords.ReclaimDead();
             ThreadCacheRecords.AwaitReclaims();
+            // Live threads' held remote frees too, for the same reason.
+            Exception? batchFailure = ThreadCacheRecords.PushOtherThreadsRemoteBatches();
+            failure ??= batchFailure;
             SmallBlocks.TrimCurrentThread();
             Exception? poolFailure = SlabPool.Shared.Trim();
             failure ??= poolFailure;

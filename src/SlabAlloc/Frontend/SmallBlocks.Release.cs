@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using SlabAlloc.Memory;
 using SlabAlloc.Platform;
+using SlabAlloc.Support;
 
 namespace SlabAlloc.Frontend;
 
@@ -12,7 +13,23 @@ internal static unsafe partial class SmallBlocks
     /// the pool. Called for a dead thread's heap.</summary>
     public static void ReleaseAllSlabs(ThreadCache* h)
     {
-        FlushRemoteBatch(h);
+        if (SlabOptions.RemoteBatch != 0)
+        {
+            // A Trim may be pushing this batch at this moment: wait for its claim to go, then hold one.
+            while (!TryClaimRemoteBatch(h))
+            {
+                Thread.SpinWait(20);
+                Thread.Yield();
+            }
+            try
+            {
+                FlushRemoteBatch(h); // the owner has ended: no handshake with it
+            }
+            finally
+            {
+                ReleaseRemoteBatchClaim(h);
+            }
+        }
         ReleaseSlabs(h, onlyEmpty: false);
     }
 
@@ -22,7 +39,7 @@ internal static unsafe partial class SmallBlocks
     public static void FlushCurrentThreadRemoteBatch()
     {
         ThreadCache* h = HeapFromThreadStatic;
-        if (h != s_emptyHeap) FlushRemoteBatch(h);
+        if (h != s_emptyHeap) FlushOwnRemoteBatch(h);
     }
 
     /// <summary>Pushes the calling thread's held remote frees, then releases its slabs that have no block out.</summary>
@@ -30,7 +47,7 @@ internal static unsafe partial class SmallBlocks
     {
         ThreadCache* h = HeapFromThreadStatic;
         if (h == s_emptyHeap) return;
-        FlushRemoteBatch(h);
+        FlushOwnRemoteBatch(h);
         ReleaseSlabs(h, onlyEmpty: true);
     }
 

@@ -58,7 +58,7 @@ internal static unsafe partial class SmallBlocks
     private static void* AllocateAfterMiss(ThreadCache* h, int sizeClass, nuint requested)
     {
         if (h == s_emptyHeap) h = EnsureHeap();
-        FlushRemoteBatch(h); // held frees may be the very blocks this miss is looking for
+        FlushOwnRemoteBatch(h); // held frees may be the very blocks this miss is looking for
         h->CacheMisses++;
         // Not in the stack map yet (its latch was still held): try again now and then.
         if (h->StackBytes == 0 && (h->CacheMisses & 63) == 0 && h->StackRegistrationFailures < MaxStackRegistrationFailures) RegisterStack(h);
@@ -213,17 +213,90 @@ internal static unsafe partial class SmallBlocks
             Push(s, block, block);
             return;
         }
-        // Hardened: the same block twice in a row would make the batch a cycle of one. Rejected before
-        // anything is counted, so the rejected call changes nothing.
-        if (SlabOptions.Hardened && (nint)block == h->RemoteBatchHead && h->RemoteBatchSlab == (nint)s) ThrowHelper.ThrowDoubleFree(block);
-        // A batch that this free cannot join is pushed first, before this free is counted: the push checks
-        // the batch and may report corruption, which must not leave this (valid) free half done.
-        bool joins = h->RemoteBatchSlab == (nint)s && h->RemoteBatchCount < SlabOptions.RemoteBatch;
-        if (!joins) FlushRemoteBatch(h);
-        CountRemoteFree(h, s);
-        if (joins) JoinRemoteBatch(h, s, block);
-        else StartRemoteBatch(h, s, block);
+        if (!EnterRemoteBatch(h))
+        {
+            // Another thread is pushing this thread's batch right now: this free goes straight to its slab.
+            CountRemoteFree(h, s);
+            Push(s, block, block);
+            return;
+        }
+        try
+        {
+            // Hardened: the same block twice in a row would make the batch a cycle of one. Rejected before
+            // anything is counted, so the rejected call changes nothing.
+            if (SlabOptions.Hardened && (nint)block == h->RemoteBatchHead && h->RemoteBatchSlab == (nint)s) ThrowHelper.ThrowDoubleFree(block);
+            // A batch that this free cannot join is pushed first, before this free is counted: the push checks
+            // the batch and may report corruption, which must not leave this (valid) free half done.
+            bool joins = h->RemoteBatchSlab == (nint)s && h->RemoteBatchCount < SlabOptions.RemoteBatch;
+            if (!joins) FlushRemoteBatch(h);
+            CountRemoteFree(h, s);
+            if (joins) JoinRemoteBatch(h, s, block);
+            else StartRemoteBatch(h, s, block);
+        }
+        finally
+        {
+            ExitRemoteBatch(h);
+        }
     }
+
+    /// <summary>The owner's side of the batch handshake: marks the batch busy, then checks that no other thread
+    /// has claimed it. False (and nothing held) when one has: the owner must leave the batch alone.</summary>
+    /// <remarks>An asymmetric Dekker handshake. The owner stores <see cref="ThreadCache.RemoteBatchBusy"/> and then
+    /// reads <see cref="ThreadCache.RemoteBatchClaimedBy"/>, with no fence between (a remote free pays two plain
+    /// stores and a load); a claiming thread stores its claim and then runs
+    /// <see cref="Interlocked.MemoryBarrierProcessWide"/> before it reads the busy flag. The process-wide
+    /// barrier orders the owner's store and load as a fence would, so either the claimer sees the owner busy
+    /// (and waits for it to finish), or the owner sees the claim (and keeps out).</remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool EnterRemoteBatch(ThreadCache* h)
+    {
+        Volatile.Write(ref h->RemoteBatchBusy, 1);
+        if (Volatile.Read(ref h->RemoteBatchClaimedBy) == 0) return true;
+        Volatile.Write(ref h->RemoteBatchBusy, 0);
+        return false;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ExitRemoteBatch(ThreadCache* h) => Volatile.Write(ref h->RemoteBatchBusy, 0);
+
+    /// <summary>The owner pushes its own batch, unless another thread is pushing it at this moment.</summary>
+    /// <exception cref="InvalidOperationException">The batch was corrupted by a double free.</exception>
+    public static void FlushOwnRemoteBatch(ThreadCache* h)
+    {
+        if (SlabOptions.RemoteBatch == 0 || h->RemoteBatchSlab == 0) return;
+        if (!EnterRemoteBatch(h)) return;
+        try
+        {
+            FlushRemoteBatch(h);
+        }
+        finally
+        {
+            ExitRemoteBatch(h);
+        }
+    }
+
+    /// <summary>Claims another thread's batch (compare-exchange from 0 to this thread's id); false when a third
+    /// thread holds the claim. The caller then runs the process-wide barrier, waits for the owner
+    /// (<see cref="AwaitOwnerOutOfRemoteBatch"/>), pushes and releases.</summary>
+    public static bool TryClaimRemoteBatch(ThreadCache* h) =>
+        // Loses to another Trim or a reclaim claiming the same batch: that one pushes it.
+        Interlocked.CompareExchange(ref h->RemoteBatchClaimedBy, Environment.CurrentManagedThreadId, 0) == 0;
+
+    /// <summary>Waits until the owner of a claimed batch is out of it (its work there is a few stores and a CAS,
+    /// unless it is descheduled). Spins and yields: the caller may be inside <c>Trim</c>, which must not be
+    /// interrupted.</summary>
+    public static void AwaitOwnerOutOfRemoteBatch(ThreadCache* h)
+    {
+        while (Volatile.Read(ref h->RemoteBatchBusy) != 0)
+        {
+            Thread.SpinWait(20);
+            Thread.Yield();
+        }
+    }
+
+    /// <summary>Releases a claim taken with <see cref="TryClaimRemoteBatch"/> (release: the owner that sees the
+    /// claim gone sees the emptied batch).</summary>
+    public static void ReleaseRemoteBatchClaim(ThreadCache* h) => Volatile.Write(ref h->RemoteBatchClaimedBy, 0);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void CountRemoteFree(ThreadCache* h, SlabMeta* s)
@@ -258,8 +331,8 @@ internal static unsafe partial class SmallBlocks
     }
 
     /// <summary>Pushes the blocks held in <paramref name="h"/>'s remote batch to their slab, after checking
-    /// that the chain is what the batch recorded. Called by the thread that owns <paramref name="h"/>, or by
-    /// the one that reclaims it after its thread ended.</summary>
+    /// that the chain is what the batch recorded. Called by the thread that owns <paramref name="h"/> inside
+    /// <see cref="EnterRemoteBatch"/>, or by one that claimed the batch (<see cref="TryClaimRemoteBatch"/>).</summary>
     /// <remarks>A block freed twice while in the batch re-links the chain: from the head, <c>count</c>
     /// links no longer lead to the recorded oldest block with a null link. Pushing it as it is would cut
     /// blocks off the chain (its oldest block's link is overwritten by the push), so the batch is dropped

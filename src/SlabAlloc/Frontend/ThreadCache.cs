@@ -81,7 +81,7 @@ internal struct ThreadCache
     /// 0 when there are none), linked through their first word, newest first at <see cref="RemoteBatchHead"/>,
     /// the oldest at <see cref="RemoteBatchTail"/>. Pushed to the slab with one CAS when a free goes to
     /// another slab, when there are <c>SLABALLOC_REMOTE_BATCH</c> of them, at the thread's next cache miss,
-    /// at its own call to <c>Trim</c>, and when the cache is reclaimed after its thread ended
+    /// at any thread's call to <c>Trim</c>, and when the cache is reclaimed after its thread ended
     /// (<c>SmallBlocks.FlushRemoteBatch</c>). Counted as freed already; still out for their slab.</summary>
     public nint RemoteBatchSlab;
     /// <inheritdoc cref="RemoteBatchSlab"/>
@@ -90,6 +90,9 @@ internal struct ThreadCache
     public nint RemoteBatchTail;
     /// <summary>Blocks in the remote batch (<see cref="RemoteBatchSlab"/>); read by the statistics.</summary>
     public int RemoteBatchCount;
+    /// <summary>1 while the owner works on its remote batch: plain stores, ordered against another thread's
+    /// claim by that thread's process-wide barrier (<c>SmallBlocks.EnterRemoteBatch</c>).</summary>
+    public int RemoteBatchBusy;
     /// <summary>Failed attempts to register in the stack map (the latch still held by an exiting
     /// previous owner, or no stack range); retried every 64 cache misses, at most 16 times.</summary>
     public int StackRegistrationFailures;
@@ -104,6 +107,10 @@ internal struct ThreadCache
     /// owns, so that the owner looks through its exhausted slabs for frees on its next miss. Written by
     /// any thread (a plain store: a hint), taken by the owner with an exchange.</summary>
     public ClassFlags RemoteFreesWaiting;
+    /// <summary>Nonzero while another thread has claimed the remote batch to push it (a <c>Trim</c>, or the
+    /// reclaim of the ended owner): that thread's managed id. Claimed by compare-exchange from 0, released by
+    /// a store; the owner leaves the batch alone meanwhile.</summary>
+    public int RemoteBatchClaimedBy;
 
     // Unchecked views for the fast paths: the class index is in range by construction, and InlineArray
     // indexing would add a bounds check to every allocation and free.

@@ -110,6 +110,47 @@ internal static unsafe class ThreadCacheRecords
         return first;
     }
 
+    /// <summary>Pushes the remote batches of every other live thread, so that blocks a thread holds back while it
+    /// waits reach their slabs now (<c>Trim</c>). The first failure (a batch corrupted by a double free,
+    /// already logged) is returned after every batch was tried.</summary>
+    /// <remarks>Claims every batch that holds blocks, then runs one process-wide barrier (the other half of the
+    /// owners' handshake, <c>SmallBlocks.EnterRemoteBatch</c>), then waits for each owner to be out of its batch,
+    /// pushes it and releases the claim. Allocates nothing; spins and yields, never sleeps.</remarks>
+    public static Exception? PushOtherThreadsRemoteBatches()
+    {
+        if (SlabOptions.RemoteBatch == 0) return null;
+        int self = Environment.CurrentManagedThreadId;
+        bool claimedAny = false;
+        for (ThreadCacheRecord? r = Head; r != null; r = r.Next)
+        {
+            if (!IsLive(r) || r.Thread == Thread.CurrentThread || Volatile.Read(ref r.Heap->RemoteBatchSlab) == 0) continue;
+            claimedAny |= SmallBlocks.TryClaimRemoteBatch(r.Heap);
+        }
+        if (!claimedAny) return null;
+        Interlocked.MemoryBarrierProcessWide();
+        Exception? first = null;
+        for (ThreadCacheRecord? r = Head; r != null; r = r.Next)
+        {
+            ThreadCache* h = r.Heap;
+            if (Volatile.Read(ref h->RemoteBatchClaimedBy) != self) continue;
+            try
+            {
+                SmallBlocks.AwaitOwnerOutOfRemoteBatch(h);
+                SmallBlocks.FlushRemoteBatch(h);
+            }
+            catch (Exception e)
+            {
+                if (!ThrowHelper.WasReported(e)) SlabLog.ErrorDetected(e);
+                first ??= e;
+            }
+            finally
+            {
+                SmallBlocks.ReleaseRemoteBatchClaim(h);
+            }
+        }
+        return first;
+    }
+
     /// <summary>Waits until no heap is being reclaimed. A reclaim that another thread (an attaching thread
     /// or the upkeep) won but has not finished is skipped by <see cref="ReclaimDead"/>; <c>Trim</c> waits for it, so that
     /// what it finds to trim includes that heap's slabs. A reclaim runs no user code and takes

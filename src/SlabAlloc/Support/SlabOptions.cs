@@ -68,15 +68,14 @@ internal static class SlabOptions
     /// pool. A stress setting for comparing pools, not for production.</summary>
     public static readonly int ThreadCacheLimit = ReadInt("SLABALLOC_THREAD_CACHE_LIMIT", "SlabAlloc.ThreadCacheLimit", 0, 0, 1 << 20);
 
-    /// <summary><c>SLABALLOC_REMOTE_BATCH</c> (default 0, off; 32 is the measured setting): the most frees of blocks of another thread's slab
+    /// <summary><c>SLABALLOC_REMOTE_BATCH</c> (default 32): the most frees of blocks of another thread's slab
     /// that a thread holds back to push to that slab together, with one CAS; consecutive frees into one slab
     /// are batched, a free into another slab pushes the batch first. The held blocks count as freed; their
-    /// slab gets them at the latest at the freeing thread's next cache miss or its own call to <c>Trim</c>,
-    /// or when the thread has ended and its cache is reclaimed. So a live thread that frees into another
-    /// thread's slab and then stops allocating keeps that many blocks of one slab from it until then.
-    /// 0 pushes every remote free at once. Off by default because of that retention: until another thread
-    /// can push a live thread's batch, <c>Trim</c> cannot give back a slab held by one.</summary>
-    public static readonly int RemoteBatch = ReadInt("SLABALLOC_REMOTE_BATCH", "SlabAlloc.RemoteBatch", 0, 0, 4096);
+    /// slab gets them at the latest at the freeing thread's next cache miss, at any thread's call to
+    /// <c>Trim</c> (which claims live threads' batches), or when the thread has ended and its cache is
+    /// reclaimed. So a live thread that frees into another thread's slab and then stops allocating keeps at
+    /// most that many blocks of one slab from it until the next <c>Trim</c>. 0 pushes every remote free at once.</summary>
+    public static readonly int RemoteBatch = ReadInt("SLABALLOC_REMOTE_BATCH", "SlabAlloc.RemoteBatch", 32, 0, 4096);
 
     /// <summary><c>SLABALLOC_MAX_MAPPED_MB</c> (default 0 = unlimited): the most memory SlabAlloc maps from the
     /// system, metadata included, in MiB. Past it, allocations throw <see cref="OutOfMemoryException"/>;
