@@ -56,13 +56,20 @@ failures_of() {
 
 args=("$@")
 run_suite lockfree Release SLABALLOC_POOL=lockfree
+# The shared heap (tests in Interprocess/) uses neither the pool, nor checked mode, nor the platform layer's
+# flags: its tests, with their child processes, run in the lock-free and Debug passes only.
+saved_filter=("${filter[@]}")
+[ ${#filter[@]} -gt 0 ] && filter=(--filter "Category!=Stress&FullyQualifiedName!~SlabAlloc.Tests.Interprocess")
 run_suite mutex Release SLABALLOC_POOL=mutex SLABALLOC_LOCK_STATS=1 SLABALLOC_CHECKED=1
+filter=("${saved_filter[@]}")
 if dotnet build tests/SlabAlloc.Tests/SlabAlloc.Tests.csproj -c Debug -nologo -v quiet; then
   run_suite debug Debug SLABALLOC_POOL=lockfree
 else
   echo "FAILED [debug] the Debug build"; failed=$((failed + 1)); status=1
 fi
+[ ${#filter[@]} -gt 0 ] && filter=(--filter "Category!=Stress&FullyQualifiedName!~SlabAlloc.Tests.Interprocess")
 run_suite portable Release SLABALLOC_PORTABLE_REGIONS=1
+filter=("${saved_filter[@]}")
 # The remote-free batch (on by default): the tests of remote frees, hand-off, races and the pool with it off.
 saved_filter=("${filter[@]}")
 [ ${#filter[@]} -gt 0 ] && filter=(--filter "Category!=Stress&(FullyQualifiedName~RemoteFree|FullyQualifiedName~HandOff|FullyQualifiedName~ThreadChurn|FullyQualifiedName~AllocatorModel|FullyQualifiedName~SlabMemoryPool|FullyQualifiedName~Echo|FullyQualifiedName~BadPointer|FullyQualifiedName~SlabMemoryContract)")
