@@ -50,6 +50,25 @@ Check(read.Buffer.ToArray().AsSpan().SequenceEqual(message), "a Pipe over SlabMe
 pipe.Reader.AdvanceTo(read.Buffer.End);
 await pipe.Reader.CompleteAsync();
 
+// --- SharedHeap (README "SharedHeap") ---
+string heapName = $"slaballoc-readme-{Environment.ProcessId}";
+try
+{
+    var options = new SharedHeapOptions { Channels = { new SharedChannelOptions("requests") } };
+    using SharedHeap heap = SharedHeap.Create(heapName, options);  // elsewhere: SharedHeap.Open(heapName)
+    SharedBlock block = heap.Allocate(256);
+    "hello"u8.CopyTo(heap.GetSpan(block));
+    heap.GetChannel("requests").Send(block);                   // the receiver frees it
+    SharedBlock received = heap.GetChannel("requests").Receive();
+    Check(heap.GetSpan(received)[..5].SequenceEqual("hello"u8), "a block crosses a SharedChannel");
+    heap.Free(received);
+    Check(heap.GetStatistics().BlocksHeld == 0, "the shared heap's accounting is exact");
+}
+finally
+{
+    SharedHeap.Delete(heapName);
+}
+
 // --- Metrics (README "Metrics") ---
 // The meter is published by a background thread shortly after SlabAlloc loads: wait for the instrument
 // before collecting (a listener started earlier would simply see it appear).
