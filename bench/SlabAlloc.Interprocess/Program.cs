@@ -39,12 +39,15 @@ try
     }
     Options options = Options.Parse(command, rest);
     DateTime started = DateTime.UtcNow;
+    string loadAtStart = ReportHeader.LoadAverage();
+    if (double.Parse(loadAtStart.Split(',')[0], CultureInfo.InvariantCulture) > Environment.ProcessorCount)
+        Console.Error.WriteLine($"SlabAlloc.Interprocess: the machine is busy (load average {loadAtStart} on {Environment.ProcessorCount} cores): expect noisy figures");
     var clock = Stopwatch.StartNew();
     List<RunResult> runs = Suite.Execute(Suite.Plans(options, workloads), options);
     if (command == "suite")
     {
         string line = "dotnet SlabAlloc.Interprocess.dll " + string.Join(' ', args);
-        ResultsFiles.Write(runs, options, line, started, clock.Elapsed);
+        ResultsFiles.Write(runs, options, line, started, clock.Elapsed, loadAtStart);
         Console.WriteLine($"results in {Path.GetFullPath(options.OutputDirectory)}: ipc-pingpong.md, ipc-bandwidth.md, ipc-runs.csv, ipc-pingpong.png, ipc-bandwidth.png");
     }
     else

@@ -5,7 +5,10 @@ namespace SlabAlloc.Interprocess;
 /// <summary>The opening of both results files: the command, when, on what machine, and how the runs were taken.</summary>
 internal static class ReportHeader
 {
-    public static string Text(string title, string command, DateTime startedUtc, TimeSpan elapsed, Options options, bool perfCounted)
+    /// <summary>The 1, 5 and 15 minute load averages: a suite's results are worth what the machine's quiet was.</summary>
+    public static string LoadAverage() => string.Join(", ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
+
+    public static string Text(string title, string command, DateTime startedUtc, TimeSpan elapsed, string loadAtStart, Options options, bool perfCounted)
     {
         string transports = string.Join("\n", options.Transports.Select(t => $"- `{t}`: {Transports.Find(t).Description}"));
         string syscalls = perfCounted
@@ -17,6 +20,8 @@ internal static class ReportHeader
             Produced by `{command}` on {startedUtc:yyyy-MM-dd HH:mm} UTC in {elapsed.TotalMinutes:F1} min.
 
             Machine: {MachineDescription.Text()}; kernel {File.ReadAllText("/proc/sys/kernel/osrelease").Trim()}, nproc {Environment.ProcessorCount}.
+            Load average (1, 5, 15 min) at the start: {loadAtStart}; at the end: {LoadAverage()}. Other work on the
+            machine shows as a wide [min-max] and hurts the spinning ring most.
 
             Two processes: the parent (client) starts the child (`dotnet SlabAlloc.Interprocess.dll child ...`, the echo
             server or sink) and nothing else runs in the harness while a run is measured. Each configuration ran
