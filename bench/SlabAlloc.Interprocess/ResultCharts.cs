@@ -19,7 +19,7 @@ internal static class ResultCharts
             line.LegendText = transport;
             line.MarkerSize = 7;
         }
-        plot.Title("Round-trip latency p50 between two processes (median of runs), 2 cores");
+        plot.Title($"Round-trip latency p50 between two processes (median of runs), {Environment.ProcessorCount} cores");
         plot.XLabel("message size");
         plot.YLabel("round trip p50, µs (log)");
         SizeTicks(plot, options.PingPongSizes);
@@ -27,7 +27,7 @@ internal static class ResultCharts
         var ticks = new List<Tick>();
         for (double decade = low; decade <= high; decade++)
             foreach (int m in (int[])[1, 2, 5])
-                if (decade + Math.Log10(m) <= high) ticks.Add(new Tick(decade + Math.Log10(m), (Math.Pow(10, decade) * m).ToString("G4", System.Globalization.CultureInfo.InvariantCulture)));
+                if (decade + Math.Log10(m) <= high) ticks.Add(new Tick(decade + Math.Log10(m), TickLabel(Math.Pow(10, decade) * m)));
         plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericManual(ticks.ToArray());
         plot.Axes.SetLimitsY(low, high);
         plot.ShowLegend(Alignment.UpperLeft);
@@ -45,7 +45,7 @@ internal static class ResultCharts
             line.LegendText = transport;
             line.MarkerSize = 7;
         }
-        plot.Title($"Bandwidth between two processes, {Sizes.Format(options.TotalBytes)} per run (median of runs), 2 cores");
+        plot.Title($"Bandwidth between two processes, {Sizes.Format(options.TotalBytes)} per run (median of runs), {Environment.ProcessorCount} cores");
         plot.XLabel("chunk size");
         plot.YLabel("MB/s (10^6 bytes)");
         SizeTicks(plot, options.ChunkSizes);
@@ -53,6 +53,9 @@ internal static class ResultCharts
         plot.ShowLegend(Alignment.UpperLeft);
         plot.SavePng(path, 900, 560);
     }
+
+    private static string TickLabel(double microseconds) =>
+        microseconds.ToString(microseconds < 1 ? "0.###" : "N0", System.Globalization.CultureInfo.InvariantCulture);
 
     private static (double X, double Y)[] Points(IReadOnlyList<RunResult> kept, string transport, Func<RunResult, double> value) =>
         kept.Where(r => r.Plan.Transport == transport).GroupBy(r => r.Plan.SizeBytes).OrderBy(g => g.Key)
