@@ -18,7 +18,9 @@ internal sealed record Options
     public int Reps { get; init; } = 11;
     /// <summary>Scales the default round trips (not the bandwidth's total): 0.1 for a run a tenth as long.</summary>
     public double Scale { get; init; } = 1;
-    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(300);
+    /// <summary>A run's limit, generous: on a busy 2-core machine the plain-mutex ring can take a hundred times its
+    /// quiet time (a preempted lock holder, then a sleep in the kernel per message).</summary>
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(1200);
     /// <summary>Count every system call with perf (a cost on each call, see <see cref="SyscallCounter"/>), or only
     /// the read and write calls of /proc/PID/io. Defaults to perf where it works.</summary>
     public bool PerfSyscalls { get; init; } = SyscallCounter.Usable;
