@@ -5,10 +5,10 @@
 # configuration, interleaved, the first dropped, then one pass with perf attached to count system calls.
 # Writes docs/results/ipc-pingpong.md, ipc-bandwidth.md, ipc-runs.csv and the two charts.
 #
-# Expected duration on a 2-core machine: about 75 minutes (a pass of every configuration takes about
-# 6 minutes, most of it the socket and pipe round trips at small sizes; 12 passes). Leave the machine
-# otherwise idle: both cores belong to the two processes. Arguments are passed on, e.g. --reps 5 --scale 0.2
-# for a run of about 10 minutes.
+# Expected duration on a 2-core machine: about 1 h 45 min (a pass of every configuration takes about
+# 9 minutes, most of it the socket and pipe round trips of up to 4 KiB at ~40 us each; 12 passes). Leave
+# the machine otherwise idle: both cores belong to the two processes. Arguments are passed on, e.g.
+# --reps 5 --scale 0.2 for a run of about 13 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exec ./build.sh ipc suite "$@"
