@@ -36,6 +36,9 @@ workloads (bench/SlabAlloc.Workloads):
   firstuse [--allocator slab|native] [--after-load MS]
   echo clients seconds [--pool slab|shared] [--sizes MIN-MAX|N] [--json]
                             (System.IO.Pipelines echo over loopback TCP; bench/pipelines-echo.sh compares the pools)
+interprocess (bench/SlabAlloc.Interprocess; bench/ipc.sh runs the whole suite):
+  ipc pingpong|bandwidth|suite [--transport pipe,uds,tcp,mutex-ring,mutex-ring-spin] [--size B] [--chunk B] [--reps R] [--scale F]
+                            (two processes: round trips and streaming; suite writes docs/results/ipc-*.md)
 correctness gate (tools/SlabAlloc.Soak):
   soak [--seconds S] [--threads T] [--report-every R] [--seed N]
   selfcheck [threads] [rounds]
@@ -45,6 +48,7 @@ USAGE
 
 workloads=bench/SlabAlloc.Workloads/bin/Release/net10.0/SlabAlloc.Workloads.dll
 soak=tools/SlabAlloc.Soak/bin/Release/net10.0/SlabAlloc.Soak.dll
+interprocess=bench/SlabAlloc.Interprocess/bin/Release/net10.0/SlabAlloc.Interprocess.dll
 cmd="${1:-run}"
 [ $# -gt 0 ] && shift
 case "$cmd" in
@@ -61,6 +65,10 @@ case "$cmd" in
   larson|midlarge|xmalloc|cachescratch|cachethrash|glibcthread|hotthread|pairs|mixed|fill|threadcycles|firstuse|poolcost|echo)
     dotnet build SlabAlloc.sln -c Release -nologo -v quiet
     dotnet "$workloads" "$cmd" "$@"
+    ;;
+  ipc)
+    dotnet build SlabAlloc.sln -c Release -nologo -v quiet
+    dotnet "$interprocess" "$@"
     ;;
   soak|selfcheck)
     dotnet build SlabAlloc.sln -c Release -nologo -v quiet

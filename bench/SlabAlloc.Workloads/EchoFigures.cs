@@ -31,7 +31,7 @@ internal sealed record EchoFigures
     /// <summary>Payload echoed per second, in 10^6 bytes.</summary>
     public double MegabytesPerSecond => Seconds <= 0 ? 0 : PayloadBytes / Seconds / 1e6;
 
-    /// <summary>Round-trip latency percentiles in microseconds (upper bounds within 0.8%: <see cref="LatencyHistogram"/>).</summary>
+    /// <summary>Round-trip latency percentiles in microseconds (upper bounds within 0.8%: <see cref="SlabAlloc.Testing.LatencyHistogram"/>).</summary>
     public required double P50Us { get; init; }
     /// <inheritdoc cref="P50Us"/>
     public required double P99Us { get; init; }

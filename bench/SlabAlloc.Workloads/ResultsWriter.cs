@@ -1,6 +1,6 @@
 using System.Globalization;
-using System.Runtime.InteropServices;
 using ScottPlot;
+using SlabAlloc.Testing;
 
 namespace SlabAlloc.Workloads;
 
@@ -32,7 +32,7 @@ internal static class ResultsWriter
 
             Produced by `{command}` on {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC in {elapsed.TotalSeconds:F0} s.
 
-            Machine: {MachineDescription()}
+            Machine: {MachineDescription.Text()}
 
             SlabAlloc: {LibraryImage()}
 
@@ -104,14 +104,5 @@ internal static class ResultsWriter
             summary.Rows.Select(r => r.Cell.Threads).Distinct().Select(t => new Tick(t, t.ToString(CultureInfo.InvariantCulture))).ToArray());
         plot.ShowLegend(Alignment.LowerRight);
         plot.SavePng(path, 900, 520);
-    }
-
-    private static string MachineDescription()
-    {
-        string cpu = "unknown CPU";
-        if (File.Exists("/proc/cpuinfo"))
-            cpu = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? cpu;
-        long memGiB = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes >> 30;
-        return $"{cpu}, {Environment.ProcessorCount} cores, {memGiB} GiB, {RuntimeInformation.OSDescription}, .NET {Environment.Version}";
     }
 }

@@ -1,6 +1,6 @@
 using System.Numerics;
 
-namespace SlabAlloc.Workloads;
+namespace SlabAlloc.Testing;
 
 /// <summary>
 /// A histogram of latencies in <see cref="System.Diagnostics.Stopwatch"/> ticks with a fixed set of
@@ -9,7 +9,8 @@ namespace SlabAlloc.Workloads;
 /// percentile is an upper bound at most 1/128 (0.8%) above the true value.
 /// </summary>
 /// <remarks>Not thread-safe: each thread (or client) records into its own, and <see cref="Add"/> merges
-/// them once they are done.</remarks>
+/// them once they are done. A linked source file, compiled into the workloads (the Pipelines echo) and the
+/// interprocess benchmark, like the other files of tools/Shared.</remarks>
 internal sealed class LatencyHistogram
 {
     private const int SubBucketBits = 7;
