@@ -12,6 +12,7 @@ internal static class Transports
         new("tcp", "TCP over 127.0.0.1 with TCP_NODELAY, read/write", () => new TcpTransport()),
         new("mutex-ring", MutexRingTransport.Describe(adaptive: false), () => new MutexRingTransport(adaptive: false)),
         new("mutex-ring-spin", MutexRingTransport.Describe(adaptive: true), () => new MutexRingTransport(adaptive: true)),
+        new("slab-channel", SlabChannelTransport.Description, () => new SlabChannelTransport()),
     ];
 
     public static Entry Find(string name) =>

@@ -60,8 +60,7 @@ public sealed class SharedChannel
     public bool TrySend(SharedBlock block)
     {
         if (!_region.TrySend(_index, block.Offset, block.Length, out bool woke)) return false;
-        Interlocked.Increment(ref _sent);
-        if (woke) Interlocked.Increment(ref _kernelWakes);
+        Sent(woke);
         return true;
     }
 
@@ -70,24 +69,45 @@ public sealed class SharedChannel
     public void Send(SharedBlock block, TimeSpan? timeout = null)
     {
         if (TrySend(block)) return;
-        if (!Wait(receiving: false, block, timeout, out _))
+        var attempt = new SendBlock(block);
+        if (!Wait(receiving: false, ref attempt, timeout))
             throw new TimeoutException($"channel '{Name}' stayed full for {timeout}.");
     }
 
-    /// <summary>Copies <paramref name="message"/> into a new block and sends it, waiting while the channel is full.</summary>
+    /// <summary>Copies <paramref name="message"/> into a new block and sends it, waiting while the channel is full:
+    /// the allocation, the copy and the send are one operation on the heap when there is room.</summary>
     /// <exception cref="InsufficientMemoryException">The heap is full.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A message longer than the heap's largest block.</exception>
+    /// <exception cref="TimeoutException">Still full after <paramref name="timeout"/> (the message is not sent).</exception>
     public void Send(ReadOnlySpan<byte> message, TimeSpan? timeout = null)
     {
-        SharedBlock block = _heap.Allocate(Math.Max(1, message.Length)) with { Length = message.Length };
-        message.CopyTo(_heap.GetSpan(block));
-        try
+        if (message.Length > _heap.MaxBlockBytes)
+            throw new ArgumentOutOfRangeException(nameof(message), $"a message of {message.Length} bytes is longer than the heap's largest block ({_heap.MaxBlockBytes}).");
+        for (int attempt = 0; ; attempt++)
         {
-            Send(block, timeout);
-        }
-        catch
-        {
-            _heap.Free(block);
-            throw;
+            HeapRegion.CopySent outcome = _region.SendCopy(_index, message, out uint unit, out bool woke);
+            if (outcome == HeapRegion.CopySent.Sent)
+            {
+                Sent(woke);
+                return;
+            }
+            if (outcome == HeapRegion.CopySent.Full)
+            {
+                var block = new SharedBlock((long)unit * 64, message.Length);
+                try
+                {
+                    Send(block, timeout);
+                }
+                catch
+                {
+                    _heap.Free(block);
+                    throw;
+                }
+                return;
+            }
+            // The heap is full: free blocks may wait in other classes, empty slabs or dead processes.
+            if (attempt > 0) throw new InsufficientMemoryException($"the shared heap {_heap.Path} has no free block of {message.Length} bytes.");
+            _region.RunMaintenance(leaving: false);
         }
     }
 
@@ -95,10 +115,8 @@ public sealed class SharedChannel
     public bool TryReceive(out SharedBlock block)
     {
         bool got = _region.TryReceive(_index, out long offset, out int length, out bool woke, out int dropped);
-        if (dropped != 0) Interlocked.Add(ref _dropped, dropped);
-        if (woke) Interlocked.Increment(ref _kernelWakes);
+        Received(got, woke, dropped);
         block = got ? new SharedBlock(offset, length) : default;
-        if (got) Interlocked.Increment(ref _received);
         return got;
     }
 
@@ -106,15 +124,49 @@ public sealed class SharedChannel
     /// <exception cref="TimeoutException">Still empty after <paramref name="timeout"/> (default: wait forever).</exception>
     public SharedBlock Receive(TimeSpan? timeout = null)
     {
-        if (TryReceive(out SharedBlock block)) return block;
-        if (!Wait(receiving: true, default, timeout, out block))
+        if (!TryReceive(out SharedBlock block, timeout ?? Timeout.InfiniteTimeSpan))
             throw new TimeoutException($"channel '{Name}' stayed empty for {timeout}.");
         return block;
     }
 
     /// <summary>Receives a block, waiting up to <paramref name="timeout"/>; false when none came.</summary>
-    public bool TryReceive(out SharedBlock block, TimeSpan timeout) =>
-        TryReceive(out block) || Wait(receiving: true, default, timeout, out block);
+    public bool TryReceive(out SharedBlock block, TimeSpan timeout)
+    {
+        if (TryReceive(out block)) return true;
+        var attempt = new ReceiveBlock();
+        bool got = Wait(receiving: true, ref attempt, timeout);
+        block = attempt.Block;
+        return got;
+    }
+
+    /// <summary>Receives a message into <paramref name="destination"/> and frees its block, or returns false at
+    /// once when the channel is empty: the receive, the copy and the free are one operation on the heap.</summary>
+    /// <param name="destination">Where the message goes.</param>
+    /// <param name="length">The message's length.</param>
+    /// <exception cref="ArgumentException">The next message is longer than <paramref name="destination"/>; it stays
+    /// in the channel.</exception>
+    public bool TryReceive(Span<byte> destination, out int length)
+    {
+        HeapRegion.CopyReceived outcome = _region.ReceiveCopy(_index, destination, out length, out bool woke, out int dropped);
+        Received(outcome == HeapRegion.CopyReceived.Received, woke, dropped);
+        if (outcome == HeapRegion.CopyReceived.TooLong)
+            throw new ArgumentException($"the next message of channel '{Name}' is {length} bytes, longer than the destination ({destination.Length}); it stays in the channel.", nameof(destination));
+        return outcome == HeapRegion.CopyReceived.Received;
+    }
+
+    /// <summary>Receives a message into <paramref name="destination"/> and frees its block, waiting while the
+    /// channel is empty.</summary>
+    /// <returns>The message's length.</returns>
+    /// <exception cref="ArgumentException">The next message is longer than <paramref name="destination"/>.</exception>
+    /// <exception cref="TimeoutException">Still empty after <paramref name="timeout"/> (default: wait forever).</exception>
+    public int Receive(Span<byte> destination, TimeSpan? timeout = null)
+    {
+        if (TryReceive(destination, out int length)) return length;
+        var attempt = new ReceiveCopy(destination);
+        if (!Wait(receiving: true, ref attempt, timeout))
+            throw new TimeoutException($"channel '{Name}' stayed empty for {timeout}.");
+        return attempt.Length;
+    }
 
     /// <summary>This process's counts for this channel.</summary>
     public SharedChannelStatistics GetStatistics() => new()
@@ -130,65 +182,86 @@ public sealed class SharedChannel
         DroppedSkipped = Volatile.Read(ref _dropped),
     };
 
-    /// <summary>The blocked path of a send or a receive: spin, then sleep in slices, looking for dead peers.</summary>
-    private bool Wait(bool receiving, SharedBlock toSend, TimeSpan? timeout, out SharedBlock received)
+    private void Sent(bool woke)
+    {
+        Interlocked.Increment(ref _sent);
+        if (woke) Interlocked.Increment(ref _kernelWakes);
+    }
+
+    private void Received(bool got, bool woke, int dropped)
+    {
+        if (got) Interlocked.Increment(ref _received);
+        if (woke) Interlocked.Increment(ref _kernelWakes);
+        if (dropped != 0) Interlocked.Add(ref _dropped, dropped);
+    }
+
+    /// <summary>One try of a blocked send or receive.</summary>
+    private interface IAttempt
+    {
+        bool Try(SharedChannel channel);
+    }
+
+    private struct SendBlock(SharedBlock block) : IAttempt
+    {
+        public readonly bool Try(SharedChannel channel) => channel.TrySend(block);
+    }
+
+    private struct ReceiveBlock : IAttempt
+    {
+        public SharedBlock Block;
+        public bool Try(SharedChannel channel) => channel.TryReceive(out Block);
+    }
+
+    private ref struct ReceiveCopy(Span<byte> destination) : IAttempt
+    {
+        private readonly Span<byte> _destination = destination;
+        public int Length;
+        public bool Try(SharedChannel channel) => channel.TryReceive(_destination, out Length);
+    }
+
+    /// <summary>The blocked path of a send or a receive: spin until the channel looks ready, then sleep in slices,
+    /// looking for dead peers.</summary>
+    private bool Wait<TAttempt>(bool receiving, ref TAttempt attempt, TimeSpan? timeout) where TAttempt : IAttempt, allows ref struct
     {
         Interlocked.Increment(ref receiving ? ref _receivesEmpty : ref _sendsFull);
         long start = Stopwatch.GetTimestamp();
         long deadline = timeout is TimeSpan t && t != Timeout.InfiniteTimeSpan ? start + (long)(Math.Max(0, t.TotalSeconds) * Stopwatch.Frequency) : long.MaxValue;
-        long spinEnd = start + Volatile.Read(ref _spinTicks);
-        long spins = 0;
-        try
-        {
-            for (long now = start; now < spinEnd && now < deadline; now = Stopwatch.GetTimestamp())
-            {
-                Thread.SpinWait(16);
-                spins++;
-                if (Attempt(receiving, toSend, out received))
-                {
-                    Interlocked.Increment(ref _settledBySpinning);
-                    return true;
-                }
-            }
-            long nextLivenessCheck = Stopwatch.GetTimestamp() + LivenessCheckTicks;
-            while (true)
-            {
-                long now = Stopwatch.GetTimestamp();
-                if (now >= deadline)
-                {
-                    received = default;
-                    return false;
-                }
-                int observed = _region.BeginSleep(_index, receiving);
-                try
-                {
-                    if (Attempt(receiving, toSend, out received)) return true;
-                    long slice = Math.Min(SleepSliceMilliseconds, (deadline - now) * 1000 / Stopwatch.Frequency + 1);
-                    _region.Sleep(_index, receiving, observed, (int)slice);
-                    Interlocked.Increment(ref _kernelWaits);
-                }
-                finally
-                {
-                    _region.EndSleep(_index, receiving);
-                }
-                if (Attempt(receiving, toSend, out received)) return true;
-                if (Stopwatch.GetTimestamp() >= nextLivenessCheck)
-                {
-                    // A peer that died mid-operation can leave this channel looking full or empty for good.
-                    if (_region.AnyProcessDead()) _region.Recover();
-                    nextLivenessCheck = Stopwatch.GetTimestamp() + LivenessCheckTicks;
-                }
-            }
-        }
-        finally
+        long spinEnd = Math.Min(deadline, start + Volatile.Read(ref _spinTicks));
+        // The spin reads the channel's two lines without entering an operation, and tries only when they say so.
+        while (_region.SpinUntilReady(_index, receiving, spinEnd, out long spins))
         {
             Interlocked.Add(ref _spinIterations, spins);
+            if (attempt.Try(this))
+            {
+                Interlocked.Increment(ref _settledBySpinning);
+                return true;
+            }
+            if (Stopwatch.GetTimestamp() >= spinEnd) break;
         }
-    }
-
-    private bool Attempt(bool receiving, SharedBlock toSend, out SharedBlock received)
-    {
-        received = default;
-        return receiving ? TryReceive(out received) : TrySend(toSend);
+        long nextLivenessCheck = Stopwatch.GetTimestamp() + LivenessCheckTicks;
+        while (true)
+        {
+            long now = Stopwatch.GetTimestamp();
+            if (now >= deadline) return false;
+            int observed = _region.BeginSleep(_index, receiving);
+            try
+            {
+                if (attempt.Try(this)) return true;
+                long slice = Math.Min(SleepSliceMilliseconds, (deadline - now) * 1000 / Stopwatch.Frequency + 1);
+                _region.Sleep(_index, receiving, observed, (int)slice);
+                Interlocked.Increment(ref _kernelWaits);
+            }
+            finally
+            {
+                _region.EndSleep(_index, receiving);
+            }
+            if (attempt.Try(this)) return true;
+            if (Stopwatch.GetTimestamp() >= nextLivenessCheck)
+            {
+                // A peer that died mid-operation can leave this channel looking full or empty for good.
+                if (_region.AnyProcessDead()) _region.RunMaintenance(leaving: false);
+                nextLivenessCheck = Stopwatch.GetTimestamp() + LivenessCheckTicks;
+            }
+        }
     }
 }

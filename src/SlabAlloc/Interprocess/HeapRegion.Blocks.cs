@@ -112,13 +112,19 @@ internal sealed unsafe partial class HeapRegion
                 if (previous == seen) break;
                 seen = previous;
             }
-            CacheStack(Slot, classIndex).Push(unit, Links);
-            if (++_cachedCount[classIndex] > 2 * _cacheKeep[classIndex]) TrimCache(classIndex);
+            CacheFreed(unit, classIndex);
         }
         finally
         {
             Exit();
         }
+    }
+
+    /// <summary>Pushes a block just made Free onto this process's cache, trimming the cache when it grew too long.</summary>
+    private void CacheFreed(uint unit, int classIndex)
+    {
+        CacheStack(Slot, classIndex).Push(unit, Links);
+        if (++_cachedCount[classIndex] > 2 * _cacheKeep[classIndex]) TrimCache(classIndex);
     }
 
     /// <summary>Keeps <see cref="_cacheKeep"/> blocks of a class in this process's cache and moves the rest to the

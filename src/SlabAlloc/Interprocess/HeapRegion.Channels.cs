@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using SlabAlloc.Platform;
 
 namespace SlabAlloc.Interprocess;
@@ -48,36 +49,7 @@ internal sealed unsafe partial class HeapRegion
             // The position is claimed before the block changes hands, so that a send that finds the channel full
             // leaves the owner word alone: a free racing with it always wins, and never sees the block "in a
             // channel" that it never entered.
-            long capacity = CapacityOfChannel(channel);
-            ChannelCell* cells = Cells(header);
-            long position = Volatile.Read(ref header->EnqueuePosition);
-            ChannelCell* cell;
-            while (true)
-            {
-                cell = cells + (position & (capacity - 1));
-                long difference = Volatile.Read(ref cell->Sequence) - position;
-                if (difference == 0)
-                {
-                    // Loses to another sender that claimed this position first: move on to the new position.
-                    long seen = Interlocked.CompareExchange(ref header->EnqueuePosition, position + 1, position);
-                    if (seen == position) break;
-                    position = seen;
-                }
-                else if (difference < 0)
-                {
-                    if (difference < -capacity) throw Corrupt(Path, $"channel {channel}'s cell for position {position} is out of sequence");
-                    return false; // full: the cell still holds the message of one lap ago
-                }
-                else
-                {
-                    // Another sender claimed this position since it was read: the enqueue position has moved on.
-                    // If it has not, the sequence was written by no sender (a garbage cell), and rereading would
-                    // spin for ever.
-                    long current = Volatile.Read(ref header->EnqueuePosition);
-                    if (current == position) throw Corrupt(Path, $"channel {channel}'s cell for position {position} is out of sequence");
-                    position = current;
-                }
-            }
+            if (!TryClaimSend(channel, header, out long position, out ChannelCell* cell)) return false;
             while (true)
             {
                 // Loses to another process freeing or sending the same block since the check above (or to a holder
@@ -88,29 +60,100 @@ internal sealed unsafe partial class HeapRegion
                 {
                     // The claimed position must still be published, or the ring would stall on it: it carries the
                     // dropped mark (unit 0) that receivers skip.
-                    cell->Message = 0;
-                    Volatile.Write(ref cell->Sequence, position + 1);
+                    Publish(header, cell, position, 0, receivers: false);
                     throw NotSendable(offset, previous);
                 }
                 holder = previous;
             }
-            cell->Message = (ulong)unit << 32 | (uint)length;
-            Volatile.Write(ref cell->Sequence, position + 1); // publishes the message (release)
-            // Dekker with a receiver going to sleep: the publication above must be visible before the count is
-            // read. Still inside the operation: the mapping must outlive the wake (see Dispose).
-            Interlocked.MemoryBarrier();
-            if (Volatile.Read(ref header->ReceiversWaiting) > 0)
-            {
-                Interlocked.Increment(ref header->NotEmptyEvents);
-                Futex.Wake(&header->NotEmptyEvents, 1);
-                wokeReceiver = true;
-            }
+            wokeReceiver = Publish(header, cell, position, (ulong)unit << 32 | (uint)length, receivers: true);
             return true;
         }
         finally
         {
             Exit();
         }
+    }
+
+    /// <summary>What <see cref="SendCopy"/> did.</summary>
+    public enum CopySent { Sent, Full, HeapFull }
+
+    /// <summary>Allocates a block, copies <paramref name="message"/> into it and sends it on
+    /// <paramref name="channel"/>, in one operation (<paramref name="wokeReceiver"/>: a sleeping receiver was
+    /// woken). When the channel is full, <paramref name="unit"/> is the block, filled and held by this process, to
+    /// send later.</summary>
+    /// <returns>Sent; Full (the block is in <paramref name="unit"/>); or HeapFull (nothing changed).</returns>
+    public CopySent SendCopy(int channel, ReadOnlySpan<byte> message, out uint unit, out bool wokeReceiver)
+    {
+        wokeReceiver = false;
+        ChannelHeader* header = Channel(channel);
+        int classIndex = SharedSizeClasses.ClassOf((nuint)Math.Max(1, message.Length));
+        Enter();
+        try
+        {
+            if (!TryTakeBlock(classIndex, out unit)) return CopySent.HeapFull;
+            TakeHold(unit, classIndex);
+            message.CopyTo(new Span<byte>(Address(unit), message.Length));
+            if (!TryClaimSend(channel, header, out long position, out ChannelCell* cell)) return CopySent.Full;
+            // Cannot fail: the block was taken above by this thread, and no other process knows it yet.
+            Volatile.Write(ref *OwnerOf(unit), OwnerWord.InChannel(channel));
+            wokeReceiver = Publish(header, cell, position, (ulong)unit << 32 | (uint)message.Length, receivers: true);
+            return CopySent.Sent;
+        }
+        finally
+        {
+            Exit();
+        }
+    }
+
+    /// <summary>Claims the next position to send into, if its cell is empty for this lap.</summary>
+    /// <returns>False when the channel is full.</returns>
+    private bool TryClaimSend(int channel, ChannelHeader* header, out long position, out ChannelCell* cell)
+    {
+        long capacity = CapacityOfChannel(channel);
+        ChannelCell* cells = Cells(header);
+        position = Volatile.Read(ref header->EnqueuePosition);
+        while (true)
+        {
+            cell = cells + (position & (capacity - 1));
+            long difference = Volatile.Read(ref cell->Sequence) - position;
+            if (difference == 0)
+            {
+                // Loses to another sender that claimed this position first: move on to the new position.
+                long seen = Interlocked.CompareExchange(ref header->EnqueuePosition, position + 1, position);
+                if (seen == position) return true;
+                position = seen;
+            }
+            else if (difference < 0)
+            {
+                if (difference < -capacity) throw Corrupt(Path, $"channel {channel}'s cell for position {position} is out of sequence");
+                return false; // full: the cell still holds the message of one lap ago
+            }
+            else
+            {
+                // Another sender claimed this position since it was read: the enqueue position has moved on.
+                // If it has not, the sequence was written by no sender (a garbage cell), and rereading would
+                // spin for ever.
+                long current = Volatile.Read(ref header->EnqueuePosition);
+                if (current == position) throw Corrupt(Path, $"channel {channel}'s cell for position {position} is out of sequence");
+                position = current;
+            }
+        }
+    }
+
+    /// <summary>Publishes a claimed cell (release), then wakes a receiver if one sleeps.</summary>
+    /// <returns>True when a receiver was woken.</returns>
+    private static bool Publish(ChannelHeader* header, ChannelCell* cell, long position, ulong message, bool receivers)
+    {
+        cell->Message = message;
+        Volatile.Write(ref cell->Sequence, position + 1);
+        if (!receivers) return false;
+        // Dekker with a receiver going to sleep: the publication above must be visible before the count is read.
+        // Still inside the operation: the mapping must outlive the wake (see Dispose).
+        Interlocked.MemoryBarrier();
+        if (Volatile.Read(ref header->ReceiversWaiting) <= 0) return false;
+        Interlocked.Increment(ref header->NotEmptyEvents);
+        Futex.Wake(&header->NotEmptyEvents, 1);
+        return true;
     }
 
     private ArgumentException NotSendable(long offset, uint word) =>
@@ -128,74 +171,165 @@ internal sealed unsafe partial class HeapRegion
         Enter();
         try
         {
-            long capacity = CapacityOfChannel(channel);
-            ChannelCell* cells = Cells(header);
-            long position = Volatile.Read(ref header->DequeuePosition);
-            while (true)
+            if (TryClaimReceive(channel, header, int.MaxValue, ref dropped, out long position, out ChannelCell* cell, out uint unit, out length) != Claimed.Message)
             {
-                ChannelCell* cell = cells + (position & (capacity - 1));
-                long difference = Volatile.Read(ref cell->Sequence) - (position + 1);
-                if (difference < 0)
-                {
-                    if (difference < -capacity) throw Corrupt(Path, $"channel {channel}'s cell for position {position} is out of sequence");
-                    // Empty (or the next message is still being written). Cells emptied of dropped messages on
-                    // the way are room all the same: a sender asleep on the full channel must hear of them.
-                    if (dropped != 0) wokeSender = WakeSenders(header, dropped);
-                    return false;
-                }
-                if (difference > 0)
-                {
-                    // Another receiver took this position since it was read: the dequeue position has moved on.
-                    // If it has not, the sequence was written by no receiver (a garbage cell), and rereading would
-                    // spin for ever.
-                    long current = Volatile.Read(ref header->DequeuePosition);
-                    if (current == position) throw Corrupt(Path, $"channel {channel}'s cell for position {position} is out of sequence");
-                    position = current;
-                    continue;
-                }
-                // Loses to another receiver that claimed this position first: move on to the new position.
-                long seen = Interlocked.CompareExchange(ref header->DequeuePosition, position + 1, position);
-                if (seen != position)
-                {
-                    position = seen;
-                    continue;
-                }
-                ulong message = cell->Message;
-                uint unit = (uint)(message >> 32);
-                int messageLength = (int)(uint)message;
-                string? problem = null;
-                if (unit != 0)
-                {
-                    int classIndex = ClassOfBlock(unit);
-                    if (classIndex < 0) problem = $"channel {channel} holds unit {unit}, which is not a block";
-                    else if ((uint)messageLength > SharedSizeClasses.BlockBytes(classIndex)) problem = $"channel {channel} holds a message of {(uint)messageLength} bytes in a block of {SharedSizeClasses.BlockBytes(classIndex)}";
-                    else
-                    {
-                        // Fails only if the region is corrupt: a message's block is InChannel until its one receiver takes it.
-                        uint previous = Interlocked.CompareExchange(ref *OwnerOf(unit), OwnerWord.Held(Slot), OwnerWord.InChannel(channel));
-                        if (previous != OwnerWord.InChannel(channel)) problem = $"channel {channel} holds unit {unit}, which is {OwnerWord.Describe(previous)}";
-                    }
-                }
-                // Empties the cell for the sender one lap later (release); done even for a bad message, so that
-                // a corrupt cell does not wedge the ring.
-                Volatile.Write(ref cell->Sequence, position + capacity);
-                if (problem != null) throw Corrupt(Path, problem);
-                if (unit == 0)
-                {
-                    dropped++;
-                    position = Volatile.Read(ref header->DequeuePosition);
-                    continue;
-                }
-                offset = (long)unit * SharedSizeClasses.UnitBytes;
-                length = messageLength;
-                break;
+                // Cells emptied of dropped messages on the way are room all the same: a sender asleep on the full
+                // channel must hear of them.
+                if (dropped != 0) wokeSender = WakeSenders(header, dropped);
+                return false;
             }
+            // Fails only if the region is corrupt: a message's block is InChannel until its one receiver takes it.
+            uint previous = Interlocked.CompareExchange(ref *OwnerOf(unit), OwnerWord.Held(Slot), OwnerWord.InChannel(channel));
+            Release(channel, cell, position);
+            if (previous != OwnerWord.InChannel(channel)) throw Corrupt(Path, $"channel {channel} holds unit {unit}, which is {OwnerWord.Describe(previous)}");
+            offset = (long)unit * SharedSizeClasses.UnitBytes;
             wokeSender = WakeSenders(header, dropped + 1);
             return true;
         }
         finally
         {
             Exit();
+        }
+    }
+
+    /// <summary>What <see cref="ReceiveCopy"/> found.</summary>
+    public enum CopyReceived { Received, Empty, TooLong }
+
+    /// <summary>Receives a message into <paramref name="destination"/> and frees its block, in one operation. A
+    /// message longer than the destination is left in the channel (<see cref="CopyReceived.TooLong"/>, with its
+    /// length).</summary>
+    public CopyReceived ReceiveCopy(int channel, Span<byte> destination, out int length, out bool wokeSender, out int dropped)
+    {
+        wokeSender = false;
+        dropped = 0;
+        ChannelHeader* header = Channel(channel);
+        Enter();
+        try
+        {
+            Claimed claimed = TryClaimReceive(channel, header, destination.Length, ref dropped, out long position, out ChannelCell* cell, out uint unit, out length);
+            if (claimed != Claimed.Message)
+            {
+                if (dropped != 0) wokeSender = WakeSenders(header, dropped);
+                return claimed == Claimed.TooLong ? CopyReceived.TooLong : CopyReceived.Empty;
+            }
+            // The cell is emptied before the copy, so a sender can reuse it at once; the block stays InChannel,
+            // named by no cell, until it is freed below (a receiver that dies in between leaves it to maintenance).
+            Release(channel, cell, position);
+            new ReadOnlySpan<byte>(Address(unit), length).CopyTo(destination);
+            int classIndex = ClassOfBlock(unit);
+            // Fails only if the region is corrupt: a message's block is InChannel until its one receiver takes it.
+            uint previous = Interlocked.CompareExchange(ref *OwnerOf(unit), OwnerWord.Free, OwnerWord.InChannel(channel));
+            if (previous != OwnerWord.InChannel(channel)) throw Corrupt(Path, $"channel {channel} holds unit {unit}, which is {OwnerWord.Describe(previous)}");
+            CacheFreed(unit, classIndex);
+            wokeSender = WakeSenders(header, dropped + 1);
+            return CopyReceived.Received;
+        }
+        finally
+        {
+            Exit();
+        }
+    }
+
+    private enum Claimed { Message, Empty, TooLong }
+
+    /// <summary>Claims the next full cell whose message is a block (cells of dropped messages on the way are
+    /// claimed and emptied, and counted in <paramref name="dropped"/>). The message is checked: its unit must be
+    /// a block and its length fit the block; a bad message's cell is emptied before the error, so that a corrupt
+    /// cell does not wedge the ring. A message longer than <paramref name="maxLength"/> is not claimed.</summary>
+    private Claimed TryClaimReceive(int channel, ChannelHeader* header, int maxLength, ref int dropped,
+        out long position, out ChannelCell* cell, out uint unit, out int length)
+    {
+        long capacity = CapacityOfChannel(channel);
+        ChannelCell* cells = Cells(header);
+        position = Volatile.Read(ref header->DequeuePosition);
+        while (true)
+        {
+            cell = cells + (position & (capacity - 1));
+            long difference = Volatile.Read(ref cell->Sequence) - (position + 1);
+            if (difference < 0)
+            {
+                if (difference < -capacity) throw Corrupt(Path, $"channel {channel}'s cell for position {position} is out of sequence");
+                unit = 0;
+                length = 0;
+                return Claimed.Empty; // (or the next message is still being written)
+            }
+            if (difference > 0)
+            {
+                // Another receiver took this position since it was read: the dequeue position has moved on.
+                // If it has not, the sequence was written by no receiver (a garbage cell), and rereading would
+                // spin for ever.
+                long current = Volatile.Read(ref header->DequeuePosition);
+                if (current == position) throw Corrupt(Path, $"channel {channel}'s cell for position {position} is out of sequence");
+                position = current;
+                continue;
+            }
+            // The message of a full cell is stable until its receiver empties it: a look before the claim decides
+            // whether it fits, and the claim then reads it again.
+            ulong peeked = Volatile.Read(ref cell->Message);
+            if ((uint)(peeked >> 32) != 0 && (int)(uint)peeked > maxLength)
+            {
+                unit = (uint)(peeked >> 32);
+                length = (int)(uint)peeked;
+                return Claimed.TooLong;
+            }
+            // Loses to another receiver that claimed this position first: move on to the new position.
+            long seen = Interlocked.CompareExchange(ref header->DequeuePosition, position + 1, position);
+            if (seen != position)
+            {
+                position = seen;
+                continue;
+            }
+            ulong message = cell->Message;
+            unit = (uint)(message >> 32);
+            length = (int)(uint)message;
+            if (unit == 0)
+            {
+                Release(channel, cell, position);
+                dropped++;
+                position = Volatile.Read(ref header->DequeuePosition);
+                continue;
+            }
+            int classIndex = ClassOfBlock(unit);
+            string? problem =
+                classIndex < 0 ? $"channel {channel} holds unit {unit}, which is not a block"
+                : (uint)length > SharedSizeClasses.BlockBytes(classIndex) ? $"channel {channel} holds a message of {(uint)length} bytes in a block of {SharedSizeClasses.BlockBytes(classIndex)}"
+                : length > maxLength ? $"channel {channel}'s message at position {position} changed while it was claimed"
+                : null;
+            if (problem == null) return Claimed.Message;
+            Release(channel, cell, position);
+            throw Corrupt(Path, problem);
+        }
+    }
+
+    /// <summary>Empties a claimed cell for the sender one lap later (release).</summary>
+    private void Release(int channel, ChannelCell* cell, long position) =>
+        Volatile.Write(ref cell->Sequence, position + CapacityOfChannel(channel));
+
+    /// <summary>Spins (without entering an operation) until a channel has a message to receive, or room to send,
+    /// or the time runs out.</summary>
+    /// <returns>True when the channel looked ready; the operation that follows may still lose it to another thread.</returns>
+    public bool SpinUntilReady(int channel, bool receiving, long untilTimestamp, out long spins)
+    {
+        spins = 0;
+        ChannelHeader* header = Channel(channel);
+        long capacity = CapacityOfChannel(channel);
+        ChannelCell* cells = Cells(header);
+        Use();
+        try
+        {
+            while (true)
+            {
+                // Plain reads of two lines that stay in this core's cache until the other side writes them.
+                long position = Volatile.Read(ref receiving ? ref header->DequeuePosition : ref header->EnqueuePosition);
+                long sequence = Volatile.Read(ref cells[position & (capacity - 1)].Sequence);
+                if (sequence - position >= (receiving ? 1 : 0)) return true;
+                if ((++spins & 15) == 0 && Stopwatch.GetTimestamp() >= untilTimestamp) return false;
+                Thread.SpinWait(1);
+            }
+        }
+        finally
+        {
+            Unuse();
         }
     }
 

@@ -124,4 +124,71 @@ public sealed class SharedChannelTests : IDisposable
         Assert.Equal(senders * perSender, sent);
         Assert.Equal(senders * perSender, received);
     }
+
+    [Fact]
+    public void CopiedMessagesArriveWholeAndLeaveNoBlockBehind()
+    {
+        using SharedHeap a = _heaps.Create(regionBytes: 16L << 20, channels: new SharedChannelOptions("c", 8));
+        using SharedHeap b = SharedHeap.Open(a.Name);
+        SharedChannel sending = a.GetChannel("c"), receiving = b.GetChannel("c");
+        var random = new Random(31);
+        byte[] buffer = new byte[a.MaxBlockBytes];
+        int count = 3000 * TestScale.Factor;
+        string? failure = null;
+        var receiver = new Thread(() =>
+        {
+            try
+            {
+                for (int i = 0; i < count && failure == null; i++)
+                {
+                    int length = receiving.Receive(buffer, TimeSpan.FromSeconds(30));
+                    long id = SharedMessage.Read(buffer.AsSpan(0, length), out string? problem);
+                    if (problem != null || id != i) failure = $"message {i}: id {id}, {problem}";
+                }
+            }
+            catch (Exception e)
+            {
+                failure = e.ToString();
+            }
+        });
+        receiver.Start();
+        try
+        {
+            byte[] message = new byte[a.MaxBlockBytes];
+            for (int i = 0; i < count; i++)
+            {
+                int length = random.Next(SharedMessage.MinBytes, random.Next(10) == 0 ? message.Length + 1 : 300);
+                SharedMessage.Write(message.AsSpan(0, length), i);
+                sending.Send(message.AsSpan(0, length), TimeSpan.FromSeconds(30));
+            }
+        }
+        finally
+        {
+            receiver.Join();
+        }
+        Assert.Null(failure);
+        Assert.Equal(count, sending.GetStatistics().Sent);
+        Assert.Equal(count, receiving.GetStatistics().Received);
+        SharedHeapStatistics statistics = a.GetStatistics();
+        Assert.Equal(0, statistics.BlocksHeld);
+        Assert.Equal(0, statistics.BlocksInChannels);
+    }
+
+    [Fact]
+    public void AMessageLongerThanTheDestinationStaysInTheChannel()
+    {
+        using SharedHeap heap = _heaps.Create(channels: new SharedChannelOptions("c", 4));
+        SharedChannel channel = heap.GetChannel("c");
+        byte[] message = new byte[100];
+        SharedMessage.Write(message, 9);
+        channel.Send(message);
+        var error = Assert.Throws<ArgumentException>(() => channel.TryReceive(new byte[99], out _));
+        Assert.Contains("100 bytes", error.Message);
+        Assert.Equal(1, channel.Count);
+        byte[] destination = new byte[100];
+        Assert.Equal(100, channel.Receive(destination));
+        Assert.Equal(9, SharedMessage.Read(destination, out _));
+        Assert.Throws<ArgumentOutOfRangeException>(() => channel.Send(new byte[heap.MaxBlockBytes + 1]));
+        Assert.Equal(0, heap.GetStatistics().BlocksHeld);
+    }
 }

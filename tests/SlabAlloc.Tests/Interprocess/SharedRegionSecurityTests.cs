@@ -2,6 +2,7 @@ namespace SlabAlloc.Tests.Interprocess;
 
 /// <summary>Who may open a region, and what a region that lies about itself gets: a clear error, before anything
 /// in it is followed.</summary>
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
 public sealed class SharedRegionSecurityTests : IDisposable
 {
     private readonly TestHeaps _heaps = new();
