@@ -5,6 +5,17 @@ internal sealed class TestHeaps : IDisposable
 {
     private readonly List<string> _names = [];
 
+    /// <summary>Removes the heaps of test processes that ended without deleting theirs (a crashed run), so that
+    /// /dev/shm does not fill up across runs.</summary>
+    static TestHeaps()
+    {
+        foreach (string path in Directory.EnumerateFiles(SharedHeap.DefaultDirectory, "slaballoc-test-*"))
+        {
+            string[] parts = Path.GetFileName(path).Split('-');
+            if (parts.Length > 2 && int.TryParse(parts[2], out int pid) && !Directory.Exists($"/proc/{pid}")) File.Delete(path);
+        }
+    }
+
     /// <summary>A fresh heap name (not yet created).</summary>
     public string NewName()
     {
