@@ -11,7 +11,8 @@ namespace SlabAlloc.SharedPeer;
 /// receives on channels <c>a</c> and <c>b</c> at random, forever: it is there to be killed.</item>
 /// <item><c>hold HEAP COUNT</c>: allocates COUNT blocks, sends none, prints <c>READY</c> and waits to be killed.</item>
 /// </list>
-/// A message that fails its check prints <c>MISMATCH</c> and ends the process with exit code 3.
+/// A message that fails its check prints <c>MISMATCH</c> and ends the process with exit code 3; a churning or
+/// holding peer whose parent has gone ends with exit code 4.
 /// </summary>
 internal static class Program
 {
@@ -67,8 +68,11 @@ internal static class Program
         var held = new List<SharedBlock>();
         long nextId = (long)seed << 32;
         Console.WriteLine("READY");
-        while (true)
+        int parent = getppid();
+        for (long iteration = 0; ; iteration++)
         {
+            // Killed by the test as a rule; a test process that itself crashed must not leave this one spinning.
+            if ((iteration & 4095) == 0 && getppid() != parent) return 4;
             switch (random.Next(5))
             {
                 case 0 when held.Count < 64:
@@ -101,9 +105,13 @@ internal static class Program
         using SharedHeap heap = SharedHeap.Open(name);
         for (int i = 0; i < count; i++) SharedMessage.Write(heap.GetSpan(heap.Allocate(64 + i % 1000)), i);
         Console.WriteLine("READY");
-        Thread.Sleep(Timeout.Infinite);
-        return 0;
+        int parent = getppid();
+        while (getppid() == parent) Thread.Sleep(100);
+        return 4;
     }
+
+    [System.Runtime.InteropServices.DllImport("libc")]
+    private static extern int getppid();
 
     private static SharedBlock Take(List<SharedBlock> held, Random random)
     {
