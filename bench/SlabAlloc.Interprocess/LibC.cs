@@ -40,6 +40,13 @@ internal static unsafe partial class LibC
     [LibraryImport(Library, EntryPoint = "write", SetLastError = true)]
     public static partial nint Write(int fd, void* buffer, nuint count);
 
+    /// <summary>struct pollfd.</summary>
+    public struct PollFd { public int Fd; public short Events, Returned; }
+    public const short PollIn = 0x1;
+
+    [LibraryImport(Library, EntryPoint = "poll", SetLastError = true)]
+    public static partial int Poll(PollFd* fds, nuint count, int timeoutMilliseconds);
+
     [LibraryImport(Library, EntryPoint = "close", SetLastError = true)]
     public static partial int Close(int fd);
 

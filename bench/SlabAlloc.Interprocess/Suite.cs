@@ -37,7 +37,7 @@ internal static class Suite
             bool counting = rep == options.Reps;
             foreach (RunPlan plan in plans)
             {
-                RunResult result = Run.Execute(plan, rep, options.Timeout, countSyscalls: counting);
+                RunResult result = Execute(plan, rep, options, counting);
                 results.Add(result);
                 // Between runs, never inside one: the measured interval is quiet.
                 string latency = plan.Workload == RunPlan.PingPong
@@ -48,6 +48,22 @@ internal static class Suite
             }
         }
         return results;
+    }
+
+    /// <summary>One run; a perf-counted run whose perf failed to attach is tried again, up to three times.</summary>
+    private static RunResult Execute(RunPlan plan, int rep, Options options, bool counting)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return Run.Execute(plan, rep, options.Timeout, countSyscalls: counting);
+            }
+            catch (SyscallCounter.PerfFailedException e) when (attempt < 3)
+            {
+                Console.Error.WriteLine($"perf failed ({e.Message}); the run is tried again");
+            }
+        }
     }
 
     /// <summary>The timed runs the results are made of: all but the first of each configuration and the perf-counted.</summary>

@@ -65,11 +65,28 @@ internal sealed class SyscallCounter : IDisposable
         Span<byte> one = stackalloc byte[1];
         do
         {
+            AwaitAck();
             FileDescriptorIo.ReadExactly(_ackFd, one);
             if (one[0] != 0) answer.Append((char)one[0]);
         } while (one[0] != (byte)'\n');
         if (answer.ToString() != "ack\n") throw new InvalidDataException($"perf answered '{answer.ToString().Trim()}' to '{command}'");
     }
+
+    /// <summary>Waits until perf's answer can be read. perf sometimes fails to attach (a thread of the target ends
+    /// while it attaches) and exits; the FIFO, open read-write here, would then never reach end-of-file.</summary>
+    /// <exception cref="PerfFailedException">perf has exited, or did not answer within 30 s.</exception>
+    private unsafe void AwaitAck()
+    {
+        var poll = new LibC.PollFd { Fd = _ackFd, Events = LibC.PollIn };
+        for (int waited = 0; LibC.Poll(&poll, 1, 100) == 0; waited += 100)
+        {
+            if (_perf.HasExited) throw new PerfFailedException($"perf exited without answering: {_perf.StandardError.ReadToEnd().Trim()}");
+            if (waited > 30_000) throw new PerfFailedException("perf did not answer within 30 s");
+        }
+    }
+
+    /// <summary>perf failed to count a run; the run can be tried again.</summary>
+    public sealed class PerfFailedException(string message) : Exception(message);
 
     /// <summary>Stops perf and returns its counts: (all system calls, futex calls).</summary>
     public (long Syscalls, long Futex) Finish()
