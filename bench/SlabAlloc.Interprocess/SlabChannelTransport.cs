@@ -72,6 +72,9 @@ internal sealed class SlabChannelTransport : ITransport
 
     public void Dispose()
     {
+        // SLABALLOC_IPC_CHANNEL_STATS=1: each side prints its channels' counts (spins, kernel waits and wakes).
+        if (Environment.GetEnvironmentVariable("SLABALLOC_IPC_CHANNEL_STATS") == "1" && _outgoing != null && _incoming != null)
+            Console.Error.WriteLine($"slab-channel {Environment.ProcessId}: out {_outgoing.GetStatistics()}; in {_incoming.GetStatistics()}");
         _heap?.Dispose();
         if (_nameToRemove != null) SharedHeap.Delete(_nameToRemove);
     }

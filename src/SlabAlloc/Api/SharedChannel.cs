@@ -10,7 +10,8 @@ namespace SlabAlloc;
 /// </summary>
 /// <remarks>
 /// <para>A receive that finds the channel empty (a send that finds it full) first spins for
-/// <see cref="SpinDuration"/>, then sleeps in the kernel on a futex in the shared region until a sender
+/// <see cref="SpinDuration"/> (longer, up to 1 ms, while recent waits ended within that long: an adaptive
+/// spin, as an adaptive mutex learns its spin count), then sleeps in the kernel on a futex in the shared region until a sender
 /// (receiver) wakes it. Senders and receivers issue a wake only when someone sleeps, so a busy channel makes
 /// no system calls. Both phases are counted (<see cref="GetStatistics"/>).</para>
 /// <para>While it sleeps, a blocked operation looks every 100 ms for a peer that died in the middle of an
@@ -26,6 +27,10 @@ public sealed class SharedChannel
     private readonly HeapRegion _region;
     private readonly int _index;
     private long _spinTicks = Stopwatch.Frequency / 20_000; // 50 µs
+    private static readonly long MaxSpinTicks = Stopwatch.Frequency / 1000; // 1 ms
+    /// <summary>A running average of the waits that ended within <see cref="MaxSpinTicks"/> (plain updates from any
+    /// thread: a hint). The spin lasts twice that, at least <see cref="SpinDuration"/>.</summary>
+    private long _typicalWaitTicks;
 
     private long _sent, _received, _sendsFull, _receivesEmpty, _settledBySpinning, _spinIterations, _kernelWaits, _kernelWakes, _dropped;
 
@@ -47,7 +52,9 @@ public sealed class SharedChannel
     /// <summary>Messages in the channel at the moment of the read.</summary>
     public long Count => _region.CountOf(_index);
 
-    /// <summary>How long a blocked send or receive spins before it sleeps in the kernel (default 50 µs; zero sleeps at once).</summary>
+    /// <summary>How long a blocked send or receive spins at least before it sleeps in the kernel (default 50 µs;
+    /// zero sleeps at once). While recent waits ended within 1 ms, it spins for twice their average instead, up to
+    /// 1 ms; waits longer than that bring it back down.</summary>
     public TimeSpan SpinDuration
     {
         get => TimeSpan.FromSeconds((double)Volatile.Read(ref _spinTicks) / Stopwatch.Frequency);
@@ -226,7 +233,23 @@ public sealed class SharedChannel
         Interlocked.Increment(ref receiving ? ref _receivesEmpty : ref _sendsFull);
         long start = Stopwatch.GetTimestamp();
         long deadline = timeout is TimeSpan t && t != Timeout.InfiniteTimeSpan ? start + (long)(Math.Max(0, t.TotalSeconds) * Stopwatch.Frequency) : long.MaxValue;
-        long spinEnd = Math.Min(deadline, start + Volatile.Read(ref _spinTicks));
+        long minimum = Volatile.Read(ref _spinTicks);
+        long spinEnd = Math.Min(deadline, start + (minimum == 0 ? 0 : Math.Clamp(2 * Volatile.Read(ref _typicalWaitTicks), minimum, Math.Max(minimum, MaxSpinTicks))));
+        try
+        {
+            return WaitAfterSpinning(receiving, ref attempt, deadline, spinEnd);
+        }
+        finally
+        {
+            long waited = Stopwatch.GetTimestamp() - start;
+            long typical = Volatile.Read(ref _typicalWaitTicks);
+            // A wait a spin could have covered teaches the average; a longer one (the peer was idle) halves it.
+            Volatile.Write(ref _typicalWaitTicks, waited <= MaxSpinTicks ? typical + (waited - typical) / 8 : typical / 2);
+        }
+    }
+
+    private bool WaitAfterSpinning<TAttempt>(bool receiving, ref TAttempt attempt, long deadline, long spinEnd) where TAttempt : IAttempt, allows ref struct
+    {
         // The spin reads the channel's two lines without entering an operation, and tries only when they say so.
         while (_region.SpinUntilReady(_index, receiving, spinEnd, out long spins))
         {
@@ -247,7 +270,9 @@ public sealed class SharedChannel
             try
             {
                 if (attempt.Try(this)) return true;
-                long slice = Math.Min(SleepSliceMilliseconds, (deadline - now) * 1000 / Stopwatch.Frequency + 1);
+                // Divided before it is multiplied: an infinite deadline (long.MaxValue) must not overflow into a
+                // negative timeout, which the kernel refuses at once (a busy loop of failed waits).
+                long slice = Math.Min(SleepSliceMilliseconds, (deadline - now) / (Stopwatch.Frequency / 1000) + 1);
                 _region.Sleep(_index, receiving, observed, (int)slice);
                 Interlocked.Increment(ref _kernelWaits);
             }
