@@ -91,11 +91,21 @@ internal sealed unsafe partial class HeapRegion
         try
         {
             if (!TryTakeBlock(classIndex, out unit)) return CopySent.HeapFull;
-            TakeHold(unit, classIndex);
+            // The pop gave this thread the block alone, so its word is set with a plain store (no process CASes a Free
+            // word it did not pop); it is checked, as a CAS would, against a corrupt region.
+            if (ClassOfBlock(unit) != classIndex) throw Corrupt(Path, $"the free list of class {classIndex} holds unit {unit}, which is not a block of that class");
+            uint* word = OwnerOf(unit);
+            uint seen = Volatile.Read(ref *word);
+            if (seen != OwnerWord.Free) throw Corrupt(Path, $"unit {unit} was in a free list but is {OwnerWord.Describe(seen)}");
             message.CopyTo(new Span<byte>(Address(unit), message.Length));
-            if (!TryClaimSend(channel, header, out long position, out ChannelCell* cell)) return CopySent.Full;
-            // Cannot fail: the block was taken above by this thread, and no other process knows it yet.
-            Volatile.Write(ref *OwnerOf(unit), OwnerWord.InChannel(channel));
+            if (!TryClaimSend(channel, header, out long position, out ChannelCell* cell))
+            {
+                Volatile.Write(ref *word, OwnerWord.Held(Slot));
+                return CopySent.Full;
+            }
+            // Held by nobody until the store: a sender that dies before it leaves a Free block in no stack, which
+            // maintenance collects; after it, an InChannel block that maintenance frees unless a cell names it.
+            Volatile.Write(ref *word, OwnerWord.InChannel(channel));
             wokeReceiver = Publish(header, cell, position, (ulong)unit << 32 | (uint)message.Length, receivers: true);
             return CopySent.Sent;
         }
@@ -217,9 +227,12 @@ internal sealed unsafe partial class HeapRegion
             Release(channel, cell, position);
             new ReadOnlySpan<byte>(Address(unit), length).CopyTo(destination);
             int classIndex = ClassOfBlock(unit);
-            // Fails only if the region is corrupt: a message's block is InChannel until its one receiver takes it.
-            uint previous = Interlocked.CompareExchange(ref *OwnerOf(unit), OwnerWord.Free, OwnerWord.InChannel(channel));
+            // An InChannel word changes only by its one receiver (frees and sends refuse it, maintenance waits for
+            // quiescence), so a plain store frees it; the check guards against a corrupt region.
+            uint* word = OwnerOf(unit);
+            uint previous = Volatile.Read(ref *word);
             if (previous != OwnerWord.InChannel(channel)) throw Corrupt(Path, $"channel {channel} holds unit {unit}, which is {OwnerWord.Describe(previous)}");
+            Volatile.Write(ref *word, OwnerWord.Free);
             CacheFreed(unit, classIndex);
             wokeSender = WakeSenders(header, dropped + 1);
             return CopyReceived.Received;
@@ -324,7 +337,7 @@ internal sealed unsafe partial class HeapRegion
                 long sequence = Volatile.Read(ref cells[position & (capacity - 1)].Sequence);
                 if (sequence - position >= (receiving ? 1 : 0)) return true;
                 if ((++spins & 15) == 0 && Stopwatch.GetTimestamp() >= untilTimestamp) return false;
-                Thread.SpinWait(1);
+                if ((spins & 7) == 0) Thread.SpinWait(1);
             }
         }
         finally

@@ -191,4 +191,22 @@ public sealed class SharedChannelTests : IDisposable
         Assert.Throws<ArgumentOutOfRangeException>(() => channel.Send(new byte[heap.MaxBlockBytes + 1]));
         Assert.Equal(0, heap.GetStatistics().BlocksHeld);
     }
+
+    /// <summary>A receive with no deadline sleeps in slices of up to 50 ms: a few kernel waits in a quarter of a
+    /// second, not a loop of waits the kernel refuses.</summary>
+    [Fact]
+    public void AWaitWithoutADeadlineSleepsInSlices()
+    {
+        using SharedHeap a = _heaps.Create(channels: new SharedChannelOptions("c", 4));
+        using SharedHeap b = SharedHeap.Open(a.Name);
+        SharedChannel receiving = b.GetChannel("c");
+        receiving.SpinDuration = TimeSpan.Zero;
+        var receiver = new Thread(() => b.Free(receiving.Receive()));
+        receiver.Start();
+        Thread.Sleep(250);
+        a.GetChannel("c").Send(a.Allocate(8));
+        receiver.Join();
+        long waits = receiving.GetStatistics().KernelWaits;
+        Assert.InRange(waits, 1, 50);
+    }
 }
