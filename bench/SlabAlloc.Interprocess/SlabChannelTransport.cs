@@ -32,6 +32,8 @@ internal sealed class SlabChannelTransport : ITransport
         var options = new SharedHeapOptions
         {
             SlabBytes = slabBytes,
+            // Every transport runs warm: the ring and the sockets' buffers are reused, and so are these pages, once faulted.
+            Prefault = true,
             MaxProcesses = 4,
             RegionBytes = Math.Max(64L << 20, (2L * capacity + 16) * slabBytes),
             Channels = { new SharedChannelOptions("to-child", capacity), new SharedChannelOptions("to-parent", capacity) },
@@ -55,7 +57,7 @@ internal sealed class SlabChannelTransport : ITransport
 
     public void Connect(string endpoint)
     {
-        _heap = SharedHeap.Open(endpoint);
+        _heap = SharedHeap.Open(endpoint, prefault: true);
         _outgoing = _heap.GetChannel("to-parent");
         _incoming = _heap.GetChannel("to-child");
         Send([1]);

@@ -65,7 +65,7 @@ public sealed unsafe class SharedHeap : IDisposable
         if (RegionLayout.Problem((ulong)options.RegionBytes, (ulong)Math.Max(0, options.SlabBytes), options.MaxProcesses, names, capacities) is string problem)
             throw new ArgumentException(problem + ".", nameof(options));
         var layout = new RegionLayout((ulong)options.RegionBytes, (ulong)options.SlabBytes, options.MaxProcesses, names, capacities);
-        return new SharedHeap(name, HeapRegion.Create(path, layout));
+        return new SharedHeap(name, HeapRegion.Create(path, layout, options.Prefault));
     }
 
     /// <summary>Opens a heap another process created, waiting up to <paramref name="timeout"/> (default 5 s) for
@@ -74,10 +74,15 @@ public sealed unsafe class SharedHeap : IDisposable
     /// <exception cref="UnauthorizedAccessException">The file is not this user's, or others may read it.</exception>
     /// <exception cref="InvalidDataException">Not a heap of this layout version, or a corrupt one.</exception>
     /// <exception cref="InvalidOperationException">Every process slot is held by a live process.</exception>
-    public static SharedHeap Open(string name, string directory = DefaultDirectory, TimeSpan? timeout = null)
+    /// <param name="name">The heap's name.</param>
+    /// <param name="directory">The directory of its file.</param>
+    /// <param name="timeout">How long to wait for a creator still laying the heap out.</param>
+    /// <param name="prefault">Fill this process's page tables for the whole region now (<c>MAP_POPULATE</c>), so that
+    /// its first touch of each page takes no fault.</param>
+    public static SharedHeap Open(string name, string directory = DefaultDirectory, TimeSpan? timeout = null, bool prefault = false)
     {
         string path = PathOf(name, directory);
-        return new SharedHeap(name, HeapRegion.Open(path, timeout ?? HeapRegion.DefaultOpenTimeout));
+        return new SharedHeap(name, HeapRegion.Open(path, timeout ?? HeapRegion.DefaultOpenTimeout, prefault));
     }
 
     /// <summary>Removes a heap's file. Processes that have it open keep using it; the memory goes when the last closes.</summary>

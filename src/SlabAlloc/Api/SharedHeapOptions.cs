@@ -14,6 +14,11 @@ public sealed class SharedHeapOptions
     /// (default 16, at most 1024).</summary>
     public int MaxProcesses { get; set; } = 16;
 
+    /// <summary>Allocate every page of the region when it is created (<c>MAP_POPULATE</c>), so that no block's first
+    /// use takes a page fault (default false: pages are allocated as they are first touched). The memory is
+    /// then in use from the start.</summary>
+    public bool Prefault { get; set; }
+
     /// <summary>The directory of the region's file (default <c>/dev/shm</c>, which is memory).</summary>
     public string Directory { get; set; } = SharedHeap.DefaultDirectory;
 

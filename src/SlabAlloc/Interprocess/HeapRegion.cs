@@ -77,9 +77,9 @@ internal sealed unsafe partial class HeapRegion : IDisposable
     // ---- creating and opening ----------------------------------------------------------------------------
 
     /// <summary>Creates the region file, lays the region out, publishes it, and joins it.</summary>
-    public static HeapRegion Create(string path, RegionLayout layout)
+    public static HeapRegion Create(string path, RegionLayout layout, bool prefault)
     {
-        byte* regionBase = SharedRegionFile.Create(path, (nuint)layout.RegionBytes);
+        byte* regionBase = SharedRegionFile.Create(path, (nuint)layout.RegionBytes, prefault);
         try
         {
             ref RegionHeader header = ref *(RegionHeader*)regionBase;
@@ -110,12 +110,12 @@ internal sealed unsafe partial class HeapRegion : IDisposable
 
     /// <summary>Opens an existing region: waits (up to <paramref name="timeout"/>) for its creator to publish it,
     /// verifies its header against a layout computed afresh, and joins it.</summary>
-    public static HeapRegion Open(string path, TimeSpan timeout)
+    public static HeapRegion Open(string path, TimeSpan timeout, bool prefault)
     {
         long deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
         while (true)
         {
-            byte* regionBase = SharedRegionFile.Open(path, out nuint bytes);
+            byte* regionBase = SharedRegionFile.Open(path, out nuint bytes, prefault);
             bool keep = false;
             try
             {

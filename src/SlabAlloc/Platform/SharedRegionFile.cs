@@ -24,7 +24,7 @@ internal static unsafe class SharedRegionFile
 
     /// <summary>Creates <paramref name="path"/> exclusively with <paramref name="bytes"/> of zeros and maps it.</summary>
     /// <exception cref="IOException">The file exists, or the system refuses to create or size it.</exception>
-    public static byte* Create(string path, nuint bytes)
+    public static byte* Create(string path, nuint bytes, bool populate)
     {
         int fd = LibC.OpenWithMode(path, LibC.OpenReadWrite | LibC.OpenCreate | LibC.OpenExclusive | LibC.OpenCloseOnExec | LibC.OpenNoFollow, OwnerReadWrite);
         if (fd < 0)
@@ -41,7 +41,7 @@ internal static unsafe class SharedRegionFile
                 LibC.Unlink(path);
                 throw new IOException($"could not size the shared region {path} to {bytes} bytes (errno {error}).");
             }
-            return Map(fd, bytes, path);
+            return Map(fd, bytes, path, populate);
         }
         finally
         {
@@ -52,10 +52,11 @@ internal static unsafe class SharedRegionFile
     /// <summary>Opens and maps an existing region, checking who owns it and who may read it.</summary>
     /// <param name="path">The region's file.</param>
     /// <param name="bytes">The file's size, which is what is mapped.</param>
+    /// <param name="populate">Fill this process's page tables for the whole file now (<c>MAP_POPULATE</c>).</param>
     /// <exception cref="FileNotFoundException">No such file.</exception>
     /// <exception cref="UnauthorizedAccessException">Not a regular file of the effective user with mode 0600 or
     /// stricter, a symbolic link, or not readable.</exception>
-    public static byte* Open(string path, out nuint bytes)
+    public static byte* Open(string path, out nuint bytes, bool populate)
     {
         int fd = LibC.Open(path, LibC.OpenReadWrite | LibC.OpenCloseOnExec | LibC.OpenNoFollow);
         if (fd < 0)
@@ -78,7 +79,7 @@ internal static unsafe class SharedRegionFile
             if ((status.Mode & GroupAndOtherBits) != 0)
                 throw new UnauthorizedAccessException($"the shared region {path} has mode {Convert.ToString(status.Mode & 0x1FF, 8)}: group or others may use it; only 600 is accepted.");
             bytes = (nuint)status.Size;
-            return bytes == 0 ? null : Map(fd, bytes, path);
+            return bytes == 0 ? null : Map(fd, bytes, path, populate);
         }
         finally
         {
@@ -93,9 +94,11 @@ internal static unsafe class SharedRegionFile
     /// <returns>False when there was no such file.</returns>
     public static bool Delete(string path) => LibC.Unlink(path) == 0;
 
-    private static byte* Map(int fd, nuint bytes, string path)
+    /// <summary>Maps the file; <paramref name="populate"/> (<c>MAP_POPULATE</c>) allocates every page of it and fills
+    /// this process's page tables now, so that no page fault comes later.</summary>
+    private static byte* Map(int fd, nuint bytes, string path, bool populate)
     {
-        void* address = LibC.Mmap(null, bytes, LibC.ProtRead | LibC.ProtWrite, LibC.MapShared, fd, 0);
+        void* address = LibC.Mmap(null, bytes, LibC.ProtRead | LibC.ProtWrite, LibC.MapShared | (populate ? LibC.MapPopulate : 0), fd, 0);
         if (address == LibC.MapFailed)
             throw new IOException($"could not map the shared region {path} ({bytes} bytes, errno {Marshal.GetLastPInvokeError()}).");
         return (byte*)address;
