@@ -139,6 +139,7 @@ public sealed unsafe class SharedHeap : IDisposable
         if (index < 0) throw new KeyNotFoundException($"the shared heap {Path} has no channel '{name}'.");
         SharedChannel? channel = Volatile.Read(ref _channels[index]);
         if (channel != null) return channel;
+        // Loses to another thread creating the same channel view: both then use the one that was stored first.
         Interlocked.CompareExchange(ref _channels[index], new SharedChannel(this, _region, index, name), null);
         return _channels[index]!;
     }

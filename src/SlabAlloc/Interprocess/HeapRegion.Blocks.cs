@@ -43,12 +43,30 @@ internal sealed unsafe partial class HeapRegion
     }
 
     /// <summary>Marks a block just popped from a free stack as held by this process.</summary>
+    /// <remarks>A plain store: the pop gave the block to this thread alone, and no process changes a Free word it did
+    /// not pop (frees and sends refuse Free words; maintenance waits for quiescence). The checks stand in for a
+    /// corrupt region.</remarks>
     private void TakeHold(uint unit, int classIndex)
     {
         if (ClassOfBlock(unit) != classIndex) throw Corrupt(Path, $"the free list of class {classIndex} holds unit {unit}, which is not a block of that class");
-        // Fails only if the region is corrupt: a block in a free stack is Free, and popping gave it to this thread alone.
-        uint seen = Interlocked.CompareExchange(ref *OwnerOf(unit), OwnerWord.Held(Slot), OwnerWord.Free);
+        uint* word = OwnerOf(unit);
+        uint seen = Volatile.Read(ref *word);
         if (seen != OwnerWord.Free) throw Corrupt(Path, $"unit {unit} was in a free list but is {OwnerWord.Describe(seen)}");
+        Volatile.Write(ref *word, OwnerWord.Held(Slot));
+    }
+
+    /// <summary>Takes a received block out of <paramref name="channel"/>: its owner word goes from InChannel to
+    /// <paramref name="holder"/>.</summary>
+    /// <remarks>A plain store: an InChannel word changes only by its one receiver, the thread that claimed its cell
+    /// (frees and sends refuse it; maintenance waits for quiescence).</remarks>
+    /// <returns>False, with nothing written, when the word is not InChannel of this channel: a corrupt region.</returns>
+    private bool TryTakeFromChannel(uint unit, int channel, uint holder, out uint seen)
+    {
+        uint* word = OwnerOf(unit);
+        seen = Volatile.Read(ref *word);
+        if (seen != OwnerWord.InChannel(channel)) return false;
+        Volatile.Write(ref *word, holder);
+        return true;
     }
 
     /// <summary>Takes a slab for the class (a freed one, else one never used), returns its first block and pushes

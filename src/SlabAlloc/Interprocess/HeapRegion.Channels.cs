@@ -91,21 +91,12 @@ internal sealed unsafe partial class HeapRegion
         try
         {
             if (!TryTakeBlock(classIndex, out unit)) return CopySent.HeapFull;
-            // The pop gave this thread the block alone, so its word is set with a plain store (no process CASes a Free
-            // word it did not pop); it is checked, as a CAS would, against a corrupt region.
-            if (ClassOfBlock(unit) != classIndex) throw Corrupt(Path, $"the free list of class {classIndex} holds unit {unit}, which is not a block of that class");
-            uint* word = OwnerOf(unit);
-            uint seen = Volatile.Read(ref *word);
-            if (seen != OwnerWord.Free) throw Corrupt(Path, $"unit {unit} was in a free list but is {OwnerWord.Describe(seen)}");
+            TakeHold(unit, classIndex);
             message.CopyTo(new Span<byte>(Address(unit), message.Length));
-            if (!TryClaimSend(channel, header, out long position, out ChannelCell* cell))
-            {
-                Volatile.Write(ref *word, OwnerWord.Held(Slot));
-                return CopySent.Full;
-            }
-            // Held by nobody until the store: a sender that dies before it leaves a Free block in no stack, which
-            // maintenance collects; after it, an InChannel block that maintenance frees unless a cell names it.
-            Volatile.Write(ref *word, OwnerWord.InChannel(channel));
+            if (!TryClaimSend(channel, header, out long position, out ChannelCell* cell)) return CopySent.Full;
+            // A plain store, as in TakeHold: no other process knows the block yet. A sender that dies before it leaves
+            // a block held by a dead process; after it, an InChannel block that maintenance frees unless a cell names it.
+            Volatile.Write(ref *OwnerOf(unit), OwnerWord.InChannel(channel));
             wokeReceiver = Publish(header, cell, position, (ulong)unit << 32 | (uint)message.Length, receivers: true);
             return CopySent.Sent;
         }
@@ -188,10 +179,9 @@ internal sealed unsafe partial class HeapRegion
                 if (dropped != 0) wokeSender = WakeSenders(header, dropped);
                 return false;
             }
-            // Fails only if the region is corrupt: a message's block is InChannel until its one receiver takes it.
-            uint previous = Interlocked.CompareExchange(ref *OwnerOf(unit), OwnerWord.Held(Slot), OwnerWord.InChannel(channel));
-            Release(channel, cell, position);
-            if (previous != OwnerWord.InChannel(channel)) throw Corrupt(Path, $"channel {channel} holds unit {unit}, which is {OwnerWord.Describe(previous)}");
+            bool taken = TryTakeFromChannel(unit, channel, OwnerWord.Held(Slot), out uint previous);
+            Release(channel, cell, position); // even for a corrupt message, so that it does not wedge the ring
+            if (!taken) throw Corrupt(Path, $"channel {channel} holds unit {unit}, which is {OwnerWord.Describe(previous)}");
             offset = (long)unit * SharedSizeClasses.UnitBytes;
             wokeSender = WakeSenders(header, dropped + 1);
             return true;
@@ -227,12 +217,8 @@ internal sealed unsafe partial class HeapRegion
             Release(channel, cell, position);
             new ReadOnlySpan<byte>(Address(unit), length).CopyTo(destination);
             int classIndex = ClassOfBlock(unit);
-            // An InChannel word changes only by its one receiver (frees and sends refuse it, maintenance waits for
-            // quiescence), so a plain store frees it; the check guards against a corrupt region.
-            uint* word = OwnerOf(unit);
-            uint previous = Volatile.Read(ref *word);
-            if (previous != OwnerWord.InChannel(channel)) throw Corrupt(Path, $"channel {channel} holds unit {unit}, which is {OwnerWord.Describe(previous)}");
-            Volatile.Write(ref *word, OwnerWord.Free);
+            if (!TryTakeFromChannel(unit, channel, OwnerWord.Free, out uint previous))
+                throw Corrupt(Path, $"channel {channel} holds unit {unit}, which is {OwnerWord.Describe(previous)}");
             CacheFreed(unit, classIndex);
             wokeSender = WakeSenders(header, dropped + 1);
             return CopyReceived.Received;

@@ -363,6 +363,7 @@ internal sealed unsafe partial class HeapRegion
             }
             Volatile.Write(ref record->ActiveOperations, 0);
             long identity = Volatile.Read(ref record->Identity);
+            // From the ended identity only: fails if the slot was given back already (a leaving view racing with this).
             if (identity != 0 && Interlocked.CompareExchange(ref record->Identity, 0, identity) == identity && !(leaving && slot == Slot))
                 recovered++;
         }
