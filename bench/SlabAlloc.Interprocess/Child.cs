@@ -3,8 +3,8 @@ using System.Text.Json;
 namespace SlabAlloc.Interprocess;
 
 /// <summary>
-/// The child's role: connects to the parent's transport, echoes (pingpong) or sinks (bandwidth) the warm-up,
-/// says <c>ready</c>, waits for <c>go</c>, serves the measured messages between two readings of its own
+/// The child's role: connects to the parent's transport, echoes (pingpong) or sinks (bandwidth) a warm-up batch,
+/// says <c>ready</c> and serves another batch for each <c>again</c> until the parent says <c>go</c>, then serves the measured messages between two readings of its own
 /// counters, and reports them as one JSON line on its standard output.
 /// </summary>
 internal static class Child
@@ -24,10 +24,14 @@ internal static class Child
         using ITransport transport = Transports.Find(plan.Transport).Create();
         transport.Connect(endpoint);
         using var buffer = new NativeBuffer(plan.SizeBytes);
-        Serve(plan, transport, buffer, plan.WarmupCount);
-        Console.Out.WriteLine("ready");
-        string? go = Console.In.ReadLine();
-        if (go != "go") throw new InvalidDataException($"child: the parent said '{go}' where 'go' was due");
+        while (true)
+        {
+            Serve(plan, transport, buffer, plan.WarmupCount);
+            Console.Out.WriteLine("ready");
+            string? line = Console.In.ReadLine();
+            if (line == "go") break;
+            if (line != "again") throw new InvalidDataException($"child: the parent said '{line}' where 'again' or 'go' was due");
+        }
         ProcessUsage before = ProcessUsage.Take();
         Serve(plan, transport, buffer, plan.Count);
         ProcessUsage usage = ProcessUsage.Take().Since(before);

@@ -21,6 +21,8 @@ internal sealed record Options
     /// <summary>A run's limit, generous: on a busy 2-core machine the plain-mutex ring can take a hundred times its
     /// quiet time (a preempted lock holder, then a sleep in the kernel per message).</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(1200);
+    /// <summary>The least time a run warms up before it is measured (see <see cref="Run"/>).</summary>
+    public TimeSpan Warmup { get; init; } = TimeSpan.FromSeconds(1);
     /// <summary>Count every system call with perf (a cost on each call, see <see cref="SyscallCounter"/>), or only
     /// the read and write calls of /proc/PID/io. Defaults to perf where it works.</summary>
     public bool PerfSyscalls { get; init; } = SyscallCounter.Usable;
@@ -45,6 +47,7 @@ internal sealed record Options
                 "--total" => options with { TotalBytes = Sizes.Parse(Value()) },
                 "--reps" => options with { Reps = int.Parse(Value(), CultureInfo.InvariantCulture) },
                 "--scale" => options with { Scale = double.Parse(Value(), CultureInfo.InvariantCulture) },
+                "--warmup" => options with { Warmup = TimeSpan.FromSeconds(double.Parse(Value(), CultureInfo.InvariantCulture)) },
                 "--timeout" => options with { Timeout = TimeSpan.FromSeconds(double.Parse(Value(), CultureInfo.InvariantCulture)) },
                 "--syscalls" => options with { PerfSyscalls = Value() switch
                 {

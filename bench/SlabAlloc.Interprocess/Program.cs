@@ -11,7 +11,8 @@ const string Usage = """
       suite     [--transports ...] [--sizes ...] [--chunks ...] [--reps R] [--scale F] [--out DIR]
                 pingpong at every size and bandwidth at every chunk size for every transport; writes
                 DIR/ipc-pingpong.md, ipc-bandwidth.md, ipc-runs.csv and the two charts (DIR: docs/results)
-      common: --timeout SECONDS (a run's limit, 1200), --syscalls perf|io (perf where it works)
+      common: --warmup SECONDS (the least warm-up of a run, 1), --timeout SECONDS (a run's limit, 1200),
+              --syscalls perf|io (perf where it works)
     transports: pipe, uds, tcp, mutex-ring, mutex-ring-spin, slab-channel. Sizes take K and M (binary). Each configuration
     runs R times (11), interleaved, the first dropped; round trips default to 1,000,000 up to 4 KiB, 100,000 at
     64 KiB, 10,000 above, times --scale; bandwidth streams 16 MiB in chunks of 1 KiB to 16 MiB.

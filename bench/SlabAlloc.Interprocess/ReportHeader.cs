@@ -27,8 +27,10 @@ internal static class ReportHeader
             server or sink) and nothing else runs in the harness while a run is measured. Each configuration ran
             {options.Reps} times, interleaved (every transport and size once, then the next repetition); the first run
             of each was dropped and the cells give the median of the rest with [min-max]. Every measured interval
-            excludes process start, connection, an unmeasured warm-up (pingpong: up to 10,000 round trips; bandwidth:
-            at least 1 MiB and two chunks) and teardown. Every transport delivers the bytes into the receiver's own
+            excludes process start, connection, an unmeasured warm-up and teardown. The warm-up repeats a batch
+            (pingpong: up to 10,000 round trips; bandwidth: at least 1 MiB and two chunks) until {options.Warmup.TotalSeconds:0.##} s
+            have passed, so that both processes run the code the JIT settles on (tiered compilation recompiles a
+            method only after it has run a while; a run of 20 ms would otherwise measure first-tier code). Every transport delivers the bytes into the receiver's own
             buffer. A message is one way (a round trip is two); MB is 10^6 bytes, counting both directions of a round
             trip. Counters are per message and given as client / server, each process measuring itself
             (`getrusage(RUSAGE_SELF)`: CPU time, voluntary and involuntary context switches).

@@ -10,9 +10,15 @@ namespace SlabAlloc.Interprocess;
 /// JIT's first compilations, the warm-up and the teardown all fall outside the measured interval; nothing is
 /// printed inside it.
 /// </summary>
+/// <remarks>
+/// The warm-up repeats its batch until <see cref="Options.Warmup"/> has passed, in both processes (each run has
+/// a new child). A count alone is not enough: the runtime compiles a method at its final tier only after it
+/// has been called for a while (tiered compilation), so a short run measures first-tier code, and more so for
+/// a transport whose work is managed code than for one whose work is in the kernel or in libc.
+/// </remarks>
 internal static class Run
 {
-    public static RunResult Execute(RunPlan plan, int rep, TimeSpan timeout, bool countSyscalls)
+    public static RunResult Execute(RunPlan plan, int rep, TimeSpan timeout, TimeSpan warmup, bool countSyscalls)
     {
         string what = $"{plan.Workload} over {plan.Transport}, {plan.SizeBytes} bytes, run {rep}";
         using ITransport transport = Transports.Find(plan.Transport).Create();
@@ -27,9 +33,15 @@ internal static class Run
             using Bandwidth? bandwidth = plan.Workload == RunPlan.Bandwidth ? new Bandwidth(plan.Transport, plan.SizeBytes) : null;
             var latency = new LatencyHistogram();
 
-            if (pingPong is not null) pingPong.RoundTrips(transport, plan.WarmupCount, new LatencyHistogram());
-            else bandwidth!.Stream(transport, plan.WarmupCount);
-            child.Expect("ready");
+            long warmupEnd = Stopwatch.GetTimestamp() + (long)(warmup.TotalSeconds * Stopwatch.Frequency);
+            while (true)
+            {
+                if (pingPong is not null) pingPong.RoundTrips(transport, plan.WarmupCount, new LatencyHistogram());
+                else bandwidth!.Stream(transport, plan.WarmupCount);
+                child.Expect("ready");
+                if (Stopwatch.GetTimestamp() >= warmupEnd) break;
+                child.Send("again");
+            }
 
             clientCounter?.Enable();
             serverCounter?.Enable();

@@ -57,7 +57,7 @@ internal static class Suite
         {
             try
             {
-                return Run.Execute(plan, rep, options.Timeout, countSyscalls: counting);
+                return Run.Execute(plan, rep, options.Timeout, options.Warmup, countSyscalls: counting);
             }
             catch (SyscallCounter.PerfFailedException e) when (attempt < 3)
             {
