@@ -32,7 +32,7 @@ namespace SlabAlloc.Frontend;
 /// A reader never combines one owner's start with another's size.</para>
 /// <para>The main thread's reported stack can take in other mappings (see
 /// <see cref="ThreadStacks.TryGetCurrent"/>), so it is cut to the mapping that holds it. Threads
-/// found by review to break the argument, and how each is handled: a second latch armed by one thread
+/// that would break the argument, and how each is handled: a second latch armed by one thread
 /// (refused), a thread arming during the C library's last destructor round, and fork without exec
 /// (both documented on <see cref="ThreadStacks"/>).</para>
 /// <para><b>Misses</b> (an unregistered thread, an entry taken by another stack, a platform without
