@@ -121,6 +121,61 @@ public sealed unsafe class AllocatorModelTests
         AssertAccountingBack(before, "after the concurrent sequences");
     }
 
+    /// <summary>A realloc that moves its block frees the old one before it returns, so another thread may be
+    /// handed that address while the resizing thread has not yet told the range set: the model must not
+    /// call it "already live".
+    /// Deterministic: the other sequence allocates on the same thread, right after the call returned, from
+    /// the slab whose free list (last in, first out) just got the old block.</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void AnAddressFreedByAResizeMayBeHandedOutAgainBeforeTheResizeReturnsToTheModel(bool aligned)
+    {
+        var before = SlabMemory.GetStatistics();
+        var ranges = new RangeSet();
+        var resizer = new AllocActual(ranges, courier: null, started: null);
+        var other = new AllocActual(ranges, courier: null, started: null);
+        try
+        {
+            resizer.Allocate(new AllocStep(AllocVia.Alloc, 1000, 1, 16, 0x5EED_0001));
+            nint old = resizer.LiveBlocks.Single().Ptr;
+            resizer.AfterResizeCall = () => other.Allocate(new AllocStep(AllocVia.Alloc, 1000, 1, 16, 0x5EED_0002));
+            resizer.Resize(new ResizeStep(0, 3000, aligned ? 64u : 0u, 0x5EED_0003));
+            Assert.NotEqual(old, resizer.LiveBlocks.Single().Ptr); // the block moved ...
+            Assert.Equal(old, other.LiveBlocks.Single().Ptr); // ... and its old address went to the other sequence
+            foreach (var b in resizer.LiveBlocks.Concat(other.LiveBlocks)) b.Verify("at the end");
+            resizer.FreeEverything();
+            other.FreeEverything();
+        }
+        finally
+        {
+            resizer.FreeAfterFailure();
+            other.FreeAfterFailure();
+        }
+        AssertAccountingBack(before, "after both sequences");
+    }
+
+    /// <summary>A resize the allocator refuses leaves the block where it was, live, in the range set too.</summary>
+    [Fact]
+    public void ARefusedResizeLeavesItsBlockLiveInTheModel()
+    {
+        var before = SlabMemory.GetStatistics();
+        var ranges = new RangeSet();
+        var a = new AllocActual(ranges, courier: null, started: null);
+        try
+        {
+            a.Allocate(new AllocStep(AllocVia.Alloc, 1000, 1, 16, 0x5EED_0004));
+            Assert.Throws<OutOfMemoryException>(() => a.Resize(new ResizeStep(0, (nuint)1 << 50, 0, 0x5EED_0005)));
+            a.LiveBlocks.Single().Verify("after the refused resize");
+            a.FreeEverything(); // throws if the block's range was lost
+        }
+        finally
+        {
+            a.FreeAfterFailure();
+        }
+        AssertAccountingBack(before, "after the refused resize");
+    }
+
     private static string PrintConcurrent(ConcurrentStep[][] sequences) =>
         string.Join("\n", sequences.Select((s, t) => $"thread {t}: [{string.Join(", ", s.Select(x => x.ToString()))}]"));
 
@@ -433,6 +488,13 @@ internal sealed unsafe class AllocActual(RangeSet ranges, Courier? courier, List
     private int _nextId;
     private SlabStatistics? _before;
 
+    /// <summary>For the model's own tests: runs right after a resize's call to the allocator returned, before
+    /// the result is checked; another sequence's step here is one that another thread could run at that moment.</summary>
+    internal Action? AfterResizeCall;
+
+    /// <summary>The blocks this sequence holds now.</summary>
+    internal IReadOnlyCollection<Block> LiveBlocks => _live.Values;
+
     /// <summary>The statistics before this sequence's first operation (taken lazily: CsCheck generates
     /// initial states it never runs).</summary>
     private void Start()
@@ -478,10 +540,23 @@ internal sealed unsafe class AllocActual(RangeSet ranges, Courier? courier, List
         Block? b = Pick(s.Selector);
         if (b == null) return;
         string what = $"{s} of {b}";
-        void* p = s.Aligned
-            ? SlabMemory.AlignedRealloc((void*)b.Ptr, s.Size, s.RequestedAlignment)
-            : SlabMemory.Realloc((void*)b.Ptr, s.Size);
+        // The old range goes before the call: a realloc that moves the block frees the old one before it returns,
+        // and from then on another thread may be handed that address, which is not "already live". A call that
+        // throws leaves the block where it was, live: its range comes back.
         ranges.Remove(b);
+        void* p;
+        try
+        {
+            p = s.Aligned
+                ? SlabMemory.AlignedRealloc((void*)b.Ptr, s.Size, s.RequestedAlignment)
+                : SlabMemory.Realloc((void*)b.Ptr, s.Size);
+        }
+        catch
+        {
+            ranges.Add(b, $"{what} (which threw: the block stays)");
+            throw;
+        }
+        AfterResizeCall?.Invoke();
         Block fresh = Admit(p, s.Size, s.Alignment, what);
         nuint common = Math.Min(b.Requested, s.Size);
         long bad = Stamp.FirstMismatch((byte*)p, b.Requested, b.Seed, common);
