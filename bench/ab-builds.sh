@@ -7,7 +7,7 @@
 #
 # VARIANT is name=what, where what is
 #   a commit (main, HEAD, a hash, a branch), optionally followed by ,VAR=VALUE settings for its runs:
-#       base=main   lib=HEAD   cache=HEAD,SLABALLOC_FREE_CACHE_KB=256
+#       base=main   lib=HEAD   nobatch=HEAD,SLABALLOC_REMOTE_BATCH=0
 #   or peer:mimalloc, peer:tcmalloc, peer:jemalloc, peer:glibc (a native allocator through NativeMemory,
 #   preloaded; SlabAlloc's start-up warm-up off in those runs).
 # WORKLOAD is a workload command line as the harness takes it, quoted:
