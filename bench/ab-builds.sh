@@ -13,7 +13,7 @@
 # WORKLOAD is a workload command line as the harness takes it, quoted:
 #   'larson 0.4 8 1000 5000 100 4141 1'   'xmalloc 2 0.4 128'   'glibcthread 2 0.4'   'midlarge 1 1000000 2048 42'
 #
-# Each round runs every workload once for every variant, in turn; rounds repeat --reps times (default 5).
+# Each pass runs every workload once for every variant, in turn; passes repeat --reps times (default 5).
 # Prints, per workload, each variant's median operations per second, its ratio to the first variant, its
 # median RSS growth and minor page faults, and the spread (min-max) of its runs. Raw results: a CSV in
 # artifacts/ab/. A commit's library is built once per commit into artifacts/ab/build-<hash>/ (a worktree
@@ -96,34 +96,34 @@ for v in "${variants[@]}"; do
 done
 
 csv="artifacts/ab/ab-$(date +%Y%m%d-%H%M%S).csv"
-echo "variant,workload,round,ops_per_second,rss_growth_kib,minor_faults" > "$csv"
+echo "variant,workload,pass,ops_per_second,rss_growth_kib,minor_faults" > "$csv"
 field() { sed -n "s/.*\"$1\":\([0-9.eE+-]*\).*/\1/p"; }
-for round in $(seq 1 "$reps"); do
+for pass in $(seq 1 "$reps"); do
   for w in "${workloads[@]}"; do
     for i in "${!names[@]}"; do
       # shellcheck disable=SC2086 # the workload's arguments and the settings are meant to split
       json="$(env ${envs[$i]} dotnet "${dirs[$i]}/SlabAlloc.Workloads.dll" $w ${extras[$i]} --json 2>/dev/null | tail -1 || true)"
       ops="$(field opsPerSecond <<<"$json")"; rss="$(field rssGrowthKiB <<<"$json")"; faults="$(field minorPageFaults <<<"$json")"
       [ -n "$ops" ] || { echo "run failed: ${names[$i]} $w" >&2; continue; }
-      echo "${names[$i]},$w,$round,$ops,${rss:-0},${faults:-0}" >> "$csv"
+      echo "${names[$i]},$w,$pass,$ops,${rss:-0},${faults:-0}" >> "$csv"
     done
   done
-  echo "round $round of $reps done" >&2
+  echo "pass $pass of $reps done" >&2
 done
 
-echo "A/B of ${names[*]}, $reps rounds, $(date -u '+%Y-%m-%d %H:%M UTC'); ratio to ${names[0]}; raw: $csv"
+echo "A/B of ${names[*]}, $reps passes, $(date -u '+%Y-%m-%d %H:%M UTC'); ratio to ${names[0]}; raw: $csv"
 for w in "${workloads[@]}"; do
   echo
   echo "$w"
   printf '  %-12s %14s %7s %12s %9s %22s\n' variant "median ops/s" ratio "RSS growth" faults "spread (M ops/s)"
   first=""
   for name in "${names[@]}"; do
-    stats="$(awk -F, -v n="$name" -v w="$w" '$1 == n && $2 == w { print $4, $5, $6 }' "$csv" | sort -g | awk '
-      { ops[NR] = $1; rss[NR] = $2; f[NR] = $3 }
-      function median(a, n,   b, i, j, t) { for (i = 1; i <= n; i++) b[i] = a[i]
-        for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (b[j] < b[i]) { t = b[i]; b[i] = b[j]; b[j] = t }
-        return n % 2 ? b[(n + 1) / 2] : (b[n / 2] + b[n / 2 + 1]) / 2 }
-      END { if (NR == 0) exit; printf "%f %f %f %f %f\n", median(ops, NR), median(rss, NR), median(f, NR), ops[1], ops[NR] }')"
+    stats="$(awk -F, -v n="$name" -v w="$w" '
+      function median(a, n,   i, j, t) {
+        for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+      $1 == n && $2 == w { k++; ops[k] = $4; rss[k] = $5; f[k] = $6 }
+      END { if (k == 0) exit; m = median(ops, k); printf "%f %f %f %f %f\n", m, median(rss, k), median(f, k), ops[1], ops[k] }' "$csv")"
     [ -n "$stats" ] || { printf '  %-12s (no runs)\n' "$name"; continue; }
     read -r med rss faults lo hi <<<"$stats"
     [ -n "$first" ] || first="$med"

@@ -66,7 +66,7 @@ public sealed unsafe class AllocatorModelTests
 
     /// <summary>One concurrent sample: each thread runs its own sequence against its own live-block
     /// model; blocks move between threads through a shared exchange array; then exact accounting.</summary>
-    internal static void RunConcurrently(ConcurrentStep[][] sequences)
+    private static void RunConcurrently(ConcurrentStep[][] sequences)
     {
         var ranges = new RangeSet();
         var exchange = new Block?[ExchangeSlots];
