@@ -15,7 +15,11 @@
 #
 # Each pass runs every workload once for every variant, in turn; passes repeat --reps times (default 5).
 # Prints, per workload, each variant's median operations per second, its ratio to the first variant, its
-# median RSS growth and minor page faults, and the spread (min-max) of its runs. Raw results: a CSV in
+# median RSS growth and minor page faults, and the spread (min-max) of its runs; then the paired ratio:
+# the median, over passes, of its run divided by the first variant's run of the same pass, with the
+# middle half of those ratios. Runs of one pass are seconds apart, so the paired ratio follows the
+# machine's drift where the ratio of medians does not; trust a difference only when the middle half
+# of the paired ratios lies on one side of 1. Raw results: a CSV in
 # artifacts/ab/. A commit's library is built once per commit into artifacts/ab/build-<hash>/ (a worktree
 # of that commit, published ReadyToRun); the harness is the current checkout's.
 set -euo pipefail
@@ -115,7 +119,7 @@ echo "A/B of ${names[*]}, $reps passes, $(date -u '+%Y-%m-%d %H:%M UTC'); ratio 
 for w in "${workloads[@]}"; do
   echo
   echo "$w"
-  printf '  %-12s %14s %7s %12s %9s %22s\n' variant "median ops/s" ratio "RSS growth" faults "spread (M ops/s)"
+  printf '  %-12s %14s %7s %12s %9s %22s  %s\n' variant "median ops/s" ratio "RSS growth" faults "spread (M ops/s)" "paired (middle half)"
   first=""
   for name in "${names[@]}"; do
     stats="$(awk -F, -v n="$name" -v w="$w" '
@@ -127,7 +131,18 @@ for w in "${workloads[@]}"; do
     [ -n "$stats" ] || { printf '  %-12s (no runs)\n' "$name"; continue; }
     read -r med rss faults lo hi <<<"$stats"
     [ -n "$first" ] || first="$med"
-    awk -v n="$name" -v m="$med" -v f="$first" -v r="$rss" -v p="$faults" -v lo="$lo" -v hi="$hi" 'BEGIN {
-      printf "  %-12s %14.0f %7.2f %8.1f MiB %9.0f %10.1f-%-10.1f\n", n, m, m / f, r / 1024, p, lo / 1e6, hi / 1e6 }'
+    # Per pass, this variant's run over the first variant's run; their median and quartiles (nearest rank).
+    paired="$(awk -F, -v n="$name" -v b="${names[0]}" -v w="$w" '
+      $2 == w && $1 == b { base[$3] = $4 }
+      $2 == w && $1 == n { mine[$3] = $4 }
+      END {
+        for (p in mine) if ((p in base) && base[p] > 0) r[++k] = mine[p] / base[p]
+        if (k == 0) { print "-"; exit }
+        for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (r[j] < r[i]) { t = r[i]; r[i] = r[j]; r[j] = t }
+        m = k % 2 ? r[(k + 1) / 2] : (r[k / 2] + r[k / 2 + 1]) / 2
+        q1 = r[int((k + 3) / 4)]; q3 = r[k + 1 - int((k + 3) / 4)]
+        printf "%.2f (%.2f-%.2f)", m, q1, q3 }' "$csv")"
+    awk -v n="$name" -v m="$med" -v f="$first" -v r="$rss" -v p="$faults" -v lo="$lo" -v hi="$hi" -v pr="$paired" 'BEGIN {
+      printf "  %-12s %14.0f %7.2f %8.1f MiB %9.0f %10.1f-%-10.1f  %s\n", n, m, m / f, r / 1024, p, lo / 1e6, hi / 1e6, pr }'
   done
 done
