@@ -61,7 +61,25 @@ public static unsafe class SlabMemory
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Free(void* ptr)
     {
-        // One bit says whether the header at ptr & ~(4 MiB - 1) is a superslab's (null is not).
+        // Inside the superslab arena every header at ptr & ~(4 MiB - 1) can be read (null is outside).
+        if (!SuperslabArena.Contains(ptr))
+        {
+            FreeOutsideArena(ptr);
+            return;
+        }
+        SlabMeta* s = SuperslabHeader.SlabOf(ptr);
+        if (s == null) ThrowNotInASlab(ptr);
+        int index = SlabMeta.BlockIndexOf(s, ptr);
+        if (index < 0) ThrowHelper.ThrowInteriorPointer(ptr);
+        SmallBlocks.Free(s, ptr, index);
+    }
+
+    /// <summary>A free of a pointer outside the arena: a block of a superslab mapped on its own (one bit of
+    /// the registry says whether the header at ptr &amp; ~(4 MiB - 1) is a superslab's), a large block, or
+    /// not SlabAlloc's.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void FreeOutsideArena(void* ptr)
+    {
         if (!Registry.IsSuperslab(ptr))
         {
             FreeLargeOrForeign(ptr);
@@ -72,6 +90,15 @@ public static unsafe class SlabMemory
         int index = SlabMeta.BlockIndexOf(s, ptr);
         if (index < 0) ThrowHelper.ThrowInteriorPointer(ptr);
         SmallBlocks.Free(s, ptr, index);
+    }
+
+    /// <summary>A pointer in the arena that no slab covers: in a superslab, its header or a slot no slab
+    /// holds; else in a range of the arena that is no superslab (never one yet, or retired).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ThrowNotInASlab(void* ptr)
+    {
+        if (Registry.IsSuperslab(ptr)) ThrowHelper.ThrowInteriorPointer(ptr);
+        ThrowHelper.ThrowForeignPointer(ptr);
     }
 
     /// <summary>Resizes a block, keeping its contents up to the smaller size. Null allocates.</summary>

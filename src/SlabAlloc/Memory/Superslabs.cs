@@ -121,11 +121,13 @@ internal static unsafe class Superslabs
         }
         else
         {
-            region = (byte*)OsMemory.Reserve(Geometry.SuperslabBytes, Geometry.SuperslabBytes, SlabOptions.Prefault);
+            region = MapRange();
             if (region == null) return null;
             if (!SuperslabDirectory.TryAddIndex(out index, ref casFailures))
             {
-                OsMemory.Release(region, Geometry.SuperslabBytes); // no entry can hold it: nothing ever saw it
+                // No entry can hold it: nothing ever saw it. A range of the arena stays mapped, with nothing behind it.
+                if (SuperslabArena.Contains(region)) OsMemory.ReleaseKeepingRange(region, Geometry.SuperslabBytes);
+                else OsMemory.Release(region, Geometry.SuperslabBytes);
                 return null;
             }
             e = SuperslabDirectory.Entry(index);
@@ -228,6 +230,21 @@ internal static unsafe class Superslabs
             SuperslabEntry* e = SuperslabDirectory.Entry(i);
             if ((ulong)Volatile.Read(ref e->FreeMask) == Geometry.AllSlotsFree) TryRetire(e, i);
         }
+    }
+
+    /// <summary>A new superslab's range, counted as mapped: the arena's next one, or else a mapping of its own.
+    /// Null when the system or the mapping limit refuses.</summary>
+    private static byte* MapRange()
+    {
+        byte* region = SuperslabArena.TryCut();
+        if (region == null) return (byte*)OsMemory.Reserve(Geometry.SuperslabBytes, Geometry.SuperslabBytes, SlabOptions.Prefault);
+        if (!OsMemory.TryRecommit(Geometry.SuperslabBytes))
+        {
+            // Refused by the limit: the range is cut but never used (address space only).
+            return null;
+        }
+        if (SlabOptions.Prefault) OsMemory.Prefault(region, Geometry.SuperslabBytes);
+        return region;
     }
 
     private static bool TryRetire(SuperslabEntry* e, uint index)

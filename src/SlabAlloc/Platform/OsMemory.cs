@@ -108,16 +108,16 @@ internal static unsafe class OsMemory
     /// <summary>
     /// Reserves zeroed read-write address space for a large, sparsely written table, without counting
     /// it in <see cref="MappedBytes"/>: untouched pages take no memory, and the owner counts the pages
-    /// it writes with <see cref="CountTouched"/>. Transparent huge pages are refused for the range, so a
-    /// write makes one page resident, not 2 MiB. Linux only (<see cref="UsesMmap"/>); never released.
-    /// Null when the system refuses.
+    /// it writes with <see cref="CountTouched"/>. With <paramref name="refuseHugePages"/>, transparent huge
+    /// pages are refused for the range, so a write makes one page resident, not 2 MiB. Linux only
+    /// (<see cref="UsesMmap"/>); never released. Null when the system refuses.
     /// </summary>
-    public static void* ReserveAddressSpace(nuint bytes)
+    public static void* ReserveAddressSpace(nuint bytes, bool refuseHugePages = true)
     {
         if (!UsesMmap) return null;
         void* p = LibC.Mmap(null, bytes, LibC.ProtRead | LibC.ProtWrite, LibC.MapPrivate | LibC.MapAnonymous | LibC.MapNoReserve, -1, 0);
         if (p == LibC.MapFailed) return null;
-        LibC.Madvise(p, bytes, LibC.MadvNoHugePage); // advice only: a kernel without THP refuses it harmlessly
+        if (refuseHugePages) LibC.Madvise(p, bytes, LibC.MadvNoHugePage); // advice only: a kernel without THP refuses it harmlessly
         return p;
     }
 
