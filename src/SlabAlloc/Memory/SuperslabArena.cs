@@ -9,8 +9,8 @@ namespace SlabAlloc.Memory;
 /// constants instead of a load from the registry.
 /// </summary>
 /// <remarks>
-/// <para>The whole range is mapped readable and writable (no memory is reserved behind it: untouched pages
-/// read as zeroes and take none), and no part of it is ever unmapped: a superslab cut from it keeps its
+/// <para>The whole range is mapped readable (untouched pages read as zeroes and take no memory; a superslab
+/// cut from it is made writable then), and no part of it is ever unmapped: a superslab cut from it keeps its
 /// addresses when it retires, like any superslab (<see cref="Superslabs"/>), and the part not cut yet reads
 /// as zeroes. So any pointer inside the range may have its superslab header read: a header of zeroes
 /// names no slab, and validation rejects the pointer.</para>
@@ -36,8 +36,8 @@ internal static unsafe class SuperslabArena
     private static nuint ReserveBase()
     {
         // Over-reserved by one superslab so that a 4 MiB aligned range of the full size fits; the slack stays
-        // mapped and unused. Huge pages as for any superslab: the system's default for the range.
-        var raw = (nuint)OsMemory.ReserveAddressSpace(unchecked((nuint)ReservedBytes) + Geometry.SuperslabBytes, refuseHugePages: false);
+        // mapped and unused. Read-only until cut, so that nothing is charged for it.
+        var raw = (nuint)OsMemory.ReserveReadOnly(unchecked((nuint)ReservedBytes) + Geometry.SuperslabBytes);
         return raw == 0 ? 0 : (raw + Geometry.SuperslabMask) & ~Geometry.SuperslabMask;
     }
 
@@ -45,8 +45,19 @@ internal static unsafe class SuperslabArena
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool Contains(void* p) => (nuint)p - s_base < s_bytes;
 
-    /// <summary>The next superslab-sized range of the arena, not counted as mapped (the caller counts it);
-    /// null when the arena is used up or there is none.</summary>
+    /// <summary>The arena's first address, its size and the bytes cut from it so far (all 0 when there is none).</summary>
+    public static (nuint Base, nuint Bytes, nuint Cut) Range => (s_base, s_bytes, (nuint)Volatile.Read(ref s_cut));
+
+    /// <summary>True when no range is left to cut (or there is no arena).</summary>
+    public static bool IsUsedUp => (nuint)Volatile.Read(ref s_cut) + Geometry.SuperslabBytes > s_bytes;
+
+    /// <summary>Marks the whole arena as cut, so that every new superslab is mapped on its own from now on.
+    /// For tests of that path; nothing else calls it.</summary>
+    public static void UseUp() => Volatile.Write(ref s_cut, (long)s_bytes);
+
+    /// <summary>The next superslab-sized range of the arena, made writable, not counted as mapped (the caller
+    /// counts it); null when the arena is used up, there is none, or the system refuses to make the range
+    /// writable (the range stays readable zeroes, never used).</summary>
     public static byte* TryCut()
     {
         while (true)
@@ -54,8 +65,9 @@ internal static unsafe class SuperslabArena
             long cut = Volatile.Read(ref s_cut);
             if ((nuint)cut + Geometry.SuperslabBytes > s_bytes) return null;
             // Loses only to another cut; the offset only grows, so there is no ABA.
-            if (Interlocked.CompareExchange(ref s_cut, cut + (long)Geometry.SuperslabBytes, cut) == cut)
-                return (byte*)(s_base + (nuint)cut);
+            if (Interlocked.CompareExchange(ref s_cut, cut + (long)Geometry.SuperslabBytes, cut) != cut) continue;
+            var region = (byte*)(s_base + (nuint)cut);
+            return OsMemory.TryMakeWritable(region, Geometry.SuperslabBytes) ? region : null;
         }
     }
 }

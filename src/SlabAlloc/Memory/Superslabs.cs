@@ -236,15 +236,19 @@ internal static unsafe class Superslabs
     /// Null when the system or the mapping limit refuses.</summary>
     private static byte* MapRange()
     {
-        byte* region = SuperslabArena.TryCut();
-        if (region == null) return (byte*)OsMemory.Reserve(Geometry.SuperslabBytes, Geometry.SuperslabBytes, SlabOptions.Prefault);
-        if (!OsMemory.TryRecommit(Geometry.SuperslabBytes))
+        if (!SuperslabArena.IsUsedUp)
         {
-            // Refused by the limit: the range is cut but never used (address space only).
-            return null;
+            // Counted (within the mapping limit) before a range is cut, so that a refusal costs the arena nothing.
+            if (!OsMemory.TryRecommit(Geometry.SuperslabBytes)) return null;
+            byte* region = SuperslabArena.TryCut();
+            if (region != null)
+            {
+                if (SlabOptions.Prefault) OsMemory.Prefault(region, Geometry.SuperslabBytes);
+                return region;
+            }
+            OsMemory.Uncount(Geometry.SuperslabBytes);
         }
-        if (SlabOptions.Prefault) OsMemory.Prefault(region, Geometry.SuperslabBytes);
-        return region;
+        return (byte*)OsMemory.Reserve(Geometry.SuperslabBytes, Geometry.SuperslabBytes, SlabOptions.Prefault);
     }
 
     private static bool TryRetire(SuperslabEntry* e, uint index)

@@ -49,6 +49,9 @@ internal static unsafe partial class LibC
     [LibraryImport(Library, EntryPoint = "madvise", SetLastError = true)]
     public static partial int Madvise(void* address, nuint length, int advice);
 
+    [LibraryImport(Library, EntryPoint = "mprotect", SetLastError = true)]
+    public static partial int Mprotect(void* address, nuint length, int protection);
+
     // Files: only for reading /proc/self/maps without the managed file stack's first-use cost.
 
     public const int OpenReadOnlyCloseOnExec = 0x80000; // O_RDONLY (0) | O_CLOEXEC

@@ -108,18 +108,39 @@ internal static unsafe class OsMemory
     /// <summary>
     /// Reserves zeroed read-write address space for a large, sparsely written table, without counting
     /// it in <see cref="MappedBytes"/>: untouched pages take no memory, and the owner counts the pages
-    /// it writes with <see cref="CountTouched"/>. With <paramref name="refuseHugePages"/>, transparent huge
-    /// pages are refused for the range, so a write makes one page resident, not 2 MiB. Linux only
-    /// (<see cref="UsesMmap"/>); never released. Null when the system refuses.
+    /// it writes with <see cref="CountTouched"/>. Transparent huge pages are refused for the range, so a
+    /// write makes one page resident, not 2 MiB. Linux only (<see cref="UsesMmap"/>); never released.
+    /// Null when the system refuses.
     /// </summary>
-    public static void* ReserveAddressSpace(nuint bytes, bool refuseHugePages = true)
+    public static void* ReserveAddressSpace(nuint bytes)
     {
         if (!UsesMmap) return null;
         void* p = LibC.Mmap(null, bytes, LibC.ProtRead | LibC.ProtWrite, LibC.MapPrivate | LibC.MapAnonymous | LibC.MapNoReserve, -1, 0);
         if (p == LibC.MapFailed) return null;
-        if (refuseHugePages) LibC.Madvise(p, bytes, LibC.MadvNoHugePage); // advice only: a kernel without THP refuses it harmlessly
+        LibC.Madvise(p, bytes, LibC.MadvNoHugePage); // advice only: a kernel without THP refuses it harmlessly
         return p;
     }
+
+    /// <summary>
+    /// Reserves read-only address space that reads as zeroes and takes no memory: nothing is charged for
+    /// it, not even where the system counts every writable mapping. A part becomes writable with
+    /// <see cref="TryMakeWritable"/>. Linux only (<see cref="UsesMmap"/>); never released. Null when the
+    /// system refuses.
+    /// </summary>
+    public static void* ReserveReadOnly(nuint bytes)
+    {
+        if (!UsesMmap) return null;
+        void* p = LibC.Mmap(null, bytes, LibC.ProtRead, LibC.MapPrivate | LibC.MapAnonymous | LibC.MapNoReserve, -1, 0);
+        return p == LibC.MapFailed ? null : p;
+    }
+
+    /// <summary>Makes a part of a <see cref="ReserveReadOnly"/> range readable and writable, as a range from
+    /// <see cref="Reserve"/> is (not counted: the caller counts it). False when the system refuses.</summary>
+    public static bool TryMakeWritable(void* address, nuint bytes) =>
+        LibC.Mprotect(address, bytes, LibC.ProtRead | LibC.ProtWrite) == 0;
+
+    /// <summary>Takes back the count of a <see cref="TryRecommit"/> whose range was not used after all.</summary>
+    public static void Uncount(nuint bytes) => Interlocked.Add(ref s_mappedBytes, -(long)bytes);
 
     /// <summary>Counts <paramref name="bytes"/> of a <see cref="ReserveAddressSpace"/> table as mapped
     /// (pages it has written).</summary>

@@ -1,4 +1,5 @@
 using SlabAlloc.Frontend;
+using SlabAlloc.Memory;
 using SlabAlloc.Platform;
 using SlabAlloc.Pool;
 using SlabAlloc.Support;
@@ -82,4 +83,10 @@ internal static unsafe class TestHooks
 
     /// <inheritdoc cref="TryEnterMutexPool"/>
     internal static void ExitMutexPool() => ((SharedSlabPool<CoarseLock>)SlabPool.Shared).Guard.Exit();
+
+    /// <summary>The superslab arena: its first address, its size and the bytes cut from it (0, 0, 0 when there is none).</summary>
+    internal static (nuint Base, nuint Bytes, nuint Cut) SuperslabArenaRange => SuperslabArena.Range;
+
+    /// <summary>Every new superslab from now on is mapped on its own, outside the arena.</summary>
+    internal static void UseUpSuperslabArena() => SuperslabArena.UseUp();
 }

@@ -1,0 +1,128 @@
+using SlabAlloc.Runtime;
+using static SlabAlloc.Tests.ProbeProcess;
+
+namespace SlabAlloc.Tests.Memory;
+
+/// <summary>
+/// The superslab arena: a free inside it reads a superslab header without asking the registry, so every
+/// address of the arena must be safe to validate (a header of zeroes names no slab) and be rejected with the
+/// message the registry's answer would give, while other threads map and retire superslabs in it; and once
+/// the arena is used up, superslabs mapped on their own must work as before.
+/// </summary>
+[Collection("SlabAlloc global state")]
+public sealed unsafe class SuperslabArenaTests
+{
+    private const string ForeignMessage = "not allocated by SlabAlloc";
+    private const string InteriorMessage = "not at the start of a live allocation";
+    private const nuint SuperslabBytes = 4 * 1024 * 1024;
+    private const nuint SlotBytes = 64 * 1024;
+
+    [Fact]
+    public void NewBlocksComeFromTheArena_WhereThereIsOne()
+    {
+        (nuint arenaBase, nuint arenaBytes, nuint cut) = TestHooks.SuperslabArenaRange;
+        if (arenaBytes == 0) return; // the portable platform layer: no arena, the registry validates every pointer
+        Assert.True(arenaBase % SuperslabBytes == 0, $"arena base 0x{arenaBase:x} is not 4 MiB aligned");
+        Assert.True(cut > 0 && cut <= arenaBytes && cut % SuperslabBytes == 0, $"cut {cut} of {arenaBytes}");
+        var p = SlabMemory.Alloc(64);
+        try { Assert.True((nuint)p - arenaBase < cut, $"0x{(nuint)p:x} is outside the arena's cut part"); }
+        finally { SlabMemory.Free(p); }
+    }
+
+    [Fact]
+    public void AddressesOfTheArenaThatHoldNoBlock_AreRejected_WhileThreadsMapAndRetireSuperslabs()
+    {
+        (nuint arenaBase, nuint arenaBytes, nuint cut) = TestHooks.SuperslabArenaRange;
+        if (arenaBytes == 0) return;
+        long baseline = SlabMemory.GetStatistics().BlocksInUse;
+        // Superslab headers (slot 0 holds no block) of every granule cut so far and of the next few, which
+        // the workers below may cut while the free looks; the last granule of the arena, never cut; and the
+        // arena's first and last bytes.
+        var hostile = new List<nuint>();
+        for (nuint g = 0; g < cut + 8 * SuperslabBytes && g < arenaBytes; g += SuperslabBytes)
+            foreach (nuint offset in new nuint[] { 0, 16, 4096, SlotBytes - 16 }) hostile.Add(arenaBase + g + offset);
+        hostile.Add(arenaBase + arenaBytes - SuperslabBytes + SlotBytes);
+        hostile.Add(arenaBase + arenaBytes - 16);
+
+        using var stop = new CancellationTokenSource();
+        Exception? failure = null;
+        long rejectedForeign = 0, rejectedInterior = 0, workerRounds = 0;
+        var workers = Enumerable.Range(0, 2).Select(id => new Thread(() =>
+        {
+            try
+            {
+                var random = new Random(1000 + id);
+                while (!stop.IsCancellationRequested)
+                {
+                    // Enough 8 KiB blocks to take new superslabs, then all freed and trimmed, so that
+                    // superslabs retire and their ranges are taken again.
+                    var blocks = new nint[1200 + random.Next(400)];
+                    for (int i = 0; i < blocks.Length; i++)
+                    {
+                        var b = (byte*)SlabMemory.Alloc(8192);
+                        b[0] = (byte)i; b[8191] = (byte)(i >> 8);
+                        blocks[i] = (nint)b;
+                    }
+                    for (int i = 0; i < blocks.Length; i++)
+                    {
+                        var b = (byte*)blocks[i];
+                        if (b[0] != (byte)i || b[8191] != (byte)(i >> 8)) throw new InvalidOperationException($"block {i} was written by someone else");
+                        SlabMemory.Free(b);
+                    }
+                    SlabMemory.Trim();
+                    Interlocked.Increment(ref workerRounds);
+                }
+            }
+            catch (Exception e) { failure ??= e; stop.Cancel(); }
+        })).ToArray();
+        var attacker = new Thread(() =>
+        {
+            try
+            {
+                var random = new Random(7);
+                while (!stop.IsCancellationRequested)
+                {
+                    nuint p = hostile[random.Next(hostile.Count)];
+                    try
+                    {
+                        SlabMemory.Free((void*)p);
+                        throw new InvalidOperationException($"Free accepted 0x{p:x}, which holds no block");
+                    }
+                    catch (ArgumentException e) when (e.Message.Contains(ForeignMessage)) { rejectedForeign++; }
+                    catch (ArgumentException e) when (e.Message.Contains(InteriorMessage)) { rejectedInterior++; }
+                }
+            }
+            catch (Exception e) { failure ??= e; stop.Cancel(); }
+        });
+        foreach (Thread t in workers) t.Start();
+        attacker.Start();
+        Thread.Sleep(1500);
+        stop.Cancel();
+        foreach (Thread t in workers) t.Join();
+        attacker.Join();
+
+        Assert.Null(failure);
+        Assert.True(workerRounds >= 2, $"the workers made {workerRounds} rounds");
+        Assert.True(rejectedForeign > 0, "no address was rejected as foreign (the arena's part not cut)");
+        Assert.True(rejectedInterior > 0, "no address was rejected as holding no block start (a live superslab's header)");
+        Assert.Equal(baseline, SlabMemory.GetStatistics().BlocksInUse);
+    }
+
+    [Fact]
+    public void OnceTheArenaIsUsedUp_SuperslabsMappedOnTheirOwn_WorkAndRejectBadPointers()
+    {
+        // In a process of its own: using up the arena is for good.
+        ProbeResult result = Run(new Dictionary<string, string>(), "arena-used-up");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        string outside = Assert.Single(result.Lines("OUTSIDE_ARENA: "));
+        Assert.DoesNotContain("OUTSIDE_ARENA: 0 ", outside);
+        string[] rejected = result.Lines("REJECTED: ");
+        Assert.Equal(5, rejected.Length);
+        Assert.Contains(rejected, l => l.Contains("an interior pointer") && l.Contains(InteriorMessage));
+        Assert.Contains(rejected, l => l.Contains("a superslab header") && l.Contains(InteriorMessage));
+        Assert.Contains(rejected, l => l.Contains("the same block twice in a row") && l.Contains("double free"));
+        Assert.Contains(rejected, l => l.Contains("a block of a slab with none out") && l.Contains("double free"));
+        Assert.Contains(rejected, l => l.Contains("an address no one mapped") && l.Contains(ForeignMessage));
+        Assert.Single(result.Lines("PROBE_OK"));
+    }
+}
