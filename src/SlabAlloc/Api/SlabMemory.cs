@@ -92,12 +92,13 @@ public static unsafe class SlabMemory
         SmallBlocks.Free(s, ptr, index);
     }
 
-    /// <summary>A pointer in the arena that no slab covers: in a superslab, its header or a slot no slab
-    /// holds; else in a range of the arena that is no superslab (never one yet, or retired).</summary>
+    /// <summary>A pointer in the arena that no slab covers: in a superslab (or one being mapped or retired
+    /// right now), its header or a slot no slab holds; else in a range of the arena that is no superslab
+    /// (never one yet, or retired). The same answers as the registry's path gives.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void ThrowNotInASlab(void* ptr)
     {
-        if (Registry.IsSuperslab(ptr)) ThrowHelper.ThrowInteriorPointer(ptr);
+        if (Registry.IsSuperslab(ptr) || Registry.Lookup(ptr) == Registry.SuperslabValue) ThrowHelper.ThrowInteriorPointer(ptr);
         ThrowHelper.ThrowForeignPointer(ptr);
     }
 

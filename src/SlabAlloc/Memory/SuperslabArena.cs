@@ -5,19 +5,25 @@ namespace SlabAlloc.Memory;
 
 /// <summary>
 /// One range of address space, reserved at start-up, that new superslabs are cut from in order, so that
-/// "could a superslab start at this pointer's 4 MiB granule?" is a subtraction and a comparison with
-/// constants instead of a load from the registry.
+/// "could a superslab start at this pointer's 4 MiB granule?" is a subtraction and a comparison with a
+/// value that does not depend on the pointer, instead of a load from the registry that does.
 /// </summary>
 /// <remarks>
-/// <para>The whole range is mapped readable (untouched pages read as zeroes and take no memory; a superslab
-/// cut from it is made writable then), and no part of it is ever unmapped: a superslab cut from it keeps its
-/// addresses when it retires, like any superslab (<see cref="Superslabs"/>), and the part not cut yet reads
-/// as zeroes. So any pointer inside the range may have its superslab header read: a header of zeroes
-/// names no slab, and validation rejects the pointer.</para>
-/// <para>Cutting is a bump of <see cref="s_cut"/> by CAS; the arena never gives a range back (retired
-/// superslabs keep theirs, on the kept-ranges stack). When it is used up, or where it cannot be reserved
-/// (the portable platform layer, a system that refuses the reservation), superslabs are mapped one by one
-/// as before and validated through the registry.</para>
+/// <para><b>Open part.</b> The range is reserved inaccessible (no memory, nothing charged, nothing for
+/// <c>mlock</c> to fill in) and opened, read-write, one superslab at a time and in order, when it is cut.
+/// <see cref="s_open"/> is the length of the open prefix: every byte below it is mapped readable and
+/// stays so (nothing in the arena is ever unmapped or closed again: a retired superslab gives its memory
+/// back in place, <see cref="OsMemory.ReleaseInPlace"/>). So a pointer below it may have its superslab
+/// header read whatever is there: a header of zeroes names no slab, and validation rejects the pointer.
+/// A pointer above it, or outside the arena, is validated through the registry.</para>
+/// <para><b>Cutting</b> claims the next range with a CAS on <see cref="s_cut"/>; then the claimer opens
+/// ranges from <see cref="s_open"/> on, one <c>mprotect</c> and one CAS of <see cref="s_open"/> each,
+/// until its own range is open. It opens other claimers' ranges on the way when they are slower, so no
+/// claimer waits for another (opening a range twice changes nothing: it is already read-write and nobody
+/// has written it yet, or it is written and stays as it is). <see cref="s_open"/> only grows, one range at
+/// a time, and only over a range that was made read-write first: it never covers an inaccessible byte.
+/// If the system refuses to open a range, the arena is closed for good (<see cref="s_refused"/>): ranges
+/// not open by then are never used, and new superslabs are mapped one by one as before.</para>
 /// </remarks>
 internal static unsafe class SuperslabArena
 {
@@ -27,47 +33,64 @@ internal static unsafe class SuperslabArena
     /// <summary>The first superslab's address (4 MiB aligned); 0 when there is no arena.</summary>
     private static readonly nuint s_base = ReserveBase();
 
-    /// <summary>Bytes of the arena; 0 when there is none, so that <see cref="Contains"/> is false for every pointer.</summary>
+    /// <summary>Bytes of the arena; 0 when there is none.</summary>
     private static readonly nuint s_bytes = s_base == 0 ? 0 : unchecked((nuint)ReservedBytes);
 
-    /// <summary>Bytes cut into superslabs so far.</summary>
+    /// <summary>Bytes claimed by cuts so far.</summary>
     private static long s_cut;
+
+    /// <summary>Bytes at the arena's start that are open (mapped read-write); see remarks.</summary>
+    private static long s_open;
+
+    /// <summary>1 once the system refused to open a range.</summary>
+    private static int s_refused;
 
     private static nuint ReserveBase()
     {
-        // Over-reserved by one superslab so that a 4 MiB aligned range of the full size fits; the slack stays
-        // mapped and unused. Read-only until cut, so that nothing is charged for it.
-        var raw = (nuint)OsMemory.ReserveReadOnly(unchecked((nuint)ReservedBytes) + Geometry.SuperslabBytes);
+        // Over-reserved by one superslab so that a 4 MiB aligned range of the full size fits; the slack is never opened.
+        var raw = (nuint)OsMemory.ReserveInaccessible(unchecked((nuint)ReservedBytes) + Geometry.SuperslabBytes);
         return raw == 0 ? 0 : (raw + Geometry.SuperslabMask) & ~Geometry.SuperslabMask;
     }
 
-    /// <summary>True if <paramref name="p"/> lies in the arena, whose every superslab header is readable.</summary>
+    /// <summary>True if <paramref name="p"/> lies in the open part of the arena, whose every superslab header is readable.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static bool Contains(void* p) => (nuint)p - s_base < s_bytes;
+    public static bool Contains(void* p) => (nuint)p - s_base < (nuint)Volatile.Read(ref s_open);
 
-    /// <summary>The arena's first address, its size and the bytes cut from it so far (all 0 when there is none).</summary>
-    public static (nuint Base, nuint Bytes, nuint Cut) Range => (s_base, s_bytes, (nuint)Volatile.Read(ref s_cut));
+    /// <summary>The arena's first address, its size and the bytes open so far (all 0 when there is none).</summary>
+    public static (nuint Base, nuint Bytes, nuint Open) Range => (s_base, s_bytes, (nuint)Volatile.Read(ref s_open));
 
-    /// <summary>True when no range is left to cut (or there is no arena).</summary>
-    public static bool IsUsedUp => (nuint)Volatile.Read(ref s_cut) + Geometry.SuperslabBytes > s_bytes;
+    /// <summary>True when no range is left to cut (or there is no arena, or the system refused to open one).</summary>
+    public static bool IsUsedUp => (nuint)Volatile.Read(ref s_cut) + Geometry.SuperslabBytes > s_bytes || Volatile.Read(ref s_refused) != 0;
 
     /// <summary>Marks the whole arena as cut, so that every new superslab is mapped on its own from now on.
     /// For tests of that path; nothing else calls it.</summary>
     public static void UseUp() => Volatile.Write(ref s_cut, (long)s_bytes);
 
-    /// <summary>The next superslab-sized range of the arena, made writable, not counted as mapped (the caller
-    /// counts it); null when the arena is used up, there is none, or the system refuses to make the range
-    /// writable (the range stays readable zeroes, never used).</summary>
+    /// <summary>The next superslab-sized range of the arena, open (read-write, zero-filled), not counted as
+    /// mapped (the caller counts it); null when the arena is used up, there is none, or the system refused
+    /// to open a range.</summary>
     public static byte* TryCut()
     {
+        long mine;
         while (true)
         {
-            long cut = Volatile.Read(ref s_cut);
-            if ((nuint)cut + Geometry.SuperslabBytes > s_bytes) return null;
+            mine = Volatile.Read(ref s_cut);
+            if ((nuint)mine + Geometry.SuperslabBytes > s_bytes || Volatile.Read(ref s_refused) != 0) return null;
             // Loses only to another cut; the offset only grows, so there is no ABA.
-            if (Interlocked.CompareExchange(ref s_cut, cut + (long)Geometry.SuperslabBytes, cut) != cut) continue;
-            var region = (byte*)(s_base + (nuint)cut);
-            return OsMemory.TryMakeWritable(region, Geometry.SuperslabBytes) ? region : null;
+            if (Interlocked.CompareExchange(ref s_cut, mine + (long)Geometry.SuperslabBytes, mine) == mine) break;
+        }
+        while (true)
+        {
+            long open = Volatile.Read(ref s_open);
+            if (open > mine) return (byte*)(s_base + (nuint)mine);
+            if (Volatile.Read(ref s_refused) != 0) return null;
+            if (!OsMemory.TryMakeWritable((void*)(s_base + (nuint)open), Geometry.SuperslabBytes))
+            {
+                Volatile.Write(ref s_refused, 1);
+                return null;
+            }
+            // Loses to another claimer that opened the same range first: both made it read-write.
+            Interlocked.CompareExchange(ref s_open, open + (long)Geometry.SuperslabBytes, open);
         }
     }
 }

@@ -126,7 +126,7 @@ internal static unsafe class Superslabs
             if (!SuperslabDirectory.TryAddIndex(out index, ref casFailures))
             {
                 // No entry can hold it: nothing ever saw it. A range of the arena stays mapped, with nothing behind it.
-                if (SuperslabArena.Contains(region)) OsMemory.ReleaseKeepingRange(region, Geometry.SuperslabBytes);
+                if (SuperslabArena.Contains(region)) OsMemory.ReleaseInPlace(region, Geometry.SuperslabBytes);
                 else OsMemory.Release(region, Geometry.SuperslabBytes);
                 return null;
             }
@@ -262,7 +262,10 @@ internal static unsafe class Superslabs
         // looked before reads next is the range's memory, still mapped (see remarks).
         Registry.Clear((nuint)region);
         e->Live = 0;
-        OsMemory.ReleaseKeepingRange(region, Geometry.SuperslabBytes);
+        // Every free into the arena reads the header without asking the registry, so the arena's ranges
+        // must never be unmapped, not even for the instant a remap could leave: given back in place.
+        if (SuperslabArena.Contains(region)) OsMemory.ReleaseInPlace(region, Geometry.SuperslabBytes);
+        else OsMemory.ReleaseKeepingRange(region, Geometry.SuperslabBytes);
         Interlocked.Increment(ref s_retiredCount);
         SlabLog.SuperslabRetired((nuint)region, index);
         Keep(index);

@@ -13,6 +13,7 @@ internal static unsafe partial class LibC
 {
     private const string Library = "libc";
 
+    public const int ProtNone = 0x0;
     public const int ProtRead = 0x1;
     public const int ProtWrite = 0x2;
     public const int MapPrivate = 0x02;
@@ -51,6 +52,15 @@ internal static unsafe partial class LibC
 
     [LibraryImport(Library, EntryPoint = "mprotect", SetLastError = true)]
     public static partial int Mprotect(void* address, nuint length, int protection);
+
+    /// <summary>RLIMIT_AS: the limit on the process's address space.</summary>
+    public const int RlimitAddressSpace = 9;
+
+    /// <summary>struct rlimit (64-bit Linux).</summary>
+    public struct Rlimit { public ulong Current; public ulong Maximum; }
+
+    [LibraryImport(Library, EntryPoint = "getrlimit", SetLastError = true)]
+    public static partial int Getrlimit(int resource, Rlimit* limit);
 
     // Files: only for reading /proc/self/maps without the managed file stack's first-use cost.
 

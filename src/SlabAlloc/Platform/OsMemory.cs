@@ -19,7 +19,9 @@ namespace SlabAlloc.Platform;
 /// The range stays usable; its contents are undefined afterwards (zero on Linux).</item>
 /// <item><see cref="ReleaseKeepingRange"/> gives a reserved range's memory back but keeps its addresses
 /// readable and writable, so that a stale access never faults; <see cref="TryRecommit"/> counts it again
-/// when it is reused.</item>
+/// when it is reused. <see cref="ReleaseInPlace"/> does the same without ever replacing the mapping.</item>
+/// <item><see cref="ReserveInaccessible"/> maps address space that takes no memory;
+/// <see cref="TryMakeWritable"/> makes a part of it read-write and zero-filled, as from <see cref="Reserve"/>.</item>
 /// </list>
 /// On Linux the memory comes from <c>mmap</c>: regions aligned to more than a page are made by
 /// mapping the size plus the alignment and unmapping the two ends, so nothing is wasted.
@@ -97,6 +99,18 @@ internal static unsafe class OsMemory
         Interlocked.Add(ref s_mappedBytes, -(long)bytes);
     }
 
+    /// <summary>
+    /// Gives the memory behind a range back, as <see cref="ReleaseKeepingRange"/> does, but with
+    /// <c>MADV_DONTNEED</c> only: the mapping is never replaced, so not even a kernel that refuses a new
+    /// mapping half-way can leave a hole where readers expect memory. The page tables stay. Never fails.
+    /// </summary>
+    public static void ReleaseInPlace(void* address, nuint bytes)
+    {
+        if (!UsesMmap) return;
+        LibC.Madvise(address, bytes, LibC.MadvDontNeed);
+        Interlocked.Add(ref s_mappedBytes, -(long)bytes);
+    }
+
     /// <summary>Takes back a range given up with <see cref="ReleaseKeepingRange"/>: counts it as mapped
     /// again, within the limit. False when the limit (or an injected fault) refuses.</summary>
     public static bool TryRecommit(nuint bytes)
@@ -122,19 +136,21 @@ internal static unsafe class OsMemory
     }
 
     /// <summary>
-    /// Reserves read-only address space that reads as zeroes and takes no memory: nothing is charged for
-    /// it, not even where the system counts every writable mapping. A part becomes writable with
-    /// <see cref="TryMakeWritable"/>. Linux only (<see cref="UsesMmap"/>); never released. Null when the
-    /// system refuses.
+    /// Reserves inaccessible address space: no memory behind it, nothing charged for it (not even where the
+    /// system counts every writable mapping), nothing for <c>mlock</c> to fill in. A part becomes usable with
+    /// <see cref="TryMakeWritable"/>. Refused under a limit on the address space (<c>ulimit -v</c>), which the
+    /// range would eat into. Linux only (<see cref="UsesMmap"/>); never released. Null when refused.
     /// </summary>
-    public static void* ReserveReadOnly(nuint bytes)
+    public static void* ReserveInaccessible(nuint bytes)
     {
         if (!UsesMmap) return null;
-        void* p = LibC.Mmap(null, bytes, LibC.ProtRead, LibC.MapPrivate | LibC.MapAnonymous | LibC.MapNoReserve, -1, 0);
+        LibC.Rlimit limit;
+        if (LibC.Getrlimit(LibC.RlimitAddressSpace, &limit) != 0 || limit.Current != ulong.MaxValue) return null;
+        void* p = LibC.Mmap(null, bytes, LibC.ProtNone, LibC.MapPrivate | LibC.MapAnonymous | LibC.MapNoReserve, -1, 0);
         return p == LibC.MapFailed ? null : p;
     }
 
-    /// <summary>Makes a part of a <see cref="ReserveReadOnly"/> range readable and writable, as a range from
+    /// <summary>Makes a part of a <see cref="ReserveInaccessible"/> range readable and writable, as a range from
     /// <see cref="Reserve"/> is (not counted: the caller counts it). False when the system refuses.</summary>
     public static bool TryMakeWritable(void* address, nuint bytes) =>
         LibC.Mprotect(address, bytes, LibC.ProtRead | LibC.ProtWrite) == 0;

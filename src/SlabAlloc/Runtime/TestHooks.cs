@@ -84,8 +84,8 @@ internal static unsafe class TestHooks
     /// <inheritdoc cref="TryEnterMutexPool"/>
     internal static void ExitMutexPool() => ((SharedSlabPool<CoarseLock>)SlabPool.Shared).Guard.Exit();
 
-    /// <summary>The superslab arena: its first address, its size and the bytes cut from it (0, 0, 0 when there is none).</summary>
-    internal static (nuint Base, nuint Bytes, nuint Cut) SuperslabArenaRange => SuperslabArena.Range;
+    /// <summary>The superslab arena: its first address, its size and the bytes open so far (0, 0, 0 when there is none).</summary>
+    internal static (nuint Base, nuint Bytes, nuint Open) SuperslabArenaRange => SuperslabArena.Range;
 
     /// <summary>Every new superslab from now on is mapped on its own, outside the arena.</summary>
     internal static void UseUpSuperslabArena() => SuperslabArena.UseUp();

@@ -4,7 +4,8 @@ using static SlabAlloc.CheckedProbe.Probe;
 namespace SlabAlloc.CheckedProbe.Scenarios;
 
 /// <summary>
-/// <c>arena-used-up</c>: marks the superslab arena as used up, so that every new superslab is mapped on its
+/// <c>arena-used-up</c>: allocates a few blocks (from the superslab arena, where there is one, printed as
+/// <c>ARENA</c>), then marks the arena as used up, so that every new superslab is mapped on its
 /// own and its blocks are validated through the registry, then works those blocks as the arena's are worked:
 /// two threads allocate 24 MiB of stamped 64-byte and 2,000-byte blocks (new superslabs, outside the arena),
 /// each frees half of its own blocks and half of the other's while the other runs, and hostile pointers are
@@ -19,7 +20,11 @@ internal static unsafe class ArenaUsedUp
 
     public static int Run(string[] args, long baseline)
     {
-        (nuint arenaBase, nuint arenaBytes, _) = TestHooks.SuperslabArenaRange;
+        // Blocks from the arena first (they open a range of it), so that the run-out is met in use.
+        var early = new nint[1000];
+        for (int i = 0; i < early.Length; i++) early[i] = (nint)SlabMemory.Alloc(64);
+        (nuint arenaBase, nuint arenaBytes, nuint open) = TestHooks.SuperslabArenaRange;
+        Console.WriteLine(arenaBytes == 0 ? "ARENA: none" : $"ARENA: {open} bytes open");
         TestHooks.UseUpSuperslabArena();
         nint[][] owned = new nint[2][];
         var threads = new Thread[2];
@@ -72,6 +77,7 @@ internal static unsafe class ArenaUsedUp
         Reject(block, "a block of a slab with none out");
         Reject((void*)0x1000, "an address no one mapped");
         foreach (nint p in company) SlabMemory.Free((void*)p);
+        foreach (nint p in early) SlabMemory.Free((void*)p);
         return Finish(baseline);
     }
 
