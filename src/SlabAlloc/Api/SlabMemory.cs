@@ -61,7 +61,7 @@ public static unsafe class SlabMemory
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Free(void* ptr)
     {
-        // Inside the superslab arena every header at ptr & ~(4 MiB - 1) can be read (null is outside).
+        // In the open part of the superslab arena every header at ptr & ~(4 MiB - 1) can be read (null is outside).
         if (!SuperslabArena.Contains(ptr))
         {
             FreeOutsideArena(ptr);
