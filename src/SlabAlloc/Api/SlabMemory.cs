@@ -98,7 +98,8 @@ public static unsafe class SlabMemory
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void ThrowNotInASlab(void* ptr)
     {
-        if (Registry.IsSuperslab(ptr) || Registry.Lookup(ptr) == Registry.SuperslabValue) ThrowHelper.ThrowInteriorPointer(ptr);
+        // The value is set before the superslab bit and cleared after it: it covers every moment the bit does.
+        if (Registry.Lookup(ptr) == Registry.SuperslabValue) ThrowHelper.ThrowInteriorPointer(ptr);
         ThrowHelper.ThrowForeignPointer(ptr);
     }
 

@@ -89,7 +89,8 @@ internal static unsafe class SuperslabArena
                 Volatile.Write(ref s_refused, 1);
                 return null;
             }
-            // Loses to another claimer that opened the same range first: both made it read-write.
+            // Loses to another claimer that opened the same range first (both made it read-write). The open
+            // length only grows, one range per CAS, so a stale value never matches again: no ABA.
             Interlocked.CompareExchange(ref s_open, open + (long)Geometry.SuperslabBytes, open);
         }
     }

@@ -23,9 +23,9 @@ namespace SlabAlloc.Tests.Api;
 [Collection("SlabAlloc global state")]
 public sealed unsafe class BadPointerTests
 {
-    private const string ForeignMessage = "not allocated by SlabAlloc";
-    private const string InteriorMessage = "not at the start of a live allocation";
-    private const string DoubleFreeMessage = "double free";
+    internal const string ForeignMessage = "not allocated by SlabAlloc";
+    internal const string InteriorMessage = "not at the start of a live allocation";
+    internal const string DoubleFreeMessage = "double free";
     private const nuint KiB = 1024;
     private const nuint MiB = 1024 * 1024;
     private const nuint GranuleBytes = 4 * MiB; // superslab size and registry granule

@@ -1,4 +1,6 @@
 using SlabAlloc.Runtime;
+using static SlabAlloc.Memory.Geometry;
+using static SlabAlloc.Tests.Api.BadPointerTests;
 using static SlabAlloc.Tests.ProbeProcess;
 
 namespace SlabAlloc.Tests.Memory;
@@ -12,11 +14,6 @@ namespace SlabAlloc.Tests.Memory;
 [Collection("SlabAlloc global state")]
 public sealed unsafe class SuperslabArenaTests
 {
-    private const string ForeignMessage = "not allocated by SlabAlloc";
-    private const string InteriorMessage = "not at the start of a live allocation";
-    private const nuint SuperslabBytes = 4 * 1024 * 1024;
-    private const nuint SlotBytes = 64 * 1024;
-
     [Fact]
     public void NewBlocksComeFromTheArena_WhereThereIsOne()
     {
@@ -132,8 +129,8 @@ public sealed unsafe class SuperslabArenaTests
         Assert.Equal(5, rejected.Length);
         Assert.Contains(rejected, l => l.Contains("an interior pointer") && l.Contains(InteriorMessage));
         Assert.Contains(rejected, l => l.Contains("a superslab header") && l.Contains(InteriorMessage));
-        Assert.Contains(rejected, l => l.Contains("the same block twice in a row") && l.Contains("double free"));
-        Assert.Contains(rejected, l => l.Contains("a block of a slab with none out") && l.Contains("double free"));
+        Assert.Contains(rejected, l => l.Contains("the same block twice in a row") && l.Contains(DoubleFreeMessage));
+        Assert.Contains(rejected, l => l.Contains("a block of a slab with none out") && l.Contains(DoubleFreeMessage));
         Assert.Contains(rejected, l => l.Contains("an address no one mapped") && l.Contains(ForeignMessage));
         Assert.Single(result.Lines("PROBE_OK"));
     }
