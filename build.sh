@@ -56,6 +56,7 @@ case "$cmd" in
     dotnet build SlabAlloc.sln -c Release -nologo -v quiet
     # SlabAlloc as the package ships it: a copy of the harness with the library's ReadyToRun image.
     rm -rf artifacts/harness artifacts/readytorun
+    mkdir -p artifacts
     cp -r "$(dirname "$workloads")" artifacts/harness
     dotnet publish src/SlabAlloc/SlabAlloc.csproj -c Release -r linux-x64 --self-contained false \
       -p:PublishReadyToRun=true -o artifacts/readytorun -nologo -v quiet
