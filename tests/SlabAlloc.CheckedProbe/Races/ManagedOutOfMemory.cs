@@ -1,3 +1,4 @@
+using SlabAlloc.Runtime;
 using System.Diagnostics;
 using static SlabAlloc.CheckedProbe.Probe;
 using static SlabAlloc.CheckedProbe.Races.RaceHarness;
@@ -14,6 +15,9 @@ namespace SlabAlloc.CheckedProbe.Races;
 /// every block and ended is reclaimed by <c>Trim</c>, which must need no managed memory: it must not
 /// throw, and in the end no superslab may be left with a dead thread's slabs.
 /// </summary>
+/// <remarks>The heap is filled only while no other thread of the process may need managed memory: the
+/// runtime ends the process ("Out of memory.") when one of its own threads finds the heap full, so the
+/// race waits for SlabAlloc's start-up thread to end and, before each fill, for the finalizer thread.</remarks>
 internal static unsafe class ManagedOutOfMemory
 {
     public static long Run(TimeSpan time)
@@ -24,6 +28,7 @@ internal static unsafe class ManagedOutOfMemory
         var ballast = new object?[1 << 20];
         var freers = new List<Thread>();
         using var release = new ManualResetEventSlim();
+        TestHooks.WaitForStartUp();
         while (clock.Elapsed < time || rounds < 3)
         {
             var blocks = new nuint[Blocks];
@@ -47,6 +52,7 @@ internal static unsafe class ManagedOutOfMemory
             });
             freer.Start();
             freers.Add(freer);
+            GC.WaitForPendingFinalizers();
             int filled = Fill(ballast);
             Volatile.Write(ref steps[0], 1);
             while (Volatile.Read(ref steps[1]) == 0) Thread.Yield();
@@ -62,6 +68,7 @@ internal static unsafe class ManagedOutOfMemory
             });
             dead.Start();
             dead.Join();
+            GC.WaitForPendingFinalizers();
             filled = Fill(ballast);
             string? trimFailure = null;
             try { SlabMemory.Trim(); }
