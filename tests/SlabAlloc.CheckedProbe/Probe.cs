@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Logging;
+
 namespace SlabAlloc.CheckedProbe;
 
 /// <summary>
@@ -89,19 +91,29 @@ internal static unsafe class Probe
         return true;
     }
 
-    /// <summary>A logger factory whose loggers print every error as a <c>LOGGED_ERROR</c> line: what SlabAlloc
-    /// logs shows in the output whichever thread met the problem.</summary>
-    public sealed class ErrorPrinter : Microsoft.Extensions.Logging.ILoggerFactory, Microsoft.Extensions.Logging.ILogger
+    /// <summary>A logger factory whose loggers print what SlabAlloc logs at one level as lines the tests read,
+    /// whichever thread met the problem: <see cref="Errors"/> and <see cref="Warnings"/>.</summary>
+    public sealed class LogPrinter : ILoggerFactory, ILogger
     {
-        public Microsoft.Extensions.Logging.ILogger CreateLogger(string categoryName) => this;
-        public void AddProvider(Microsoft.Extensions.Logging.ILoggerProvider provider) { }
+        private readonly Func<LogLevel, bool> _enabled;
+        private readonly Func<EventId, string, string> _line;
+
+        private LogPrinter(Func<LogLevel, bool> enabled, Func<EventId, string, string> line) => (_enabled, _line) = (enabled, line);
+
+        /// <summary>Every error, as <c>LOGGED_ERROR: &lt;message&gt;</c>.</summary>
+        public static LogPrinter Errors() => new(level => level >= LogLevel.Error, (_, message) => $"LOGGED_ERROR: {message}");
+
+        /// <summary>Every warning, as <c>LOGGED_WARNING: &lt;event&gt;: &lt;message&gt;</c>.</summary>
+        public static LogPrinter Warnings() => new(level => level == LogLevel.Warning, (e, message) => $"LOGGED_WARNING: {e.Name}: {message}");
+
+        public ILogger CreateLogger(string categoryName) => this;
+        public void AddProvider(ILoggerProvider provider) { }
         public void Dispose() { }
         public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
-        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => logLevel >= Microsoft.Extensions.Logging.LogLevel.Error;
-        public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state,
-            Exception? exception, Func<TState, Exception?, string> formatter)
+        public bool IsEnabled(LogLevel logLevel) => _enabled(logLevel);
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
         {
-            if (IsEnabled(logLevel)) Console.WriteLine($"LOGGED_ERROR: {formatter(state, exception)}");
+            if (IsEnabled(logLevel)) Console.WriteLine(_line(eventId, formatter(state, exception)));
         }
     }
 }

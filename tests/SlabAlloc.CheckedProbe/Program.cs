@@ -32,6 +32,7 @@ internal static class Program
         new("realloc-freed", "", ReallocOfFreed.Run),
         new("uncarved", "<Free|AlignedFree|Realloc|AlignedRealloc|UsableSize> <owner|remote>", Uncarved.Run),
         new("arena-used-up", "", ArenaUsedUp.Run),
+        new("arena-refused", "", ArenaRefused.Run),
         new("overflow", "", Overflow.Run),
         new("double-free-immediate", "", DoubleFreeImmediate.Run),
         new("workout", "", Workout.Run),

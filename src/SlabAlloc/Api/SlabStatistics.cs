@@ -33,6 +33,16 @@ public sealed class SlabStatistics
     /// for the next superslab (a returned superslab's addresses are never unmapped, so that a stale pointer
     /// into them is read safely).</summary>
     public int SuperslabRangesKept { get; init; }
+    /// <summary>Address space reserved at start-up for superslabs (the superslab arena), with no memory
+    /// behind it until a superslab is cut from it; 0 when there is none (not Linux, or a limit on the
+    /// address space).</summary>
+    public long SuperslabArenaBytes { get; init; }
+    /// <summary>Bytes of the arena opened so far: superslabs cut from it, mapped or since returned.</summary>
+    public long SuperslabArenaOpenBytes { get; init; }
+    /// <summary>True when the arena has no range left to cut (every range in use, or the system refused to
+    /// open one; logged once): new superslabs are then mapped on their own, and each free of their blocks
+    /// looks the address up in the registry first. True too when there is no arena.</summary>
+    public bool SuperslabArenaUsedUp { get; init; }
     /// <summary>Slots of mapped superslabs that belong to no slab.</summary>
     public int UnusedSlots { get; init; }
     /// <summary>Slabs per state, summed over size classes.</summary>
@@ -112,6 +122,8 @@ public sealed class SlabStatistics
         Line("blocks in use", BlocksInUse);
         Line("bytes mapped", BytesMapped);
         Line("superslabs", $"{Superslabs} ({EmptySuperslabs} empty; {SuperslabsMappedTotal} mapped, {SuperslabsReturnedTotal} returned in all; {SuperslabRangesKept} ranges kept)");
+        Line("superslab arena", SuperslabArenaBytes == 0 ? "none"
+            : $"{SuperslabArenaBytes} bytes reserved, {SuperslabArenaOpenBytes} open{(SuperslabArenaUsedUp ? "; used up" : "")}");
         Line("slabs", $"owned {SlabsOwned}, full {SlabsFull}, partial {SlabsPartial}, empty {SlabsEmpty}, reserved {SlabsReserved}; unused slots {UnusedSlots}");
         Line("thread caches", $"{ThreadCaches} live, {ThreadCacheRecords} made, {ThreadCachesReclaimed} reclaimed; {BlocksInThreadCaches} free blocks");
         Line("cache misses", ThreadCacheMisses);

@@ -81,6 +81,7 @@ internal static unsafe class StatisticsCollector
         }
 
         PoolCounters pool = SlabPool.Shared.Counters;
+        (_, nuint arenaBytes, nuint arenaOpen) = SuperslabArena.Range;
         return new SlabStatistics
         {
             BytesRequestedTotal = requested,
@@ -92,6 +93,9 @@ internal static unsafe class StatisticsCollector
             SuperslabsMappedTotal = Superslabs.MappedCount,
             SuperslabsReturnedTotal = Superslabs.RetiredCount,
             SuperslabRangesKept = Superslabs.KeptRangeCount,
+            SuperslabArenaBytes = (long)arenaBytes,
+            SuperslabArenaOpenBytes = (long)arenaOpen,
+            SuperslabArenaUsedUp = SuperslabArena.IsUsedUp,
             UnusedSlots = unusedSlots,
             SlabsOwned = owned.Sum(),
             SlabsFull = full.Sum(),

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using SlabAlloc.Platform;
+using SlabAlloc.Support;
 
 namespace SlabAlloc.Memory;
 
@@ -24,6 +25,9 @@ namespace SlabAlloc.Memory;
 /// a time, and only over a range that was made read-write first: it never covers an inaccessible byte.
 /// If the system refuses to open a range, the arena is closed for good (<see cref="s_refused"/>): ranges
 /// not open by then are never used, and new superslabs are mapped one by one as before.</para>
+/// <para><b>Used up.</b> The first caller to find no range left to cut, or the one the system refused,
+/// logs it once (<see cref="SlabLog.SuperslabArenaUsedUp"/>, a warning in every build): from then on every
+/// free of a new superslab's block pays the registry's load again.</para>
 /// </remarks>
 internal static unsafe class SuperslabArena
 {
@@ -45,6 +49,9 @@ internal static unsafe class SuperslabArena
     /// <summary>1 once the system refused to open a range.</summary>
     private static int s_refused;
 
+    /// <summary>1 once the arena's being used up has been logged.</summary>
+    private static int s_usedUpLogged;
+
     private static nuint ReserveBase()
     {
         // Over-reserved by one superslab so that a 4 MiB aligned range of the full size fits; the slack is never opened.
@@ -62,6 +69,14 @@ internal static unsafe class SuperslabArena
     /// <summary>True when no range is left to cut (or there is no arena, or the system refused to open one).</summary>
     public static bool IsUsedUp => (nuint)Volatile.Read(ref s_cut) + Geometry.SuperslabBytes > s_bytes || Volatile.Read(ref s_refused) != 0;
 
+    /// <summary>True when a range is left to cut; the first time it is not, in an arena there was, logs so.</summary>
+    public static bool HasRoom()
+    {
+        if (!IsUsedUp) return true;
+        if (s_bytes != 0) LogUsedUpOnce();
+        return false;
+    }
+
     /// <summary>Marks the whole arena as cut, so that every new superslab is mapped on its own from now on.
     /// For tests of that path; nothing else calls it.</summary>
     public static void UseUp() => Volatile.Write(ref s_cut, (long)s_bytes);
@@ -75,7 +90,11 @@ internal static unsafe class SuperslabArena
         while (true)
         {
             mine = Volatile.Read(ref s_cut);
-            if ((nuint)mine + Geometry.SuperslabBytes > s_bytes || Volatile.Read(ref s_refused) != 0) return null;
+            if ((nuint)mine + Geometry.SuperslabBytes > s_bytes || Volatile.Read(ref s_refused) != 0)
+            {
+                if (s_bytes != 0) LogUsedUpOnce();
+                return null;
+            }
             // Loses only to another cut; the offset only grows, so there is no ABA.
             if (Interlocked.CompareExchange(ref s_cut, mine + (long)Geometry.SuperslabBytes, mine) == mine) break;
         }
@@ -87,11 +106,19 @@ internal static unsafe class SuperslabArena
             if (!OsMemory.TryMakeWritable((void*)(s_base + (nuint)open), Geometry.SuperslabBytes))
             {
                 Volatile.Write(ref s_refused, 1);
+                LogUsedUpOnce();
                 return null;
             }
             // Loses to another claimer that opened the same range first (both made it read-write). The open
             // length only grows, one range per CAS, so a stale value never matches again: no ABA.
             Interlocked.CompareExchange(ref s_open, open + (long)Geometry.SuperslabBytes, open);
         }
+    }
+
+    /// <summary>Logs, once per process, that the arena has no range left to cut, and why.</summary>
+    private static void LogUsedUpOnce()
+    {
+        if (Interlocked.Exchange(ref s_usedUpLogged, 1) != 0) return;
+        SlabLog.SuperslabArenaUsedUp((long)s_bytes, Volatile.Read(ref s_open), Volatile.Read(ref s_refused) != 0);
     }
 }

@@ -236,7 +236,7 @@ internal static unsafe class Superslabs
     /// Null when the system or the mapping limit refuses.</summary>
     private static byte* MapRange()
     {
-        if (!SuperslabArena.IsUsedUp)
+        if (SuperslabArena.HasRoom())
         {
             // Counted (within the mapping limit) before a range is cut, so that a refusal costs the arena nothing.
             if (!OsMemory.TryRecommit(Geometry.SuperslabBytes)) return null;

@@ -29,7 +29,8 @@ namespace SlabAlloc.Platform;
 /// fallback is <see cref="NativeMemory.AlignedAlloc"/>, where <see cref="Decommit"/> and
 /// <see cref="ReleaseKeepingRange"/> do nothing (the memory stays resident and counted, its contents as they
 /// were) and <see cref="ReserveAddressSpace"/> refuses.
-/// A test-only fault hook (<see cref="FaultInjector"/>) can make the n-th reservation fail, and
+/// A test-only fault hook (<see cref="FaultInjector"/>) can make the n-th reservation fail (a
+/// <see cref="TryMakeWritable"/> counts as one), and
 /// <c>SLABALLOC_MAX_MAPPED_MB</c> caps the total mapped.
 /// </remarks>
 internal static unsafe class OsMemory
@@ -151,9 +152,9 @@ internal static unsafe class OsMemory
     }
 
     /// <summary>Makes a part of a <see cref="ReserveInaccessible"/> range readable and writable, as a range from
-    /// <see cref="Reserve"/> is (not counted: the caller counts it). False when the system refuses.</summary>
+    /// <see cref="Reserve"/> is (not counted: the caller counts it). False when the system (or the fault hook) refuses.</summary>
     public static bool TryMakeWritable(void* address, nuint bytes) =>
-        LibC.Mprotect(address, bytes, LibC.ProtRead | LibC.ProtWrite) == 0;
+        !FaultInjector.ShouldFail() && LibC.Mprotect(address, bytes, LibC.ProtRead | LibC.ProtWrite) == 0;
 
     /// <summary>Takes back the count of a <see cref="TryRecommit"/> whose range was not used after all.</summary>
     public static void Uncount(nuint bytes) => Interlocked.Add(ref s_mappedBytes, -(long)bytes);

@@ -3,13 +3,13 @@ using Microsoft.Extensions.Logging;
 namespace SlabAlloc.Support;
 
 /// <summary>
-/// The one place SlabAlloc logs from: the configured logger, the error event (every build) and,
-/// in <see cref="SlabLog"/>'s other half (SlabLogEvents.cs), the slow-path debug events that only
-/// Debug builds contain.
+/// The one place SlabAlloc logs from: the configured logger, the events of every build (errors, the
+/// superslab arena used up) and, in <see cref="SlabLog"/>'s other half (SlabLogEvents.cs), the slow-path
+/// debug events that only Debug builds contain.
 /// </summary>
 /// <remarks>
-/// <para><b>Layer.</b> Although it lives in <c>Diagnostics/</c>, this class sits at the bottom of the
-/// layering, beside <c>Platform</c>: <c>Core</c>, <c>Pool</c> and <c>Threading</c> call it, and it
+/// <para><b>Layer.</b> This class sits at the bottom of the layering, beside <c>Platform</c>:
+/// <c>Memory</c>, <c>Pool</c>, <c>Frontend</c> and <c>Runtime</c> call it, and it
 /// depends on nothing of SlabAlloc (no pool, thread cache, directory or option), only on
 /// Microsoft.Extensions.Logging. Its events take plain numbers, so no type of an upper layer leaks
 /// down into it.</para>
@@ -54,6 +54,20 @@ internal static partial class SlabLog
     [LoggerMessage(EventId = 2, EventName = "PoolBufferNotDisposed", Level = LogLevel.Error,
         Message = "A {LengthBytes}-byte buffer rented from SlabMemoryPool was dropped without Dispose; its block was given back when the buffer was finalized. Later ones are counted (SlabStatistics.PoolBuffersReclaimed) but not logged.")]
     private static partial void LogPoolBufferNotDisposed(ILogger logger, int lengthBytes);
+
+    /// <summary>Logs, at Warning level, that the superslab arena has no range left to cut: every range of it
+    /// is cut (<paramref name="refused"/> false) or the system refused to open one. Every build; the arena
+    /// calls it once.</summary>
+    public static void SuperslabArenaUsedUp(long reservedBytes, long openBytes, bool refused)
+    {
+        if (Logger is { } logger)
+            LogSuperslabArenaUsedUp(logger, refused ? "the system refused to open a range of it" : "every range of it is in use",
+                openBytes, reservedBytes);
+    }
+
+    [LoggerMessage(EventId = 3, EventName = "SuperslabArenaUsedUp", Level = LogLevel.Warning,
+        Message = "The superslab arena is used up ({Reason}; {OpenBytes} of {ReservedBytes} bytes open): new superslabs are mapped on their own, and each free of their blocks looks the address up in the registry first")]
+    private static partial void LogSuperslabArenaUsedUp(ILogger logger, string reason, long openBytes, long reservedBytes);
 
     /// <summary>Forwards to the configured logger and drops whatever it throws (see the class remarks).</summary>
     private sealed class GuardedLogger(ILogger inner) : ILogger

@@ -11,8 +11,10 @@ namespace SlabAlloc.CheckedProbe.Scenarios;
 /// each frees half of its own blocks and half of the other's while the other runs, and hostile pointers are
 /// given to <c>Free</c>: an interior pointer, a superslab header, the same block twice in a row, a block of a
 /// slab with none out, and an address no one mapped. Prints <c>OUTSIDE_ARENA</c> with the count of blocks
-/// outside the arena, one <c>REJECTED: &lt;message&gt;</c> per hostile call, and fails on any accepted one,
-/// a damaged stamp or inexact accounting.
+/// outside the arena, one <c>REJECTED: &lt;message&gt;</c> per hostile call, one <c>LOGGED_WARNING</c> per
+/// warning SlabAlloc logged (the two threads meet the used-up arena at once: it must be logged once) and the
+/// statistics' arena line (<c>STATISTICS</c>), and fails on any accepted call, a damaged stamp or inexact
+/// accounting.
 /// </summary>
 internal static unsafe class ArenaUsedUp
 {
@@ -25,6 +27,7 @@ internal static unsafe class ArenaUsedUp
         for (int i = 0; i < early.Length; i++) early[i] = (nint)SlabMemory.Alloc(64);
         (nuint arenaBase, nuint arenaBytes, nuint open) = TestHooks.SuperslabArenaRange;
         Console.WriteLine(arenaBytes == 0 ? "ARENA: none" : $"ARENA: {open} bytes open");
+        SlabAllocLogging.Configure(LogPrinter.Warnings());
         TestHooks.UseUpSuperslabArena();
         nint[][] owned = new nint[2][];
         var threads = new Thread[2];
@@ -60,6 +63,8 @@ internal static unsafe class ArenaUsedUp
         foreach (Thread t in threads) t.Join();
         int outside = owned.SelectMany(b => b).Count(p => (nuint)p - arenaBase >= arenaBytes);
         Console.WriteLine($"OUTSIDE_ARENA: {outside} of {2 * BlocksPerThread}");
+        SlabAllocLogging.Configure(null);
+        Console.WriteLine($"STATISTICS: {SlabMemory.GetStatistics().ToString().Split('\n').Single(l => l.StartsWith("superslab arena", StringComparison.Ordinal))}");
         if (outside == 0) Fail("PROBE_ERROR: no block came from a superslab outside the arena");
 
         // A block outside the arena (this thread's slabs from before may still be in it).

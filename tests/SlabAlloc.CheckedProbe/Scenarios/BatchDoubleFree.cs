@@ -15,7 +15,7 @@ internal static unsafe class BatchDoubleFree
 {
     public static int Run(string[] args, long baseline)
     {
-        SlabAllocLogging.Configure(new ErrorPrinter());
+        SlabAllocLogging.Configure(LogPrinter.Errors());
         int capacity = SizeClasses.Capacity(SizeClasses.ClassOf(64));
         nint[] blocks = RunOnNewThread(() => Enumerable.Range(0, 4 * capacity).Select(_ => (nint)SlabMemory.Alloc(64)).ToArray());
         nint[] oneSlab = blocks.GroupBy(p => p >> 16).First(g => g.Count() == capacity).ToArray();

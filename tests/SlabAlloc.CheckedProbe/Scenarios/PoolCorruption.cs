@@ -23,7 +23,7 @@ internal static unsafe class PoolCorruption
 
     private static void Corrupt()
     {
-        SlabAllocLogging.Configure(new ErrorPrinter());
+        SlabAllocLogging.Configure(LogPrinter.Errors());
         // One thread fills a 64 KiB slab of 64-byte blocks and starts a second; it keeps one block of the
         // first and two of the second, frees the rest and exits. Handing its cache back lets the current
         // (second) slab go first, then the first: the first ends on top of the partial list.

@@ -26,7 +26,7 @@ internal static unsafe class ReclaimCorruption
     private static void Corrupt(bool foundByAttach)
     {
         // Errors SlabAlloc logs are printed as LOGGED_ERROR lines, whichever thread meets the corruption.
-        SlabAllocLogging.Configure(new ErrorPrinter());
+        SlabAllocLogging.Configure(LogPrinter.Errors());
         SlabMemory.Free(SlabMemory.Alloc(64)); // attach this thread now
         nint block = 0;
         var t = new Thread(() => block = (nint)SlabMemory.Alloc(64));

@@ -8,8 +8,9 @@ namespace SlabAlloc.Tests.Memory;
 /// <summary>
 /// The superslab arena: a free inside it reads a superslab header without asking the registry, so every
 /// address of the arena must be safe to validate (a header of zeroes names no slab) and be rejected with the
-/// message the registry's answer would give, while other threads map and retire superslabs in it; and once
-/// the arena is used up, superslabs mapped on their own must work as before.
+/// message the registry's answer would give, while other threads map and retire superslabs in it; once
+/// the arena is used up, or the system refuses to open a range of it, superslabs mapped on their own must
+/// work as before, and the arena's state must be logged once and shown by the statistics.
 /// </summary>
 [Collection("SlabAlloc global state")]
 public sealed unsafe class SuperslabArenaTests
@@ -28,6 +29,29 @@ public sealed unsafe class SuperslabArenaTests
             Assert.True((nuint)p - arenaBase < open, $"0x{(nuint)p:x} is outside the arena's open part");
         }
         finally { SlabMemory.Free(p); }
+    }
+
+    [Fact]
+    public void TheStatistics_ShowTheArena()
+    {
+        SlabMemory.Free(SlabMemory.Alloc(64));
+        (_, nuint arenaBytes, nuint openBefore) = TestHooks.SuperslabArenaRange;
+        SlabStatistics stats = SlabMemory.GetStatistics();
+        (_, _, nuint openAfter) = TestHooks.SuperslabArenaRange;
+        Assert.Equal((long)arenaBytes, stats.SuperslabArenaBytes);
+        // Other tests' threads may open a range between the reads: the figure lies between them.
+        Assert.InRange(stats.SuperslabArenaOpenBytes, (long)openBefore, (long)openAfter);
+        string line = stats.ToString().Split('\n').Single(l => l.StartsWith("superslab arena", StringComparison.Ordinal));
+        if (arenaBytes == 0)
+        {
+            Assert.True(stats.SuperslabArenaUsedUp);
+            Assert.EndsWith(" none", line);
+        }
+        else
+        {
+            Assert.True(stats.SuperslabArenaOpenBytes > 0, "a block was allocated, but no range of the arena is open");
+            Assert.Contains($"{arenaBytes} bytes reserved, ", line);
+        }
     }
 
     [Fact]
@@ -122,6 +146,15 @@ public sealed unsafe class SuperslabArenaTests
             // Where this process has an arena the child has one too, and it was in use before it ran out.
             Assert.DoesNotContain("none", arena);
             Assert.DoesNotContain("ARENA: 0 ", arena);
+            // Two threads met the used-up arena at once; it is logged once, and the statistics say so.
+            string warning = Assert.Single(result.Lines("LOGGED_WARNING: "));
+            Assert.Contains("SuperslabArenaUsedUp: The superslab arena is used up (every range of it is in use", warning);
+            Assert.EndsWith("; used up", Assert.Single(result.Lines("STATISTICS: superslab arena ")).TrimEnd());
+        }
+        else
+        {
+            Assert.Empty(result.Lines("LOGGED_WARNING: "));
+            Assert.Single(result.Lines("STATISTICS: superslab arena").Where(l => l.TrimEnd().EndsWith("none", StringComparison.Ordinal)));
         }
         string outside = Assert.Single(result.Lines("OUTSIDE_ARENA: "));
         Assert.DoesNotContain("OUTSIDE_ARENA: 0 ", outside);
@@ -132,6 +165,26 @@ public sealed unsafe class SuperslabArenaTests
         Assert.Contains(rejected, l => l.Contains("the same block twice in a row") && l.Contains(DoubleFreeMessage));
         Assert.Contains(rejected, l => l.Contains("a block of a slab with none out") && l.Contains(DoubleFreeMessage));
         Assert.Contains(rejected, l => l.Contains("an address no one mapped") && l.Contains(ForeignMessage));
+        Assert.Single(result.Lines("PROBE_OK"));
+    }
+
+    [Fact]
+    public void WhenTheSystemRefusesARangeOfTheArena_TheAllocationFailsCleanly_AndSuperslabsAreMappedOnTheirOwn()
+    {
+        ProbeResult result = Run(new Dictionary<string, string>(), "arena-refused");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Single(result.Lines("REFUSED: after "));
+        if (TestHooks.SuperslabArenaRange.Bytes != 0)
+        {
+            // The refusal closes the arena for good: logged once, said by the statistics, and every later
+            // superslab (the blocks after the refusal need several) mapped outside it.
+            string warning = Assert.Single(result.Lines("LOGGED_WARNING: "));
+            Assert.Contains("SuperslabArenaUsedUp: The superslab arena is used up (the system refused to open a range of it", warning);
+            Assert.EndsWith("; used up", Assert.Single(result.Lines("STATISTICS: superslab arena ")).TrimEnd());
+            string outside = Assert.Single(result.Lines("OUTSIDE_ARENA: "));
+            Assert.Matches(@"^OUTSIDE_ARENA: [1-9]\d* of ", outside);
+        }
+        else Assert.Empty(result.Lines("LOGGED_WARNING: "));
         Assert.Single(result.Lines("PROBE_OK"));
     }
 }

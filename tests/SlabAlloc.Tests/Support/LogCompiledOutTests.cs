@@ -83,6 +83,16 @@ public sealed class LogCompiledOutTests
     }
 
     [Fact]
+    public void ArenaWarning_IsCalledFromTheArena_InEveryBuild()
+    {
+        MethodInfo arenaEvent = typeof(SlabLog).GetMethod(nameof(SlabLog.SuperslabArenaUsedUp), BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic)!;
+        Assert.Null(arenaEvent.GetCustomAttribute<ConditionalAttribute>());
+        MethodInfo warning = Assert.Single(LoggerMessages(), m => m.GetCustomAttribute<LoggerMessageAttribute>()!.Level == LogLevel.Warning);
+        Assert.Contains(References.Value, r => r.CalleeToken == arenaEvent.MetadataToken && r.CallerType == "SlabAlloc.Memory.SuperslabArena");
+        Assert.Contains(References.Value, r => r.CalleeToken == warning.MetadataToken && r.CallerType == LogClass);
+    }
+
+    [Fact]
     public void DebugEventArguments_AreEvaluatedOnlyInDebugBuilds()
     {
         // In Superslabs.MapNew the registry's and the directory's sizes are read only as arguments
