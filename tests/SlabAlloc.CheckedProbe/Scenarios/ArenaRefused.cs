@@ -6,7 +6,7 @@ namespace SlabAlloc.CheckedProbe.Scenarios;
 /// <summary>
 /// <c>arena-refused</c>: the system refuses to open the next range of the superslab arena (the fault hook
 /// refuses the second reservation of an allocation, the first being the mapping count's), and refuses the
-/// superslab mapped on its own after it. Stamped 2,000-byte blocks are allocated until one allocation meets
+/// superslab mapped on its own after it; without an arena, it refuses the first reservation, the superslab's. Stamped 2,000-byte blocks are allocated until one allocation meets
 /// the refusal: it must throw <see cref="OutOfMemoryException"/> and leave every block intact. Then the
 /// system gives memory again: new superslabs are mapped on their own and the arena stays closed. Prints
 /// <c>ARENA</c> (none, or the bytes open), <c>REFUSED</c> with the blocks allocated before the refusal,
@@ -27,10 +27,11 @@ internal static unsafe class ArenaRefused
         var blocks = new List<nint> { (nint)early };
         Stamp(early, Size, 0);
         bool refused = false;
+        long refuseFrom = arenaBytes == 0 ? 1 : 2;
         // Enough to need a new superslab several times over: the refusal is met on the way.
         for (int i = 1; i < 50_000 && !refused; i++)
         {
-            TestHooks.FailReservationsFrom(2);
+            TestHooks.FailReservationsFrom(refuseFrom);
             try
             {
                 var p = (byte*)SlabMemory.Alloc(Size);
