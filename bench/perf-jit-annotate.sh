@@ -9,7 +9,8 @@
 #   bench/perf-jit-annotate.sh "Larson+Session" Exercise \
 #       dotnet bench/SlabAlloc.Workloads/bin/Release/net10.0/SlabAlloc.Workloads.dll larson 3 8 1000 5000 100 4141 1
 # Tier-1 code is used, or the on-stack-replacement code of a method that runs once (a benchmark loop;
-# with several OSR variants, the last one printed is used). Prints the share of all samples in the method, then the listing with a percentage per instruction
+# with several OSR variants, the last one printed is used), or the code of a method compiled optimized
+# at once (AggressiveOptimization). Prints the share of all samples in the method, then the listing with a percentage per instruction
 # (samples land on the instruction after a stalled one). Needs perf (apt-get install linux-perf).
 set -euo pipefail
 sub="$1"; method="$2"; shift 2
@@ -25,7 +26,8 @@ import sys, re, collections
 sub, mapfile, ipfile, asmfile = sys.argv[1:]
 entries = [l.split(' ', 2) for l in open(mapfile)]
 # Tier-1 code, or on-stack-replacement code for a method called once (a benchmark's loop).
-def tier(n): return 'osr' if 'OptimizedTier1OSR]' in n else 'tier1' if 'OptimizedTier1]' in n else None
+# Or a method compiled optimized at once ([MethodImpl(MethodImplOptions.AggressiveOptimization)]).
+def tier(n): return 'osr' if 'OptimizedTier1OSR]' in n else 'tier1' if 'OptimizedTier1]' in n else 'full' if '[Optimized]' in n else None
 cands = [(int(a, 16), int(b, 16), n.strip()) for a, b, n in entries if sub in n and tier(n)]
 ips = [int(l.split()[0], 16) for l in open(ipfile) if l.strip()]
 if not cands: sys.exit(f'no Tier-1 code matching {sub!r} in the perf map')
@@ -35,7 +37,7 @@ hits = collections.Counter(x - start for x in ips if start <= x < start + size)
 total = sum(hits.values())
 print(f'{name}: {total} of {len(ips)} samples ({100 * total / max(1, len(ips)):.1f}%)')
 listings = open(asmfile).read().split('; Assembly listing for method ')
-want = '(Tier1-OSR)' if tier(name) == 'osr' else '(Tier1)'
+want = {'osr': '(Tier1-OSR)', 'tier1': '(Tier1)', 'full': '(FullOpts)'}[tier(name)]
 tier1 = [b for b in listings if want in b.split('\n')[0]]
 if not tier1: sys.exit(f'the JIT printed no {want} listing for that method')
 offset = 0
