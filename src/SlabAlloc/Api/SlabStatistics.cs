@@ -39,7 +39,7 @@ public sealed class SlabStatistics
     public long SuperslabArenaBytes { get; init; }
     /// <summary>Bytes of the arena opened so far: superslabs cut from it, mapped or since returned.</summary>
     public long SuperslabArenaOpenBytes { get; init; }
-    /// <summary>True when the arena has no range left to cut (every range in use, or the system refused to
+    /// <summary>True when the arena has no range left to cut (every range has been cut, or the system refused to
     /// open one; logged once): new superslabs are then mapped on their own, and each free of their blocks
     /// looks the address up in the registry first. True too when there is no arena.</summary>
     public bool SuperslabArenaUsedUp { get; init; }

@@ -61,7 +61,7 @@ internal static partial class SlabLog
     public static void SuperslabArenaUsedUp(long reservedBytes, long openBytes, bool refused)
     {
         if (Logger is { } logger)
-            LogSuperslabArenaUsedUp(logger, refused ? "the system refused to open a range of it" : "every range of it is in use",
+            LogSuperslabArenaUsedUp(logger, refused ? "the system refused to open a range of it" : "every range of it has been cut",
                 openBytes, reservedBytes);
     }
 

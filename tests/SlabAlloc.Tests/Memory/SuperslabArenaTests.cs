@@ -148,7 +148,7 @@ public sealed unsafe class SuperslabArenaTests
             Assert.DoesNotContain("ARENA: 0 ", arena);
             // Two threads met the used-up arena at once; it is logged once, and the statistics say so.
             string warning = Assert.Single(result.Lines("LOGGED_WARNING: "));
-            Assert.Contains("SuperslabArenaUsedUp: The superslab arena is used up (every range of it is in use", warning);
+            Assert.Contains("SuperslabArenaUsedUp: The superslab arena is used up (every range of it has been cut", warning);
             Assert.EndsWith("; used up", Assert.Single(result.Lines("STATISTICS: superslab arena ")).TrimEnd());
         }
         else
