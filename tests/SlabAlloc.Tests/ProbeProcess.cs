@@ -23,15 +23,27 @@ internal static class ProbeProcess
     /// with exactly the SlabAlloc settings in <paramref name="settings"/> (every other SLABALLOC_ variable
     /// removed, except the pool and the platform layer of the current test run, and with the warm-up off unless
     /// set there).</summary>
-    public static ProbeResult Run(IReadOnlyDictionary<string, string> settings, params string[] args)
+    public static ProbeResult Run(IReadOnlyDictionary<string, string> settings, params string[] args) =>
+        Run(addressSpaceLimitKiB: 0, settings, args);
+
+    /// <summary>As <see cref="Run(IReadOnlyDictionary{string, string}, string[])"/>, with the child's address
+    /// space limited to <paramref name="addressSpaceLimitKiB"/> (<c>ulimit -v</c>, through <c>/bin/sh</c>;
+    /// 0 for no limit).</summary>
+    public static ProbeResult Run(long addressSpaceLimitKiB, IReadOnlyDictionary<string, string> settings, params string[] args)
     {
         string probe = ProgramPath("SlabAlloc.CheckedProbe");
-        var start = new ProcessStartInfo(DotnetHost())
+        var start = new ProcessStartInfo(addressSpaceLimitKiB == 0 ? DotnetHost() : "/bin/sh")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        if (addressSpaceLimitKiB != 0)
+        {
+            start.ArgumentList.Add("-c");
+            start.ArgumentList.Add($"ulimit -v {addressSpaceLimitKiB} && exec \"$0\" \"$@\"");
+            start.ArgumentList.Add(DotnetHost());
+        }
         start.ArgumentList.Add(probe);
         foreach (string arg in args) start.ArgumentList.Add(arg);
         foreach (string key in start.Environment.Keys.Where(k => k.StartsWith("SLABALLOC_", StringComparison.OrdinalIgnoreCase)).ToList())

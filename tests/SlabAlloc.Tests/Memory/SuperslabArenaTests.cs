@@ -9,8 +9,9 @@ namespace SlabAlloc.Tests.Memory;
 /// The superslab arena: a free inside it reads a superslab header without asking the registry, so every
 /// address of the arena must be safe to validate (a header of zeroes names no slab) and be rejected with the
 /// message the registry's answer would give, while other threads map and retire superslabs in it; once
-/// the arena is used up, or the system refuses to open a range of it, superslabs mapped on their own must
-/// work as before, and the arena's state must be logged once and shown by the statistics.
+/// the arena is used up, or the system refuses to open a range of it, or there is none (a limit on the
+/// address space), superslabs mapped on their own must work as before, and the arena's state must be
+/// logged once and shown by the statistics.
 /// </summary>
 [Collection("SlabAlloc global state")]
 public sealed unsafe class SuperslabArenaTests
@@ -185,6 +186,23 @@ public sealed unsafe class SuperslabArenaTests
             Assert.Matches(@"^OUTSIDE_ARENA: [1-9]\d* of ", outside);
         }
         else Assert.Empty(result.Lines("LOGGED_WARNING: "));
+        Assert.Single(result.Lines("PROBE_OK"));
+    }
+
+    [Fact]
+    public void UnderALimitOnTheAddressSpace_NoArenaIsReserved_AndSuperslabsWorkAsBefore()
+    {
+        // 128 GiB of address space: room for the runtime and for the 64 GiB reservation, which would eat half of
+        // what the user allowed; it is not made (without the check, the child reports an arena here).
+        ProbeResult result = Run(addressSpaceLimitKiB: 128L << 20, new Dictionary<string, string>(), "arena-used-up");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Equal("ARENA: none", Assert.Single(result.Lines("ARENA: ")));
+        Assert.EndsWith(" none", Assert.Single(result.Lines("STATISTICS: superslab arena")).TrimEnd());
+        Assert.Empty(result.Lines("LOGGED_WARNING: "));
+        string[] rejected = result.Lines("REJECTED: ");
+        Assert.Equal(5, rejected.Length);
+        Assert.Contains(rejected, l => l.Contains("an interior pointer") && l.Contains(InteriorMessage));
+        Assert.Contains(rejected, l => l.Contains("an address no one mapped") && l.Contains(ForeignMessage));
         Assert.Single(result.Lines("PROBE_OK"));
     }
 }
