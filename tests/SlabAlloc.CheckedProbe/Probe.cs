@@ -91,6 +91,10 @@ internal static unsafe class Probe
         return true;
     }
 
+    /// <summary>Prints the statistics' line on the superslab arena, as <c>STATISTICS: superslab arena …</c>.</summary>
+    public static void PrintArenaStatistics() =>
+        Console.WriteLine($"STATISTICS: {SlabMemory.GetStatistics().ToString().Split('\n').Single(l => l.StartsWith("superslab arena", StringComparison.Ordinal))}");
+
     /// <summary>A logger factory whose loggers print what SlabAlloc logs at one level as lines the tests read,
     /// whichever thread met the problem: <see cref="Errors"/> and <see cref="Warnings"/>.</summary>
     public sealed class LogPrinter : ILoggerFactory, ILogger

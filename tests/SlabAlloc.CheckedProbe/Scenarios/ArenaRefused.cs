@@ -6,12 +6,13 @@ namespace SlabAlloc.CheckedProbe.Scenarios;
 /// <summary>
 /// <c>arena-refused</c>: the system refuses to open the next range of the superslab arena (the fault hook
 /// refuses the second reservation of an allocation, the first being the mapping count's), and refuses the
-/// superslab mapped on its own after it; without an arena, it refuses the first reservation, the superslab's. Stamped 2,000-byte blocks are allocated until one allocation meets
-/// the refusal: it must throw <see cref="OutOfMemoryException"/> and leave every block intact. Then the
-/// system gives memory again: new superslabs are mapped on their own and the arena stays closed. Prints
-/// <c>ARENA</c> (none, or the bytes open), <c>REFUSED</c> with the blocks allocated before the refusal,
-/// <c>OUTSIDE_ARENA</c> with the count of later blocks outside the arena, one <c>LOGGED_WARNING</c> per
-/// warning and the statistics' arena line (<c>STATISTICS</c>).
+/// superslab mapped on its own after it; without an arena, it refuses the first reservation, the
+/// superslab's. Stamped 2,000-byte blocks are allocated until one allocation meets the refusal: it must
+/// throw <see cref="OutOfMemoryException"/> and leave every block intact. Then the system gives memory
+/// again: new superslabs are mapped on their own and the arena stays closed. Prints <c>ARENA</c> (none, or
+/// the bytes open), <c>REFUSED</c> with the blocks allocated before the refusal, <c>OUTSIDE_ARENA</c> with
+/// the count of later blocks outside the arena, one <c>LOGGED_WARNING</c> per warning and the statistics'
+/// arena line (<c>STATISTICS</c>).
 /// </summary>
 internal static unsafe class ArenaRefused
 {
@@ -56,7 +57,7 @@ internal static unsafe class ArenaRefused
         int outside = blocks.Skip(before).Count(p => (nuint)p - arenaBase >= arenaBytes);
         Console.WriteLine($"OUTSIDE_ARENA: {outside} of {After}");
         SlabAllocLogging.Configure(null);
-        Console.WriteLine($"STATISTICS: {SlabMemory.GetStatistics().ToString().Split('\n').Single(l => l.StartsWith("superslab arena", StringComparison.Ordinal))}");
+        PrintArenaStatistics();
         for (int i = 0; i < blocks.Count; i++)
         {
             if (!Verify((byte*)blocks[i], Size, (byte)i)) Fail($"STAMP_DAMAGED: block {i}");

@@ -64,7 +64,7 @@ internal static unsafe class ArenaUsedUp
         int outside = owned.SelectMany(b => b).Count(p => (nuint)p - arenaBase >= arenaBytes);
         Console.WriteLine($"OUTSIDE_ARENA: {outside} of {2 * BlocksPerThread}");
         SlabAllocLogging.Configure(null);
-        Console.WriteLine($"STATISTICS: {SlabMemory.GetStatistics().ToString().Split('\n').Single(l => l.StartsWith("superslab arena", StringComparison.Ordinal))}");
+        PrintArenaStatistics();
         if (outside == 0) Fail("PROBE_ERROR: no block came from a superslab outside the arena");
 
         // A block outside the arena (this thread's slabs from before may still be in it).
