@@ -5,11 +5,11 @@ namespace SlabAlloc.Tests.Memory;
 public unsafe class MetadataTableTests
 {
     /// <summary>An entry type of the tests' own, so that its table (a separate set of statics) is not the
-    /// allocator's directory or large-block records.</summary>
+    /// allocator's directory or large-block records. 16 bytes, so that a segment holds a page of them.</summary>
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential, Size = 16)]
     private struct TestEntry
     {
         public long Value;
-        public long Other;
     }
 
     [Fact]

@@ -155,7 +155,7 @@ public sealed unsafe class SuperslabArenaTests
         else
         {
             Assert.Empty(result.Lines("LOGGED_WARNING: "));
-            Assert.Single(result.Lines("STATISTICS: superslab arena").Where(l => l.TrimEnd().EndsWith("none", StringComparison.Ordinal)));
+            Assert.EndsWith(" none", Assert.Single(result.Lines("STATISTICS: superslab arena")).TrimEnd());
         }
         string outside = Assert.Single(result.Lines("OUTSIDE_ARENA: "));
         Assert.DoesNotContain("OUTSIDE_ARENA: 0 ", outside);
