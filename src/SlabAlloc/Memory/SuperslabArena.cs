@@ -69,11 +69,11 @@ internal static unsafe class SuperslabArena
     /// <summary>True when no range is left to cut (or there is no arena, or the system refused to open one).</summary>
     public static bool IsUsedUp => (nuint)Volatile.Read(ref s_cut) + Geometry.SuperslabBytes > s_bytes || Volatile.Read(ref s_refused) != 0;
 
-    /// <summary>True when a range is left to cut; the first time it is not, in an arena there was, logs so.</summary>
+    /// <summary>True when a range is left to cut; the first time it is not, logs so.</summary>
     public static bool HasRoom()
     {
         if (!IsUsedUp) return true;
-        if (s_bytes != 0) LogUsedUpOnce();
+        LogUsedUpOnce();
         return false;
     }
 
@@ -92,7 +92,7 @@ internal static unsafe class SuperslabArena
             mine = Volatile.Read(ref s_cut);
             if ((nuint)mine + Geometry.SuperslabBytes > s_bytes || Volatile.Read(ref s_refused) != 0)
             {
-                if (s_bytes != 0) LogUsedUpOnce();
+                LogUsedUpOnce();
                 return null;
             }
             // Loses only to another cut; the offset only grows, so there is no ABA.
@@ -115,10 +115,11 @@ internal static unsafe class SuperslabArena
         }
     }
 
-    /// <summary>Logs, once per process, that the arena has no range left to cut, and why.</summary>
+    /// <summary>Logs, once per process, that the arena has no range left to cut, and why (nothing when there is
+    /// no arena).</summary>
     private static void LogUsedUpOnce()
     {
-        if (Interlocked.Exchange(ref s_usedUpLogged, 1) != 0) return;
+        if (s_bytes == 0 || Interlocked.Exchange(ref s_usedUpLogged, 1) != 0) return;
         SlabLog.SuperslabArenaUsedUp((long)s_bytes, Volatile.Read(ref s_open), Volatile.Read(ref s_refused) != 0);
     }
 }
