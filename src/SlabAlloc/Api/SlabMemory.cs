@@ -123,6 +123,7 @@ public static unsafe class SlabMemory
         if (!BitOperations.IsPow2(alignment)) ThrowHelper.ThrowBadAlignment(alignment);
         if (alignment <= 16) return Alloc(byteCount);
         int sizeClass = SizeClasses.ClassForAligned(byteCount, alignment);
+        if (sizeClass >= SmallBlocks.FirstCachedClass) return SmallBlocks.AllocateGeneralClass(sizeClass, byteCount);
         if (sizeClass >= 0) return SmallBlocks.Allocate(sizeClass, byteCount);
         return AllocLarge(byteCount, alignment, zero: false);
     }
@@ -193,7 +194,14 @@ public static unsafe class SlabMemory
             // Live threads' held remote frees too, for the same reason.
             Exception? batchFailure = ThreadCacheRecords.PushOtherThreadsRemoteBatches();
             failure ??= batchFailure;
-            SmallBlocks.TrimCurrentThread();
+            try
+            {
+                SmallBlocks.TrimCurrentThread();
+            }
+            catch (InvalidOperationException e)
+            {
+                failure ??= e;
+            }
             Exception? poolFailure = SlabPool.Shared.Trim();
             failure ??= poolFailure;
         }
@@ -238,7 +246,7 @@ public static unsafe class SlabMemory
     private static void* AllocGeneral(nuint byteCount, bool zero)
     {
         if (byteCount <= SizeClasses.MaxBlockBytes)
-            return SmallBlocks.Allocate(SizeClasses.ClassOf(byteCount), byteCount);
+            return SmallBlocks.AllocateGeneralClass(SizeClasses.ClassOf(byteCount), byteCount);
         return AllocLarge(byteCount, 16, zero);
     }
 

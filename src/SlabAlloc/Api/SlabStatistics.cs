@@ -59,6 +59,10 @@ public sealed class SlabStatistics
     /// <summary>Blocks the slabs thread caches currently allocate from can still hand out: freed ones and
     /// ones never handed out (slabs a thread retains but does not allocate from are not counted).</summary>
     public long BlocksInThreadCaches { get; init; }
+    /// <summary>Bytes of the blocks above 1 KiB that live threads freed into their free caches, where their next
+    /// allocations of the size take them back first (a cached block of a slab a thread allocates from is in
+    /// <see cref="BlocksInThreadCaches"/> too). A moment-old sum.</summary>
+    public long BytesInFreeCaches { get; init; }
     /// <summary>Threads with a cache now, and the most that ever existed at once.</summary>
     public int ThreadCaches { get; init; }
     /// <inheritdoc cref="ThreadCaches"/>
@@ -125,7 +129,7 @@ public sealed class SlabStatistics
         Line("superslab arena", SuperslabArenaBytes == 0 ? "none"
             : $"{SuperslabArenaBytes} bytes reserved, {SuperslabArenaOpenBytes} open{(SuperslabArenaUsedUp ? "; used up" : "")}");
         Line("slabs", $"owned {SlabsOwned}, full {SlabsFull}, partial {SlabsPartial}, empty {SlabsEmpty}, reserved {SlabsReserved}; unused slots {UnusedSlots}");
-        Line("thread caches", $"{ThreadCaches} live, {ThreadCacheRecords} made, {ThreadCachesReclaimed} reclaimed; {BlocksInThreadCaches} free blocks");
+        Line("thread caches", $"{ThreadCaches} live, {ThreadCacheRecords} made, {ThreadCachesReclaimed} reclaimed; {BlocksInThreadCaches} free blocks, {BytesInFreeCaches} bytes in free caches");
         Line("cache misses", ThreadCacheMisses);
         Line("remote frees", $"{RemoteFrees} ({RemoteFreesToEndedThreads} into ended threads' slabs, {RemoteFreesToUnownedSlabs} into unowned ones; {BlocksInRemoteBatches} held in batches)");
         Line("slab acquisitions", $"stage1 {AcquiredStage1} ({PartialSlabsAdopted} partial), stage2 {AcquiredStage2}, stage3 {AcquiredStage3}");

@@ -19,7 +19,7 @@ internal static unsafe class StatisticsCollector
         var allocs = new long[SizeClasses.Count];
         var frees = new long[SizeClasses.Count];
         for (int c = 0; c < SizeClasses.Count; c++) frees[c] = SmallBlocks.UnattachedFrees(c);
-        long requested = 0, misses = 0, remote = 0, remoteToEnded = 0, remoteToUnowned = 0, cachedBlocks = 0, batched = 0;
+        long requested = 0, misses = 0, remote = 0, remoteToEnded = 0, remoteToUnowned = 0, cachedBlocks = 0, freeCacheBytes = 0, batched = 0;
         int live = 0;
         for (ThreadCacheRecord? r = ThreadCacheRecords.Head; r != null; r = r.Next)
         {
@@ -37,6 +37,7 @@ internal static unsafe class StatisticsCollector
             if (!ThreadCacheRecords.IsLive(r)) continue;
             live++;
             batched += Volatile.Read(ref h->RemoteBatchCount);
+            freeCacheBytes += Volatile.Read(ref h->FreeCacheBytes);
             for (int c = 0; c < SizeClasses.Count; c++)
             {
                 var s = (SlabMeta*)Volatile.Read(ref h->Current[c]);
@@ -103,6 +104,7 @@ internal static unsafe class StatisticsCollector
             SlabsEmpty = empty.Sum(),
             SlabsReserved = reserved,
             BlocksInThreadCaches = cachedBlocks,
+            BytesInFreeCaches = freeCacheBytes,
             ThreadCaches = live,
             ThreadCacheRecords = ThreadCacheRecords.RecordCount,
             ThreadCachesReclaimed = ThreadCacheRecords.Reclaimed,

@@ -69,10 +69,16 @@ internal static unsafe partial class SmallBlocks
         FreeNotVouched(s, block, index);
     }
 
-    /// <summary>The owner's free: no atomic, onto the slab's free list.</summary>
+    /// <summary>The owner's free: no atomic, onto the slab's free list (a block of the general path's classes
+    /// into the free cache instead).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void FreeByOwner(ThreadCache* h, SlabMeta* s, void* block)
     {
+        if (SlabOptions.ThreadCacheLimit == 0 && s->ClassIndex >= FirstCachedClass)
+        {
+            FreeToCache(h, s, block);
+            return;
+        }
         // Onto the list allocations pop (last in, first out), so the next allocation of the class gets the
         // block just freed, still in the cache. The pool-stress setting keeps its few blocks in hand and
         // sends the rest to the local list instead (see AllocateThroughPool).

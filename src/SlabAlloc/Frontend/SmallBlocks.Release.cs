@@ -9,8 +9,10 @@ namespace SlabAlloc.Frontend;
 /// reserving a thread's cache ahead of a hot loop.</summary>
 internal static unsafe partial class SmallBlocks
 {
-    /// <summary>Pushes the remote frees <paramref name="h"/> held back, then hands every slab of it back to
-    /// the pool. Called for a dead thread's heap.</summary>
+    /// <summary>Pushes the remote frees <paramref name="h"/> held back and flushes its free caches, then hands
+    /// every slab of it back to the pool. Called for a dead thread's heap.</summary>
+    /// <exception cref="InvalidOperationException">Corruption in the batch (no slab is let go) or in a free cache
+    /// (thrown once every slab is let go).</exception>
     public static void ReleaseAllSlabs(ThreadCache* h)
     {
         if (SlabOptions.RemoteBatch != 0)
@@ -30,7 +32,9 @@ internal static unsafe partial class SmallBlocks
                 ReleaseRemoteBatchClaim(h);
             }
         }
+        InvalidOperationException? failure = FlushFreeCaches(h);
         ReleaseSlabs(h, onlyEmpty: false);
+        if (failure != null) throw failure;
     }
 
     /// <summary>Pushes the calling thread's held remote frees (a thread that frees other threads' blocks
@@ -42,17 +46,34 @@ internal static unsafe partial class SmallBlocks
         if (h != s_emptyHeap) FlushOwnRemoteBatch(h);
     }
 
-    /// <summary>Pushes the calling thread's held remote frees, then releases its slabs that have no block out.</summary>
+    /// <summary>Pushes the calling thread's held remote frees and flushes its free caches, then releases its
+    /// slabs that have no block out.</summary>
+    /// <exception cref="InvalidOperationException">Corruption in the batch or a free cache, thrown once the
+    /// rest is done.</exception>
     public static void TrimCurrentThread()
     {
         ThreadCache* h = HeapFromThreadStatic;
         if (h == s_emptyHeap) return;
-        FlushOwnRemoteBatch(h);
+        InvalidOperationException? failure = null;
+        try
+        {
+            FlushOwnRemoteBatch(h);
+        }
+        catch (InvalidOperationException e)
+        {
+            failure = e; // the batch was dropped: the slabs can still be released
+        }
+        InvalidOperationException? cacheFailure = FlushFreeCaches(h);
         ReleaseSlabs(h, onlyEmpty: true);
+        failure ??= cacheFailure;
+        if (failure != null) throw failure;
     }
 
+    /// <summary>Lets go of <paramref name="h"/>'s slabs, or only of those with no block out. Its free caches
+    /// must be empty (<see cref="FlushFreeCaches"/>).</summary>
     private static void ReleaseSlabs(ThreadCache* h, bool onlyEmpty)
     {
+        Invariant.Holds(ThreadCache.FreeCachesEmpty(h), "a thread cache lets its slabs go with its free caches empty");
         for (int c = 0; c < SizeClasses.Count; c++)
         {
             var s = (SlabMeta*)h->Current[c];

@@ -31,11 +31,16 @@ internal static unsafe partial class SmallBlocks
             OwnedSlabList.Remove(ref s->OwnerList == SlabMeta.RetainedFull ? ref h->RetainedFull[c] : ref h->RetainedAvailable[c], s);
             LetGo(s);
         }
-        else if (s->OwnerList == SlabMeta.RetainedFull)
-        {
-            OwnedSlabList.Remove(ref h->RetainedFull[c], s);
-            OwnedSlabList.Add(ref h->RetainedAvailable[c], s, SlabMeta.RetainedAvailable);
-        }
+        else if (s->OwnerList == SlabMeta.RetainedFull) MoveToAvailable(h, s);
+    }
+
+    /// <summary>Moves an exhausted slab <paramref name="h"/> retains, which has a free block now, to its
+    /// retained slabs with free blocks.</summary>
+    private static void MoveToAvailable(ThreadCache* h, SlabMeta* s)
+    {
+        int c = s->ClassIndex;
+        OwnedSlabList.Remove(ref h->RetainedFull[c], s);
+        OwnedSlabList.Add(ref h->RetainedAvailable[c], s, SlabMeta.RetainedAvailable);
     }
 
     /// <summary>The current slab's free list is empty: a block the slab never handed out, else a miss.</summary>

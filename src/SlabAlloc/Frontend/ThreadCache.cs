@@ -10,6 +10,10 @@ namespace SlabAlloc.Frontend;
 [InlineArray(SizeClasses.Count)]
 internal struct ClassSlabs { private nint _first; }
 
+/// <summary>One block pointer per size class.</summary>
+[InlineArray(SizeClasses.Count)]
+internal struct ClassBlocks { private nint _first; }
+
 /// <summary>One flag per size class.</summary>
 [InlineArray(SizeClasses.Count)]
 internal struct ClassFlags { private byte _first; }
@@ -62,6 +66,16 @@ internal struct ThreadCache
     public ClassSlabs RetainedAvailable;
     public ClassCounts AllocCount;
     public ClassCounts FreeCount;
+    /// <summary>Per class of the general path, the free cache: blocks the owner freed, newest first, which its
+    /// next allocations of the class take back before any slab's list (<c>SmallBlocks</c>, FreeCache). Linked
+    /// through their first word, XORed with <see cref="FreeCacheKey"/>.</summary>
+    public ClassBlocks FreeCacheHead;
+    /// <summary>Per class, the blocks in the free cache (<see cref="FreeCacheHead"/>).</summary>
+    public ClassCounts FreeCacheCount;
+    /// <summary>The bytes of the blocks in every class's free cache; read by the statistics.</summary>
+    public long FreeCacheBytes;
+    /// <summary>The secret the free cache's links are XORed with (hardened mode; else 0), drawn when a thread attaches.</summary>
+    public nuint FreeCacheKey;
     /// <summary>Per class: set by <c>ReserveThreadCache</c>, the thread keeps its slabs of the class even
     /// when they become empty, instead of handing them back to the pool.</summary>
     public ClassFlags KeepEmpty;
@@ -117,6 +131,20 @@ internal struct ThreadCache
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static unsafe SlabMeta* CurrentSlab(ThreadCache* h, int sizeClass) => (SlabMeta*)((nint*)&h->Current)[sizeClass];
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe ref nint FreeCacheHeadOf(ThreadCache* h, int sizeClass) => ref ((nint*)&h->FreeCacheHead)[sizeClass];
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe ref long FreeCacheCountOf(ThreadCache* h, int sizeClass) => ref ((long*)&h->FreeCacheCount)[sizeClass];
+
+    /// <summary>True when no class's free cache holds a block.</summary>
+    public static unsafe bool FreeCachesEmpty(ThreadCache* h)
+    {
+        for (int c = 0; c < SizeClasses.Count; c++)
+            if (FreeCacheHeadOf(h, c) != 0 || FreeCacheCountOf(h, c) != 0) return false;
+        return h->FreeCacheBytes == 0;
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static unsafe ref long AllocCountOf(ThreadCache* h, int sizeClass) => ref ((long*)&h->AllocCount)[sizeClass];

@@ -58,6 +58,7 @@ internal static unsafe class ThreadCacheRecords
             // bumps the generation in the word, so a word read before a take-and-free cycle never matches.
             if (Interlocked.CompareExchange(ref r.StateWord, live, word) != word) continue;
             Invariant.Holds(r.Heap->StackBytes == 0, "a free record's cache is in no stack map");
+            Invariant.Holds(ThreadCache.FreeCachesEmpty(r.Heap), "a free record's free caches are empty");
             r.Thread = thread;
             return r;
         }

@@ -18,7 +18,7 @@ internal static unsafe class SlabInvariants
         Invariant.Holds(s->ThreadFree == SlabMeta.StateOwned && s->OwnerList == SlabMeta.NotListed, "a formatted slab is held, in no list");
     }
 
-    /// <summary>The counts of a slab its caller holds exclusively:
+    /// <summary>The counts of a slab its caller holds exclusively, at a hand-over (none of its blocks in a free cache):
     /// <c>0 &lt;= Used &lt;= Carved &lt;= Capacity</c> and <c>Carved == Used + |Free| + |SetAside|</c>.</summary>
     [Conditional("DEBUG")]
     public static void Counts(SlabMeta* s)
@@ -26,8 +26,18 @@ internal static unsafe class SlabInvariants
         Invariant.Holds(0 <= s->Used && s->Used <= s->Carved && s->Carved <= s->Capacity, "a slab's counts are ordered");
         int free = ListLength(s, s->Free), aside = ListLength(s, s->SetAside);
         if (free < 0 || aside < 0) return; // a damaged list: the caller's error, reported where it is followed
-        Invariant.Holds(s->Carved == s->Used + free + aside, "every block handed out at least once is out or on a list");
+        if (s_blocksDropped) Invariant.Holds(s->Carved >= s->Used + free + aside, "no block is on a list twice");
+        else Invariant.Holds(s->Carved == s->Used + free + aside, "every block handed out at least once is out or on a list");
     }
+
+    /// <summary>Set once a thread cache dropped free blocks it found corruption among (a damaged link leaves
+    /// the blocks after it unknown): they are free for their slabs but on no list, so from then on a slab's
+    /// blocks add up to at most what it handed out.</summary>
+    private static volatile bool s_blocksDropped;
+
+    /// <summary>Records that free blocks were dropped after corruption was found (see <see cref="Counts"/>).</summary>
+    [Conditional("DEBUG")]
+    public static void BlocksDropped() => s_blocksDropped = true;
 
     /// <summary>A slab handed to a thread cache: owned by it, in no pool list, its counts whole.</summary>
     [Conditional("DEBUG")]

@@ -18,7 +18,9 @@ namespace SlabAlloc.Memory;
 /// change until its slots are released. <see cref="ThreadFree"/> is written by any thread, by CAS.</para>
 /// <para><b>Invariant</b> (while the slab is held exclusively, with every list counted):
 /// <c>Used == (blocks handed out and not yet freed) + (blocks freed and held in other threads' remote
-/// batches) + |ThreadFree list|</c> and <c>Carved == Used + |Free| + |SetAside|</c>, <c>Carved &lt;= Capacity</c>.
+/// batches) + |ThreadFree list|</c> and <c>Carved == Used + |Free| + |SetAside| + (blocks in its owner's free
+/// cache)</c>, <c>Carved &lt;= Capacity</c>; the last term is 0 whenever the slab changes hands (the thread caches
+/// keep to that).
 /// A slab is empty exactly when, after collecting the ThreadFree list, <c>Used == 0</c>: no block out and
 /// none held in a batch. The free lists
 /// hold only blocks that were handed out and freed; a slab hands out its never-used blocks (those from

@@ -5,17 +5,19 @@ using static SlabAlloc.CheckedProbe.Races.RaceHarness;
 namespace SlabAlloc.CheckedProbe.Races;
 
 /// <summary>
-/// <c>race idle-double-free</c>: a block freed again while its slab has no block out.
-/// Repeatedly: the owner allocates 1 to 16 blocks of 112 B from its slab and frees them all, so
-/// the slab has no block out; then three threads and the owner free one of those blocks again, all at
-/// once. Every one of the four must get <see cref="ArgumentException"/>, the count of blocks in use must
-/// not move, and the owner's next two allocations must be two different blocks.
+/// <c>race idle-double-free</c> and <c>idle-double-free-cached</c>: a block freed again while its slab has
+/// no block out. Repeatedly: the owner allocates 1 to <c>maxCount</c> blocks of <c>size</c> bytes and frees
+/// them all, so their slabs have no block out; then three threads and the owner free one of those blocks
+/// again, all at once. Every one of the four must get <see cref="ArgumentException"/>, the count of blocks in
+/// use must not move, and the owner's next two allocations must be two different blocks. The cached race
+/// takes 3,000-byte blocks, which the owner's frees put in its free cache, and up to 48 of them, so that
+/// some rounds flush the cache (and let its empty slabs go) and others leave the blocks in it.
 /// </summary>
 internal static unsafe class IdleDoubleFree
 {
-    public static long Run(TimeSpan time)
+    public static long Run(TimeSpan time, nuint size, int maxCount)
     {
-        const int Size = 112, Attackers = 3;
+        const int Attackers = 3;
         var clock = Stopwatch.StartNew();
         nuint victim = 0;
         long rounds = 0;
@@ -41,11 +43,11 @@ internal static unsafe class IdleDoubleFree
         var owner = new Thread(() =>
         {
             var rng = new Random(7);
-            var blocks = new nuint[16];
+            var blocks = new nuint[maxCount];
             while (clock.Elapsed < time || rounds < 20)
             {
                 int count = rng.Next(1, blocks.Length + 1);
-                for (int i = 0; i < count; i++) blocks[i] = (nuint)SlabMemory.Alloc(Size);
+                for (int i = 0; i < count; i++) blocks[i] = (nuint)SlabMemory.Alloc(size);
                 for (int i = 0; i < count; i++) SlabMemory.Free((void*)blocks[i]);
                 long inUse = SlabMemory.GetStatistics().BlocksInUse;
                 Volatile.Write(ref victim, blocks[rng.Next(count)]);
@@ -53,8 +55,8 @@ internal static unsafe class IdleDoubleFree
                 ExpectDoubleFreeRejected(victim, "the owner");
                 done.SignalAndWait();
                 if (SlabMemory.GetStatistics().BlocksInUse != inUse) Fail($"RACE_VIOLATION: BlocksInUse moved from {inUse} to {SlabMemory.GetStatistics().BlocksInUse} after rejected double frees");
-                var x = (nuint)SlabMemory.Alloc(Size);
-                var y = (nuint)SlabMemory.Alloc(Size);
+                var x = (nuint)SlabMemory.Alloc(size);
+                var y = (nuint)SlabMemory.Alloc(size);
                 if (x == y) Fail($"RACE_VIOLATION: 0x{x:x} was handed out twice");
                 SlabMemory.Free((void*)x);
                 if (x != y) SlabMemory.Free((void*)y);

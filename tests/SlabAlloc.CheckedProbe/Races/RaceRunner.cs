@@ -18,7 +18,8 @@ internal static class RaceRunner
     private static readonly (string Name, Func<TimeSpan, long> Run)[] Races =
     [
         ("never-handed-out", NeverHandedOut.Run),
-        ("idle-double-free", IdleDoubleFree.Run),
+        ("idle-double-free", time => IdleDoubleFree.Run(time, size: 112, maxCount: 16)),
+        ("idle-double-free-cached", time => IdleDoubleFree.Run(time, size: 3000, maxCount: 48)),
         ("large-double-free", LargeDoubleFree.Run),
         ("large-tail", LargeTail.Run),
         ("stale-trim", time => StaleTrim.Run(time, readOnly: false)),

@@ -23,6 +23,8 @@ public sealed class RacingGuaranteeTests
         // A double free into a slab with no block out is rejected, however many threads race on it.
         { "idle-double-free", "" },
         { "idle-double-free", "SLABALLOC_CHECKED=1" },
+        { "idle-double-free-cached", "" },
+        { "idle-double-free-cached", "SLABALLOC_CHECKED=1" },
         // Of simultaneous frees (and a realloc) of one large block, exactly one returns; the block is cached or unmapped once.
         { "large-double-free", "" },
         { "large-double-free", "SLABALLOC_LARGE_CACHE_MB=0" },

@@ -1,0 +1,177 @@
+using System.Collections.Concurrent;
+using SlabAlloc.Frontend;
+using SlabAlloc.Memory;
+
+namespace SlabAlloc.Tests.Frontend;
+
+/// <summary>
+/// The free cache of blocks above 1 KiB: the owner's free goes into it and its next allocation of the size
+/// takes the block back, whatever slab it is in; the cache stays within its budget; a thread that ends or
+/// trims gives its cached blocks back to their slabs; and other threads' frees into the same slabs, racing
+/// with the owner's, keep every block and every count exact. (Double frees and overwritten links in the
+/// cache: RacingGuaranteeTests, idle-double-free-cached, and HardeningTests.)
+/// </summary>
+/// <remarks>In the non-parallel "SlabAlloc global state" collection: it reads process-wide statistics.</remarks>
+[Collection("SlabAlloc global state")]
+public sealed unsafe class FreeCacheTests
+{
+    [Theory]
+    [InlineData(1025)]
+    [InlineData(8000)]
+    [InlineData(40_000)]
+    public void TheBlockFreedLastIsTheNextHandedOut_WhateverSlabItIsIn(int size)
+    {
+        RunOnThread(() =>
+        {
+            // Three full slabs and one block of a fourth: the freed block's slab is not the one allocated from.
+            int count = 3 * SizeClasses.Capacity(SizeClasses.ClassOf((nuint)size)) + 1;
+            var blocks = new nint[count];
+            for (int i = 0; i < count; i++) blocks[i] = (nint)SlabMemory.Alloc((nuint)size);
+            SlabMemory.Free((void*)blocks[1]);
+            nint again = (nint)SlabMemory.Alloc((nuint)size);
+            Assert.Equal(blocks[1], again);
+            foreach (nint p in blocks) SlabMemory.Free((void*)p);
+        });
+    }
+
+    [Fact]
+    public void CachedBytesAreCounted_TheCacheKeepsToItsBudget_AndTrimEmptiesIt()
+    {
+        const nuint Size = 8000;
+        nuint blockBytes = (nuint)SizeClasses.BlockBytes(SizeClasses.ClassOf(Size));
+        SlabStatistics before = SlabMemory.GetStatistics();
+        long afterOne = 0, most = 0, afterAll = 0, afterTrim = 0, inUseAfterTrim = 0;
+        RunOnThread(() =>
+        {
+            var blocks = new nint[100];
+            for (int i = 0; i < blocks.Length; i++) blocks[i] = (nint)SlabMemory.Alloc(Size);
+            for (int i = 0; i < blocks.Length; i++)
+            {
+                SlabMemory.Free((void*)blocks[i]);
+                long cached = SlabMemory.GetStatistics().BytesInFreeCaches - before.BytesInFreeCaches;
+                if (i == 0) afterOne = cached;
+                most = Math.Max(most, cached);
+            }
+            afterAll = SlabMemory.GetStatistics().BytesInFreeCaches - before.BytesInFreeCaches;
+            SlabMemory.Trim();
+            SlabStatistics trimmed = SlabMemory.GetStatistics();
+            afterTrim = trimmed.BytesInFreeCaches - before.BytesInFreeCaches;
+            inUseAfterTrim = trimmed.BlocksInUse;
+        });
+        Assert.Equal((long)blockBytes, afterOne);
+        long budget = SmallBlocks.FreeCacheLimit * (long)blockBytes;
+        Assert.InRange(most, budget / 2, budget);
+        Assert.InRange(afterAll, 1, budget);
+        Assert.Equal(0, afterTrim);
+        Assert.Equal(before.BlocksInUse, inUseAfterTrim);
+    }
+
+    [Fact]
+    public void AThreadThatEndsWithBlocksInItsFreeCacheGivesThemBack()
+    {
+        SlabMemory.Trim();
+        SlabStatistics before = SlabMemory.GetStatistics();
+        long cachedAtExit = 0;
+        RunOnThread(() =>
+        {
+            var rng = new Random(11);
+            var blocks = new nint[300];
+            for (int i = 0; i < blocks.Length; i++) blocks[i] = (nint)SlabMemory.Alloc((nuint)rng.Next(1025, 65_537));
+            foreach (nint p in blocks) SlabMemory.Free((void*)p);
+            cachedAtExit = SlabMemory.GetStatistics().BytesInFreeCaches - before.BytesInFreeCaches;
+        });
+        SlabMemory.Trim(); // reclaims the ended thread's cache
+        SlabStatistics after = SlabMemory.GetStatistics();
+        Assert.True(cachedAtExit > 0, "the thread ended with nothing in its free caches: the test proves nothing");
+        Assert.Equal(before.BytesInFreeCaches, after.BytesInFreeCaches);
+        Assert.Equal(before.BlocksInUse, after.BlocksInUse);
+        Assert.True(after.SlabsOwned <= before.SlabsOwned, $"{after.SlabsOwned} slabs owned after the reclaim, {before.SlabsOwned} before the thread");
+    }
+
+    [Fact]
+    public void OtherThreadsFreesIntoTheSameSlabs_RacingWithTheOwnersCachedFrees_LoseNothing()
+    {
+        // The owner keeps a window of stamped blocks of random sizes above 1 KiB; at each step it frees one
+        // (into its free cache) or hands it to another thread, which checks and frees it (a remote free into
+        // a slab whose other blocks sit in the owner's cache). A block handed out twice, or a cached block
+        // handed out while live, breaks a stamp.
+        const int Steps = 200_000, Window = 64;
+        SlabMemory.Trim(); // the calling thread's own cache, which the Trim at the end empties
+        SlabStatistics before = SlabMemory.GetStatistics();
+        using var handOff = new BlockingCollection<(nint Block, int Size, int Seed)>(256);
+        int broken = 0;
+        var remote = new Thread(() =>
+        {
+            foreach ((nint block, int size, int seed) in handOff.GetConsumingEnumerable())
+            {
+                if (!Stamped((byte*)block, size, seed)) Interlocked.Increment(ref broken);
+                SlabMemory.Free((void*)block);
+            }
+        });
+        remote.Start();
+        RunOnThread(() =>
+        {
+            var rng = new Random(5);
+            var window = new (nint Block, int Size, int Seed)[Window];
+            for (int step = 0; step < Steps; step++)
+            {
+                int k = rng.Next(Window);
+                (nint block, int size, int seed) = window[k];
+                if (block != 0)
+                {
+                    if (rng.Next(2) == 0) handOff.Add(window[k]);
+                    else
+                    {
+                        if (!Stamped((byte*)block, size, seed)) Interlocked.Increment(ref broken);
+                        SlabMemory.Free((void*)block);
+                    }
+                }
+                size = rng.Next(1025, 20_000);
+                var p = (byte*)SlabMemory.Alloc((nuint)size);
+                Stamp(p, size, step);
+                window[k] = ((nint)p, size, step);
+            }
+            foreach ((nint block, int size, int seed) in window)
+            {
+                if (!Stamped((byte*)block, size, seed)) Interlocked.Increment(ref broken);
+                SlabMemory.Free((void*)block);
+            }
+        });
+        handOff.CompleteAdding();
+        remote.Join();
+        SlabMemory.Trim();
+        SlabStatistics after = SlabMemory.GetStatistics();
+        Assert.Equal(0, broken);
+        Assert.Equal(before.BlocksInUse, after.BlocksInUse);
+        Assert.Equal(before.BytesInFreeCaches, after.BytesInFreeCaches);
+    }
+
+    /// <summary>Stamps the first and last words of the block and one in the middle with the seed and the size.</summary>
+    private static void Stamp(byte* p, int size, int seed)
+    {
+        long value = (long)seed << 32 | (uint)size;
+        *(long*)p = value;
+        *(long*)(p + (size / 2 & ~7)) = ~value;
+        *(long*)(p + size - 8) = value;
+    }
+
+    private static bool Stamped(byte* p, int size, int seed)
+    {
+        long value = (long)seed << 32 | (uint)size;
+        return *(long*)p == value && *(long*)(p + (size / 2 & ~7)) == ~value && *(long*)(p + size - 8) == value;
+    }
+
+    /// <summary>Runs <paramref name="body"/> on a new thread, which then ends; rethrows what it threw.</summary>
+    private static void RunOnThread(Action body)
+    {
+        Exception? failure = null;
+        var t = new Thread(() =>
+        {
+            try { body(); }
+            catch (Exception e) { failure = e; }
+        });
+        t.Start();
+        t.Join();
+        if (failure != null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+    }
+}
