@@ -11,8 +11,8 @@ namespace SlabAlloc.Frontend;
 /// <para><b>Why.</b> Allocation pops only the class's current slab, so a block freed into any other slab the
 /// thread owns waits there until that slab is current again, by when it has left the processor's caches. A
 /// thread that keeps many large blocks across many slabs (a working set of 8-64 KiB buffers) then allocates
-/// cold memory. The cache hands back the block freed last, wherever its slab is (docs/performance.md,
-/// "The free cache").</para>
+/// cold memory. The cache hands back the block freed last, wherever its slab is (measured in
+/// docs/performance.md, 2026-12-07 "sixth").</para>
 /// <para><b>Bounds.</b> A class's cache holds at most <see cref="FreeCacheLimit"/> blocks, and a thread's caches
 /// together at most <see cref="FreeCacheThreadBytes"/>; the free that goes past either flushes the class's
 /// oldest blocks back to their slabs and keeps the newest <see cref="FreeCacheLimit"/> / 2.</para>
