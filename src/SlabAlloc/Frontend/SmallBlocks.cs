@@ -89,7 +89,7 @@ internal static unsafe partial class SmallBlocks
         h->KeepEmpty = default;
         h->RemoteFreesWaiting = default;
         // A reused record's free caches were flushed when it was reclaimed; a new thread gets a new secret.
-        h->FreeCacheKey = SlabOptions.Hardened ? (nuint)Random.Shared.NextInt64() | 1 : 0;
+        h->FreeCacheKey = NewFreeCacheKey();
         t_heapOffset = (nint)h - (nint)s_emptyHeap;
         RegisterStack(h);
         return h;

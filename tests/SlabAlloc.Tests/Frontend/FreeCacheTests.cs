@@ -67,6 +67,37 @@ public sealed unsafe class FreeCacheTests
     }
 
     [Fact]
+    public void PastTheThreadsBudget_TheClassHoldingTheMostIsFlushed_NotTheOneFreedInto()
+    {
+        // 64 blocks of 60,000 bytes fill one class's cache with about the thread's whole budget; the frees of
+        // 2,000-byte blocks that follow flush the large class, and keep their own blocks cached.
+        long most = 0, atEnd = 0;
+        nint lastSmall = 0, again = 0;
+        RunOnThread(() =>
+        {
+            SlabStatistics before = SlabMemory.GetStatistics();
+            var large = new nint[SmallBlocks.FreeCacheLimit];
+            var small = new nint[10];
+            for (int i = 0; i < large.Length; i++) large[i] = (nint)SlabMemory.Alloc(60_000);
+            for (int i = 0; i < small.Length; i++) small[i] = (nint)SlabMemory.Alloc(2000);
+            foreach (nint p in large) SlabMemory.Free((void*)p);
+            foreach (nint p in small)
+            {
+                SlabMemory.Free((void*)p);
+                most = Math.Max(most, SlabMemory.GetStatistics().BytesInFreeCaches - before.BytesInFreeCaches);
+            }
+            atEnd = SlabMemory.GetStatistics().BytesInFreeCaches - before.BytesInFreeCaches;
+            lastSmall = small[^1];
+            again = (nint)SlabMemory.Alloc(2000);
+            SlabMemory.Free((void*)again);
+        });
+        Assert.InRange(most, 1, SmallBlocks.FreeCacheThreadBytes + 64 * 1024);
+        // The large class's oldest half went back; the ten small blocks stayed (2,048 bytes each).
+        Assert.InRange(atEnd, SmallBlocks.FreeCacheThreadBytes / 2 + 10 * 2048, SmallBlocks.FreeCacheThreadBytes * 3 / 4);
+        Assert.Equal(lastSmall, again);
+    }
+
+    [Fact]
     public void AThreadThatEndsWithBlocksInItsFreeCacheGivesThemBack()
     {
         SlabMemory.Trim();

@@ -28,9 +28,11 @@ public sealed class HardeningTests
         // when the damage is found, so the size allocates again and Trim finds nothing more to report.
         var result = ProbeProcess.Run(new Dictionary<string, string> { ["SLABALLOC_HARDENED"] = hardened }, "overflow", "4000");
         Assert.True(result.ExitCode == 0, result.ToString());
+        // The overwritten link is the cache's last: it is found where the chain should have ended.
         string line = Assert.Single(result.Lines("CORRUPTION_DETECTED: "));
         Assert.Contains("heap corruption", line);
-        Assert.Contains("free cache was overwritten", line);
+        Assert.Contains("free cache", line);
+        Assert.Contains("overwritten", line);
         Assert.Single(result.Lines("ALLOCATOR_WORKS"));
         Assert.Single(result.Lines("SIZE_ALLOCATES_AGAIN"));
         Assert.Single(result.Lines("TRIM_RETURNS"));
@@ -75,6 +77,23 @@ public sealed class HardeningTests
         Assert.Single(result.Lines("LARGE_CACHE_FLUSHED"));
         Assert.Single(result.Lines("KEPT_SLAB_REUSED"));
         Assert.Single(result.Lines("TRIM_RETURNS"));
+        Assert.Single(result.Lines("PROBE_OK"));
+    }
+
+    [Theory]
+    [InlineData("trim")]
+    [InlineData("free")]
+    public void DamageInTheMiddleOfTheFreeCache_FoundByAFlush_IsReportedAndChangesNothingElse(string foundBy)
+    {
+        // Found by Trim's flush, or by the flush a free makes room with: reported, the blocks before the damage
+        // given back to their slabs and their empty slabs let go (the Debug pass checks every slab let go), the
+        // reporting free left undone, the size working again and the counts exact.
+        var result = ProbeProcess.Run(new Dictionary<string, string>(), "cache-damage", foundBy);
+        Assert.True(result.ExitCode == 0, result.ToString());
+        string report = foundBy == "trim" ? "TRIM_REPORTS: " : "FREE_REPORTS: ";
+        Assert.Contains("free cache was overwritten", Assert.Single(result.Lines(report)));
+        if (foundBy == "free") Assert.Single(result.Lines("FREE_AGAIN_SUCCEEDS"));
+        Assert.Single(result.Lines("SIZE_ALLOCATES_AGAIN"));
         Assert.Single(result.Lines("PROBE_OK"));
     }
 
