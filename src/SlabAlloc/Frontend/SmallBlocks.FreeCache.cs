@@ -124,8 +124,7 @@ internal static unsafe partial class SmallBlocks
         uint blockBytes = s->BlockBytes;
         // Room first: a flush that reports corruption then leaves this free undone. It changes no count of s,
         // which has a block out (this one), so is neither emptied nor let go.
-        if (ThreadCache.FreeCacheCountOf(h, c) >= FreeCacheLimit) FlushFreeCache(h, c, keep: FreeCacheLimit / 2);
-        else if (h->FreeCacheBytes + blockBytes > FreeCacheThreadBytes) FlushLargestFreeCache(h);
+        if (ThreadCache.FreeCacheCountOf(h, c) >= FreeCacheLimit || h->FreeCacheBytes + blockBytes > FreeCacheThreadBytes) MakeRoom(h, c, block);
         ref nint head = ref ThreadCache.FreeCacheHeadOf(h, c);
         SetCachedNext(h, block, (void*)head);
         head = (nint)block;
@@ -133,6 +132,26 @@ internal static unsafe partial class SmallBlocks
         ThreadCache.FreeCountOf(h, c)++;
         ThreadCache.FreeCacheCountOf(h, c)++;
         h->FreeCacheBytes += blockBytes;
+    }
+
+    /// <summary>Makes room in the free caches for <paramref name="block"/> of class <paramref name="c"/>: the class's
+    /// oldest half back to the slabs when it is full, else (past the thread's budget) that of the class holding
+    /// the most bytes.</summary>
+    /// <exception cref="InvalidOperationException">A flush met corruption. The free of <paramref name="block"/> is
+    /// then undone: in checked mode its mark goes back to handed out.</exception>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void MakeRoom(ThreadCache* h, int c, void* block)
+    {
+        try
+        {
+            if (ThreadCache.FreeCacheCountOf(h, c) >= FreeCacheLimit) FlushFreeCache(h, c, keep: FreeCacheLimit / 2);
+            else FlushLargestFreeCache(h);
+        }
+        catch (InvalidOperationException)
+        {
+            if (SlabOptions.Checked) SuperslabHeader.MarkAllocated(block);
+            throw;
+        }
     }
 
     /// <summary>The link stored in cached block <paramref name="block"/>: the next cached block, or null.</summary>

@@ -81,14 +81,16 @@ public sealed class HardeningTests
     }
 
     [Theory]
-    [InlineData("trim")]
-    [InlineData("free")]
-    public void DamageInTheMiddleOfTheFreeCache_FoundByAFlush_IsReportedAndChangesNothingElse(string foundBy)
+    [InlineData("trim", "0")]
+    [InlineData("free", "0")]
+    [InlineData("free", "1")]
+    public void DamageInTheMiddleOfTheFreeCache_FoundByAFlush_IsReportedAndChangesNothingElse(string foundBy, string isChecked)
     {
         // Found by Trim's flush, or by the flush a free makes room with: reported, the blocks before the damage
         // given back to their slabs and their empty slabs let go (the Debug pass checks every slab let go), the
-        // reporting free left undone, the size working again and the counts exact.
-        var result = ProbeProcess.Run(new Dictionary<string, string>(), "cache-damage", foundBy);
+        // reporting free left undone (in checked mode too: its block still marked handed out), the size working
+        // again and the counts exact.
+        var result = ProbeProcess.Run(new Dictionary<string, string> { ["SLABALLOC_CHECKED"] = isChecked }, "cache-damage", foundBy);
         Assert.True(result.ExitCode == 0, result.ToString());
         string report = foundBy == "trim" ? "TRIM_REPORTS: " : "FREE_REPORTS: ";
         Assert.Contains("free cache was overwritten", Assert.Single(result.Lines(report)));
