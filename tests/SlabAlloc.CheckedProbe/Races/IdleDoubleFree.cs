@@ -11,7 +11,7 @@ namespace SlabAlloc.CheckedProbe.Races;
 /// again, all at once. Every one of the four must get <see cref="ArgumentException"/>, the count of blocks in
 /// use must not move, and the owner's next two allocations must be two different blocks. The cached race
 /// takes 3,000-byte blocks, which the owner's frees put in its free cache, and up to 48 of them, so that
-/// some rounds flush the cache (and let its empty slabs go) and others leave the blocks in it.
+/// some repetitions flush the cache (and let its empty slabs go) and others leave the blocks in it.
 /// </summary>
 internal static unsafe class IdleDoubleFree
 {
