@@ -12,7 +12,7 @@ namespace SlabAlloc.Frontend;
 /// thread owns waits there until that slab is current again, by when it has left the processor's caches. A
 /// thread that keeps many large blocks across many slabs (a working set of 8-64 KiB buffers) then allocates
 /// cold memory. The cache hands back the block freed last, wherever its slab is (measured in
-/// docs/performance.md, 2026-12-07 "sixth").</para>
+/// docs/performance.md, 2026-12-07 13:28 UTC).</para>
 /// <para><b>Bounds.</b> A class's cache holds at most <see cref="FreeCacheLimit"/> blocks, and a thread's caches
 /// together about <see cref="FreeCacheThreadBytes"/>: a free that would go past the first flushes the class's
 /// oldest half back to their slabs, one that would go past the second the oldest half of the class that holds
