@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using SlabAlloc.Frontend;
 using SlabAlloc.Memory;
+using SlabAlloc.Testing;
 
 namespace SlabAlloc.Tests.Frontend;
 
@@ -129,44 +130,31 @@ public sealed unsafe class FreeCacheTests
         const int Steps = 200_000, Window = 64;
         SlabMemory.Trim(); // the calling thread's own cache, which the Trim at the end empties
         SlabStatistics before = SlabMemory.GetStatistics();
-        using var handOff = new BlockingCollection<(nint Block, int Size, int Seed)>(256);
+        using var handOff = new BlockingCollection<(nint Block, long Id)>(256);
         int broken = 0;
         var remote = new Thread(() =>
         {
-            foreach ((nint block, int size, int seed) in handOff.GetConsumingEnumerable())
-            {
-                if (!Stamped((byte*)block, size, seed)) Interlocked.Increment(ref broken);
-                SlabMemory.Free((void*)block);
-            }
+            foreach ((nint block, long id) in handOff.GetConsumingEnumerable()) CheckAndFree(block, id, ref broken);
         });
         remote.Start();
         RunOnThread(() =>
         {
             var rng = new Random(5);
-            var window = new (nint Block, int Size, int Seed)[Window];
+            var window = new (nint Block, long Id)[Window];
             for (int step = 0; step < Steps; step++)
             {
                 int k = rng.Next(Window);
-                (nint block, int size, int seed) = window[k];
-                if (block != 0)
+                if (window[k].Block != 0)
                 {
                     if (rng.Next(2) == 0) handOff.Add(window[k]);
-                    else
-                    {
-                        if (!Stamped((byte*)block, size, seed)) Interlocked.Increment(ref broken);
-                        SlabMemory.Free((void*)block);
-                    }
+                    else CheckAndFree(window[k].Block, window[k].Id, ref broken);
                 }
-                size = rng.Next(1025, 20_000);
-                var p = (byte*)SlabMemory.Alloc((nuint)size);
-                Stamp(p, size, step);
-                window[k] = ((nint)p, size, step);
+                var size = (nuint)rng.Next(1025, 20_000);
+                void* p = SlabMemory.Alloc(size);
+                BlockStamp.Write(p, size, BlockStamp.BaseAlignmentLog, step);
+                window[k] = ((nint)p, step);
             }
-            foreach ((nint block, int size, int seed) in window)
-            {
-                if (!Stamped((byte*)block, size, seed)) Interlocked.Increment(ref broken);
-                SlabMemory.Free((void*)block);
-            }
+            foreach ((nint block, long id) in window) CheckAndFree(block, id, ref broken);
         });
         handOff.CompleteAdding();
         remote.Join();
@@ -177,19 +165,18 @@ public sealed unsafe class FreeCacheTests
         Assert.Equal(before.BytesInFreeCaches, after.BytesInFreeCaches);
     }
 
-    /// <summary>Stamps the first and last words of the block and one in the middle with the seed and the size.</summary>
-    private static void Stamp(byte* p, int size, int seed)
+    /// <summary>Counts a block whose stamp is not the one written with <paramref name="id"/>, then frees it.</summary>
+    private static void CheckAndFree(nint block, long id, ref int broken)
     {
-        long value = (long)seed << 32 | (uint)size;
-        *(long*)p = value;
-        *(long*)(p + (size / 2 & ~7)) = ~value;
-        *(long*)(p + size - 8) = value;
-    }
-
-    private static bool Stamped(byte* p, int size, int seed)
-    {
-        long value = (long)seed << 32 | (uint)size;
-        return *(long*)p == value && *(long*)(p + (size / 2 & ~7)) == ~value && *(long*)(p + size - 8) == value;
+        try
+        {
+            if (BlockStamp.Verify((void*)block).Id != id) Interlocked.Increment(ref broken);
+        }
+        catch (InvalidOperationException)
+        {
+            Interlocked.Increment(ref broken);
+        }
+        SlabMemory.Free((void*)block);
     }
 
     /// <summary>Runs <paramref name="body"/> on a new thread, which then ends; rethrows what it threw.</summary>
