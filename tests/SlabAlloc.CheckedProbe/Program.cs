@@ -46,6 +46,7 @@ internal static class Program
         new("invariant", "", InvariantViolation.Run),
         new("dropped-owners", "<count>", DroppedOwners.Run),
         new("batch-double-free", "", BatchDoubleFree.Run),
+        new("batch-damage", "", BatchDamage.Run),
         new("cache-damage", "<trim|free>", CacheDamage.Run),
         new("race", $"<{string.Join('|', RaceRunner.Names)}> <milliseconds>", RaceRunner.Run),
     ];

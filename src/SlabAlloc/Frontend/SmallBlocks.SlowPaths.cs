@@ -233,7 +233,7 @@ internal static unsafe partial class SmallBlocks
             // A batch that this free cannot join is pushed first, before this free is counted: the push checks
             // the batch and may report corruption, which must not leave this (valid) free half done.
             bool joins = h->RemoteBatchSlab == (nint)s && h->RemoteBatchCount < SlabOptions.RemoteBatch;
-            if (!joins) FlushRemoteBatch(h);
+            if (!joins) FlushRemoteBatchBefore(h, block);
             CountRemoteFree(h, s);
             if (joins) JoinRemoteBatch(h, s, block);
             else StartRemoteBatch(h, s, block);
@@ -358,6 +358,23 @@ internal static unsafe partial class SmallBlocks
         if (p != tail || SlabMeta.NextOf(s, tail) != null)
             ThrowHelper.ThrowCorruption("a block was freed twice while held in a thread's remote-free batch (double free); the batch is left out of use");
         Push(s, head, tail);
+    }
+
+    /// <summary>Pushes the batch before the free of <paramref name="block"/>, which cannot join it. When the push
+    /// reports corruption, that free has not been done: in checked mode its block is marked handed out again,
+    /// so that its one later free is not taken for a double free.</summary>
+    /// <exception cref="InvalidOperationException">The batch's chain was damaged.</exception>
+    private static void FlushRemoteBatchBefore(ThreadCache* h, void* block)
+    {
+        try
+        {
+            FlushRemoteBatch(h);
+        }
+        catch (InvalidOperationException)
+        {
+            if (SlabOptions.Checked) SuperslabHeader.MarkAllocated(block);
+            throw;
+        }
     }
 
     /// <summary>Pushes a chain of remote frees and does what the push found to be needed.</summary>

@@ -100,6 +100,21 @@ public sealed class HardeningTests
     }
 
     [Theory]
+    [InlineData("0")]
+    [InlineData("1")]
+    public void DamageInARemoteFreeBatch_FoundByTheFreeThatPushesIt_IsReportedAndLeavesThatFreeUndone(string isChecked)
+    {
+        // A write after free over a block held in the thread's remote-free batch, met by the push that a free
+        // into another slab makes first: reported, and that free left undone (in checked mode too: its block
+        // still marked handed out), so its one later free succeeds and the counts come back exact.
+        var result = ProbeProcess.Run(new Dictionary<string, string> { ["SLABALLOC_CHECKED"] = isChecked }, "batch-damage");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Contains("heap corruption", Assert.Single(result.Lines("FREE_REPORTS: ")));
+        Assert.Single(result.Lines("FREE_AGAIN_SUCCEEDS"));
+        Assert.Single(result.Lines("PROBE_OK"));
+    }
+
+    [Theory]
     [InlineData("64")]
     [InlineData("4000")] // into the free cache
     public void TheSameBlockFreedTwiceInARowIsRejectedByDefault(string size)
