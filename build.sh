@@ -29,6 +29,7 @@ workloads (bench/SlabAlloc.Workloads):
   cachescratch threads iterations size repetitions [--allocator slab|native] [--calls] [--json] [--stats]
   cachethrash threads iterations size repetitions [--allocator slab|native] [--calls] [--json] [--stats]
   glibcthread threads seconds [--allocator slab|native] [--calls] [--json] [--stats]
+  mstress threads scale iterations [--allocator slab|native] [--calls] [--json] [--stats]
   hotthread [size] [slots] [iterations]
   pairs SIZE N | mixed N | fill N SIZE   [--allocator slab|native]
   poolcost [count]          SlabMemoryPool's owners beside MemoryPool<byte>.Shared (rent/dispose, dropped, gen0 pauses)
@@ -63,7 +64,7 @@ case "$cmd" in
     cp artifacts/readytorun/SlabAlloc.dll artifacts/harness/
     dotnet artifacts/harness/SlabAlloc.Workloads.dll compare "$@"
     ;;
-  larson|midlarge|xmalloc|cachescratch|cachethrash|glibcthread|hotthread|pairs|mixed|fill|threadcycles|firstuse|poolcost|echo)
+  larson|midlarge|xmalloc|cachescratch|cachethrash|glibcthread|mstress|hotthread|pairs|mixed|fill|threadcycles|firstuse|poolcost|echo)
     dotnet build SlabAlloc.sln -c Release -nologo -v quiet
     dotnet "$workloads" "$cmd" "$@"
     ;;

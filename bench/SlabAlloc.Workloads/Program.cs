@@ -84,6 +84,14 @@ static int Dispatch(string[] args)
             PrintStatistics(stats, allocator);
             return 0;
         }
+        case "mstress":
+        {
+            var a = MStress.Parse(rest);
+            RunFigures r = CallForm.Run<MStress, MStress.Arguments>(a, allocator, calls);
+            Console.WriteLine(json ? r.ToJson() : $"{r.Operations} allocations, {r.OpsPerSecond:F0} per second [t={a.Threads} scale={a.Scale} iter={a.Iterations}] time={r.Seconds:F3}s {MemoryLine(r)}");
+            PrintStatistics(stats, allocator);
+            return 0;
+        }
         case "compare":
             return Compare.Run(rest, calls);
         case "hotthread":
@@ -143,6 +151,8 @@ partial class Program
                                               (Hoard's cache-thrash: each thread allocates and writes small objects)
           glibcthread threads seconds [--allocator slab|native] [--calls] [--json] [--stats]
                                               (glibc's bench-malloc-thread: random-size malloc/free over 1,024 slots a thread)
+          mstress threads scale iterations [--allocator slab|native] [--calls] [--json] [--stats]
+                                              (mimalloc's stress test: threads made and ended each iteration, blocks passed between them)
         The workloads run the allocator's calls inlined into their loop methods; --calls puts each allocation
         and free in a method of its own (as in most programs; a native allocator's P/Invoke frame per call).
           compare [--quick] [--seconds S] [--reps N] [--cycles C] [--threads 1,2,4,8] [--workloads larson,midlarge,...] [--calls] [--out DIR]
