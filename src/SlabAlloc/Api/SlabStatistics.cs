@@ -45,6 +45,10 @@ public sealed class SlabStatistics
     public bool SuperslabArenaUsedUp { get; init; }
     /// <summary>Slots of mapped superslabs that belong to no slab.</summary>
     public int UnusedSlots { get; init; }
+    /// <summary>Of <see cref="UnusedSlots"/>, those released with their pages left resident (64 KiB each), for the
+    /// next slab of any class to reuse without page faults; given back to the system after a decay interval
+    /// with no use (and by <c>Trim</c>).</summary>
+    public int ResidentUnusedSlots { get; init; }
     /// <summary>Slabs per state, summed over size classes.</summary>
     public int SlabsOwned { get; init; }
     /// <inheritdoc cref="SlabsOwned"/>
@@ -128,7 +132,7 @@ public sealed class SlabStatistics
         Line("superslabs", $"{Superslabs} ({EmptySuperslabs} empty; {SuperslabsMappedTotal} mapped, {SuperslabsReturnedTotal} returned in all; {SuperslabRangesKept} ranges kept)");
         Line("superslab arena", SuperslabArenaBytes == 0 ? "none"
             : $"{SuperslabArenaBytes} bytes reserved, {SuperslabArenaOpenBytes} open{(SuperslabArenaUsedUp ? "; used up" : "")}");
-        Line("slabs", $"owned {SlabsOwned}, full {SlabsFull}, partial {SlabsPartial}, empty {SlabsEmpty}, reserved {SlabsReserved}; unused slots {UnusedSlots}");
+        Line("slabs", $"owned {SlabsOwned}, full {SlabsFull}, partial {SlabsPartial}, empty {SlabsEmpty}, reserved {SlabsReserved}; unused slots {UnusedSlots} ({ResidentUnusedSlots} resident)");
         Line("thread caches", $"{ThreadCaches} live, {ThreadCacheRecords} made, {ThreadCachesReclaimed} reclaimed; {BlocksInThreadCaches} free blocks, {BytesInFreeCaches} bytes in free caches");
         Line("cache misses", ThreadCacheMisses);
         Line("remote frees", $"{RemoteFrees} ({RemoteFreesToEndedThreads} into ended threads' slabs, {RemoteFreesToUnownedSlabs} into unowned ones; {BlocksInRemoteBatches} held in batches)");

@@ -49,7 +49,7 @@ internal static unsafe class StatisticsCollector
         var full = new int[SizeClasses.Count];
         var partial = new int[SizeClasses.Count];
         var empty = new int[SizeClasses.Count];
-        int superslabs = 0, unusedSlots = 0, reserved = 0;
+        int superslabs = 0, unusedSlots = 0, residentSlots = 0, reserved = 0;
         int count = SuperslabDirectory.Count;
         for (uint i = 0; i < count; i++)
         {
@@ -57,6 +57,7 @@ internal static unsafe class StatisticsCollector
             if (Volatile.Read(ref e->Live) == 0) continue;
             superslabs++;
             unusedSlots += System.Numerics.BitOperations.PopCount((ulong)Volatile.Read(ref e->FreeMask));
+            residentSlots += Superslabs.ResidentFreeSlots(e);
             for (int slot = 1; slot < Geometry.SlotsPerSuperslab; slot++)
             {
                 SlabMeta* s = SuperslabEntry.Slab(e, slot);
@@ -98,6 +99,7 @@ internal static unsafe class StatisticsCollector
             SuperslabArenaOpenBytes = (long)arenaOpen,
             SuperslabArenaUsedUp = SuperslabArena.IsUsedUp,
             UnusedSlots = unusedSlots,
+            ResidentUnusedSlots = residentSlots,
             SlabsOwned = owned.Sum(),
             SlabsFull = full.Sum(),
             SlabsPartial = partial.Sum(),

@@ -21,6 +21,10 @@ internal struct SlotMetas { private SlabMeta _first; }
 /// claiming clears bits, releasing sets them, retiring swaps <see cref="Geometry.AllSlotsFree"/>
 /// for 0. A zero mask means "full or not mapped": nothing to claim, so a fresh (zeroed) or
 /// retired entry is never claimed from.</para>
+/// <para><see cref="ResidentMask"/> and <see cref="AgedMask"/> are hints beside it: which free slots still
+/// have their pages (a claim prefers them, so a released slab's memory is reused without page faults), and
+/// which have waited a whole purge interval. Only a thread that has claimed a slot through
+/// <see cref="FreeMask"/> decommits it, so a purge never touches a slot another thread holds.</para>
 /// <para>Publication order: <see cref="Base"/> is written (once, when the entry is first used) before the mask is made non-zero
 /// (Volatile/Interlocked release), and a claimer reads Base after its CAS (acquire), so a claim
 /// always sees the base of the superslab it claimed from, even if the entry was retired and reused
@@ -37,7 +41,16 @@ internal unsafe struct SuperslabEntry
     /// <summary>1 while a superslab is mapped at <see cref="Base"/>, for statistics.</summary>
     public int Live;
     private int _pad;
-    private long _pad0, _pad1, _pad2, _pad3, _pad4;
+    /// <summary>Bit i set: slot i was released with its pages left resident and has not been claimed or
+    /// decommitted since. Set (atomic OR) before the release makes the slot claimable; cleared (atomic AND) by
+    /// the claim that takes it and by the purge that decommits it, and zeroed when the superslab retires. A set
+    /// bit on a slot that is not free means nothing (a claim clears its bits just after its CAS).</summary>
+    public long ResidentMask;
+    /// <summary>The resident free slots at the last purge pass (<see cref="Superslabs.PurgeResident"/>): a slot
+    /// still resident and free at the next pass has waited a whole interval and is decommitted. Cleared by a
+    /// claim with <see cref="ResidentMask"/>.</summary>
+    public long AgedMask;
+    private long _pad2, _pad3, _pad4;
     public SlotLinks SlotLinks;
     public SlotMetas Slabs;
 

@@ -33,7 +33,7 @@ namespace SlabAlloc.Memory;
 /// range, never a fault. The cost is address space, not memory: the process keeps the peak number of
 /// superslabs' worth of addresses, with no pages behind the kept ones.</para>
 /// </remarks>
-internal static unsafe class Superslabs
+internal static unsafe partial class Superslabs
 {
     private static int s_emptyCount;
     private static long s_mappedCount;
@@ -68,10 +68,11 @@ internal static unsafe class Superslabs
     }
 
     /// <summary>Stage 2: claims a free run of <paramref name="span"/> slots in the superslab of
-    /// <paramref name="e"/>. Returns its first slot, or -1 when there is none.</summary>
-    public static int TryClaim(SuperslabEntry* e, int span, ref int casFailures)
+    /// <paramref name="e"/>, one whose pages are resident if there is one (only such a run when
+    /// <paramref name="residentOnly"/>). Returns its first slot, or -1 when there is none.</summary>
+    public static int TryClaim(SuperslabEntry* e, int span, bool residentOnly, ref int casFailures)
     {
-        int slot = TryClaimSlots(e, span, ref casFailures, out bool wasEmpty);
+        int slot = TryClaimSlots(e, span, residentOnly, ref casFailures, out bool wasEmpty);
         if (wasEmpty) Interlocked.Decrement(ref s_emptyCount);
         return slot;
     }
@@ -79,20 +80,24 @@ internal static unsafe class Superslabs
     /// <summary>The claim itself, on <paramref name="e"/>'s mask alone: <paramref name="wasEmpty"/> says
     /// whether the claim took the superslab's last all-free state, which <see cref="TryClaim"/> counts.
     /// Tests call this on entries that are not in the directory, so that the count stays true.</summary>
-    internal static int TryClaimSlots(SuperslabEntry* e, int span, ref int casFailures, out bool wasEmpty)
+    internal static int TryClaimSlots(SuperslabEntry* e, int span, bool residentOnly, ref int casFailures, out bool wasEmpty)
     {
         wasEmpty = false;
         for (bool retry = false; ; retry = true)
         {
             ulong mask = (ulong)Volatile.Read(ref e->FreeMask);
-            int slot = FindSpan(mask, span);
+            // A span whose pages are still resident first: reusing it costs no page faults.
+            int slot = FindSpan(mask & (ulong)Volatile.Read(ref e->ResidentMask), span);
+            if (slot < 0 && !residentOnly) slot = FindSpan(mask, span);
             if (slot < 0) return -1;
             if (retry) casFailures++;
+            ulong bits = SpanBits(slot, span);
             // Loses to another claim or release on this superslab (or its retirement); retry on the new mask.
-            if ((ulong)Interlocked.CompareExchange(ref e->FreeMask, (long)(mask & ~SpanBits(slot, span)), (long)mask) == mask)
+            if ((ulong)Interlocked.CompareExchange(ref e->FreeMask, (long)(mask & ~bits), (long)mask) == mask)
             {
-                Invariant.Holds(slot > 0 && slot % span == 0 && (mask & SpanBits(slot, span)) == SpanBits(slot, span),
+                Invariant.Holds(slot > 0 && slot % span == 0 && (mask & bits) == bits,
                     "a claimed span was free, aligned to its length, and not the header's slot");
+                ForgetResident(e, bits);
                 wasEmpty = mask == Geometry.AllSlotsFree;
                 return slot;
             }
@@ -191,11 +196,12 @@ internal static unsafe class Superslabs
     public static SlabMeta* SlabByIndex(uint globalIndex) =>
         SuperslabEntry.Slab(SuperslabDirectory.Entry(Geometry.SuperslabIndexOf(globalIndex)), Geometry.SlotOf(globalIndex));
 
-    /// <summary>Returns the slots of an empty slab the caller holds exclusively to the superslab,
-    /// gives their pages back to the system, and retires the superslab if that empties it and more
-    /// than the configured number of empty superslabs are mapped.</summary>
+    /// <summary>Returns the slots of an empty slab the caller holds exclusively to the superslab, either
+    /// giving their pages back to the system (<paramref name="decommit"/>) or leaving them resident for the
+    /// next claim, until a purge (<see cref="PurgeResident"/>) gives them back; and retires the superslab if
+    /// that empties it and more than the configured number of empty superslabs are mapped.</summary>
     /// <returns>How many CAS attempts on the free-slot mask failed, for statistics.</returns>
-    public static int ReleaseSlab(SlabMeta* s)
+    public static int ReleaseSlab(SlabMeta* s, bool decommit)
     {
         uint index = Geometry.SuperslabIndexOf(s->GlobalIndex);
         int slot = Geometry.SlotOf(s->GlobalIndex);
@@ -203,11 +209,19 @@ internal static unsafe class Superslabs
         SuperslabEntry* e = SuperslabDirectory.Entry(index);
         var header = (SuperslabHeader*)e->Base;
         for (int i = slot; i < slot + span; i++) header->SlabOfSlot[i] = 0;
-        OsMemory.Decommit(s->Start, (nuint)span << Geometry.SlotShift);
+        ulong bits = SpanBits(slot, span);
+        if (decommit) Decommit(e, slot, span);
+        else NoteResident(e, bits); // before the slots can be claimed, so that no claim misses the mark
         s->Lifecycle = SlabLifecycle.Unused;
         s->Owner = null;
+        return ReleaseSlots(e, index, bits);
+    }
 
-        ulong bits = SpanBits(slot, span);
+    /// <summary>Makes <paramref name="bits"/> of <paramref name="e"/>, claimed by the caller, claimable again,
+    /// and retires the superslab if that empties it and more than the configured number of empty superslabs
+    /// are mapped. Returns how many CAS attempts on the mask failed.</summary>
+    private static int ReleaseSlots(SuperslabEntry* e, uint index, ulong bits)
+    {
         for (int failures = 0; ; failures++)
         {
             ulong mask = (ulong)Volatile.Read(ref e->FreeMask);
@@ -257,6 +271,7 @@ internal static unsafe class Superslabs
         if ((ulong)Interlocked.CompareExchange(ref e->FreeMask, 0, unchecked((long)Geometry.AllSlotsFree)) != Geometry.AllSlotsFree)
             return false;
         Interlocked.Decrement(ref s_emptyCount);
+        ForgetAllResident(e);
         void* region = (void*)e->Base;
         // Forgotten first, so that from here on validation calls the range foreign; what a validator that
         // looked before reads next is the range's memory, still mapped (see remarks).

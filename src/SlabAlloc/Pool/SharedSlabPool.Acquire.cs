@@ -49,15 +49,16 @@ internal sealed unsafe partial class SharedSlabPool<TGuard>
             return s;
         }
 
-        // Stage 2: free slots in a mapped superslab, scanning from where the last claim succeeded.
+        // Stage 2: free slots in a mapped superslab, scanning from where the last claim succeeded; slots whose
+        // pages are still resident (released, not purged yet) in any superslab before others.
         int count = SuperslabDirectory.Count;
         int start = Volatile.Read(ref _scanHint);
         failures = 0;
-        for (int k = 0; k < count; k++)
+        for (int k = 0; k < 2 * count; k++)
         {
             uint i = (uint)((start + k) % count);
             SuperslabEntry* e = SuperslabDirectory.Entry(i);
-            int slot = Superslabs.TryClaim(e, span, ref failures);
+            int slot = Superslabs.TryClaim(e, span, residentOnly: k < count, ref failures);
             if (slot < 0) continue;
             RecordCas(CasSite.Stage2, failures);
             Volatile.Write(ref _scanHint, (int)i);

@@ -72,7 +72,8 @@ internal sealed unsafe partial class SharedSlabPool<TGuard>
             int c = (first + k) % SizeClasses.Count;
             released += DecayList(ref _empty[c], ref _emptyCount[c], ref _emptyLowWater[c], ref budget);
         }
-        return released;
+        // Slots released with their pages resident that no claim took for a whole interval.
+        return released + Superslabs.PurgeResident(all: false, budget);
     }
 
     /// <summary>Releases (decommits) as many slabs of one list as it never dipped below since the last decay
@@ -96,7 +97,7 @@ internal sealed unsafe partial class SharedSlabPool<TGuard>
         while (released < most && list.TryPop(out uint g, default(SlabLinks)))
         {
             Interlocked.Decrement(ref count);
-            ReleaseToUnused(Superslabs.SlabByIndex(g));
+            ReleaseToUnused(Superslabs.SlabByIndex(g), decommit: true);
             released++;
         }
         return released;

@@ -63,7 +63,9 @@ internal sealed unsafe partial class SharedSlabPool<TGuard>
             else
             {
                 if (s->SpanSlots == 1) Interlocked.Decrement(ref _sharedEmptyCount);
-                ReleaseToUnused(s);
+                // Its pages stay resident for the next claim of any class; the decay's purge gives them back
+                // if none comes within an interval (at once when there is no decay).
+                ReleaseToUnused(s, decommit: Volatile.Read(ref AdjustableSettings.DecayMs) == 0);
             }
         }
     }

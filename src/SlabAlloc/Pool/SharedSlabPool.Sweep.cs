@@ -68,7 +68,7 @@ internal sealed unsafe partial class SharedSlabPool<TGuard>
                 {
                     budget.Emptied--;
                     Counters.Add(ref Counters.PartialsEmptied);
-                    if (toUnused) ReleaseToUnused(s);
+                    if (toUnused) ReleaseToUnused(s, decommit: true);
                     else ReleaseEmptyUnguarded(s);
                     continue;
                 }

@@ -34,6 +34,7 @@ internal sealed unsafe partial class SharedSlabPool<TGuard>
             SweepPartials(c, ref unbounded, toUnused: true, ref corruption);
         }
         Superslabs.RetireEmpty(0);
+        Superslabs.PurgeResident(all: true, int.MaxValue);
         SlabLog.PoolTrimmed(Superslabs.MappedCount, Superslabs.RetiredCount, Counters.ReleasedToUnused);
         return corruption;
     }

@@ -105,13 +105,15 @@ internal sealed unsafe partial class SharedSlabPool<TGuard> : SlabPool where TGu
         RecordCas(CasSite.Release, failures);
     }
 
-    private void ReleaseToUnused(SlabMeta* s)
+    /// <summary>Releases an empty slab the caller holds to its superslab, decommitting its pages now when
+    /// <paramref name="decommit"/>, else leaving them resident for the next claim until a purge.</summary>
+    private void ReleaseToUnused(SlabMeta* s, bool decommit)
     {
         Invariant.Holds(s->Used == 0, "a slab released to its superslab has no block out");
         SlabInvariants.Counts(s);
         Counters.Add(ref Counters.ReleasedToUnused);
         SlabLog.SlabReleasedToUnused(s->ClassIndex, s->GlobalIndex);
-        int failures = Superslabs.ReleaseSlab(s);
+        int failures = Superslabs.ReleaseSlab(s, decommit);
         RecordCas(CasSite.Release, failures);
     }
 

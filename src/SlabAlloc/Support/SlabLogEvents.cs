@@ -78,7 +78,7 @@ internal static partial class SlabLog
         if (Logger is { } logger) LogSlabReleasedToReserve(logger, slabIndex, sizeClass);
     }
 
-    /// <summary>An empty slab's slots went back to its superslab and its pages were decommitted.</summary>
+    /// <summary>An empty slab's slots went back to its superslab (their pages decommitted, or left resident until a purge).</summary>
     [Conditional("DEBUG")]
     internal static void SlabReleasedToUnused(int sizeClass, uint slabIndex)
     {
@@ -149,7 +149,7 @@ internal static partial class SlabLog
     [LoggerMessage(EventId = 113, EventName = "SlabReleasedToReserve", Level = LogLevel.Trace, Message = "Slab {SlabIndex} of class {SizeClass} released to the shared reserve, for any one-slot class")]
     private static partial void LogSlabReleasedToReserve(ILogger logger, uint slabIndex, int sizeClass);
 
-    [LoggerMessage(EventId = 112, EventName = "SlabReleasedToUnused", Level = LogLevel.Trace, Message = "Slab {SlabIndex} of class {SizeClass} released to unused slots, pages decommitted")]
+    [LoggerMessage(EventId = 112, EventName = "SlabReleasedToUnused", Level = LogLevel.Trace, Message = "Slab {SlabIndex} of class {SizeClass} released to unused slots")]
     private static partial void LogSlabReleasedToUnused(ILogger logger, uint slabIndex, int sizeClass);
 
     [LoggerMessage(EventId = 120, EventName = "ThreadCacheFlushed", Level = LogLevel.Debug, Message = "Thread cache 0x{HeapAddress:x} (generation {Generation}, thread {ManagedThreadId}) flushed after its thread ended")]

@@ -26,21 +26,22 @@ internal static class SlabOptions
     public static readonly bool Checked = ReadBool("SLABALLOC_CHECKED", "SlabAlloc.Checked", false);
 
     /// <summary><c>SLABALLOC_EMPTY_SLABS_PER_CLASS</c> (default 2): empty slabs kept formatted per size
-    /// class before further empty slabs are released (decommitted); half as many, rounded up, for the
-    /// eight-slot (512 KiB) slabs of classes above 8 KiB.</summary>
+    /// class before further empty slabs are released to their superslabs (pages resident until a purge);
+    /// half as many, rounded up, for the eight-slot (512 KiB) slabs of classes above 8 KiB.</summary>
     public static readonly int EmptySlabsPerClass = ReadInt("SLABALLOC_EMPTY_SLABS_PER_CLASS", "SlabAlloc.EmptySlabsPerClass", 2, 0, 1 << 20);
 
-    /// <summary><c>SLABALLOC_SHARED_EMPTY_SLABS</c> (default 64, 4 MiB): empty one-slot slabs kept resident
+    /// <summary><c>SLABALLOC_SHARED_EMPTY_SLABS</c> (default 64, 4 MiB): empty one-slot slabs kept formatted
     /// beyond the per-class limit, for any one-slot class to re-format, before further empty slabs are
-    /// decommitted. They absorb the flow of slabs from exiting threads to new ones without page faults.</summary>
+    /// released to their superslabs. They absorb the flow of slabs from exiting threads to new ones.</summary>
     public static readonly int SharedEmptySlabs = ReadInt("SLABALLOC_SHARED_EMPTY_SLABS", "SlabAlloc.SharedEmptySlabs", 64, 0, 1 << 20);
 
     /// <summary><c>SLABALLOC_DECAY_MS</c> (default 1000): how often the pool gives back (decommits) the empty slabs,
     /// in the class lists and the shared reserve, that no acquisition needed since the last time, so memory
     /// kept for reuse returns to the system once the work that needed it stops, without <c>Trim</c>. Checked
     /// on the pool's release path, and by a timer at the same period that also reclaims dead threads'
-    /// caches, sweeps the partial lists for emptied slabs and unmaps idle cached superslabs
-    /// (the upkeep); 0 none of this.</summary>
+    /// caches, sweeps the partial lists for emptied slabs, decommits released slots that stayed resident and
+    /// unclaimed for an interval, and unmaps idle cached superslabs (the upkeep); 0 none of this, and released
+    /// slots are decommitted at once.</summary>
     public static readonly int DecayMs = ReadInt("SLABALLOC_DECAY_MS", "SlabAlloc.DecayMs", 1000, 0, 1 << 30);
 
     /// <summary><c>SLABALLOC_SUPERSLAB_CACHE</c> (default 2): empty superslabs kept mapped before further

@@ -27,6 +27,7 @@ internal static class RaceRunner
         ("interrupt-free", InterruptedFree.Run),
         ("interrupt-attach", InterruptedAttach.Run),
         ("lifecycle", Lifecycle.Run),
+        ("resident-purge", ResidentPurge.Run),
         ("managed-oom", ManagedOutOfMemory.Run),
         ("first-large-refused", _ => FirstLargeRefused.Run()),
     ];

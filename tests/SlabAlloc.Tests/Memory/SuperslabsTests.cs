@@ -53,8 +53,8 @@ public unsafe class SuperslabsTests
             while (true)
             {
                 int span = (claimed[t].Count + t) % 3 == 0 ? Geometry.MediumSpanSlots : 1;
-                int slot = Superslabs.TryClaimSlots(e, span, ref failures, out bool wasEmpty);
-                if (slot < 0 && span > 1) slot = Superslabs.TryClaimSlots(e, span = 1, ref failures, out wasEmpty);
+                int slot = Superslabs.TryClaimSlots(e, span, residentOnly: false, ref failures, out bool wasEmpty);
+                if (slot < 0 && span > 1) slot = Superslabs.TryClaimSlots(e, span = 1, residentOnly: false, ref failures, out wasEmpty);
                 if (slot < 0) break;
                 if (wasEmpty) Interlocked.Increment(ref tookEmpty);
                 for (int i = slot; i < slot + span; i++) claimed[t].Add(i);
@@ -69,12 +69,63 @@ public unsafe class SuperslabsTests
         Assert.Equal(1, tookEmpty);                  // exactly one claim found it all free
     }
 
+    [Theory]
+    [InlineData(1, 37)]
+    [InlineData(Geometry.MediumSpanSlots, 40)]
+    public void AClaimTakesAResidentSpanFirstAndClearsItsMarks(int span, int residentSlot)
+    {
+        var e = FakeEntry(Geometry.AllSlotsFree & ~Superslabs.SpanBits(48, 8)); // slots 48-55 claimed by someone
+        ulong residentBits = Superslabs.SpanBits(residentSlot, span);
+        // Slots 48-55 marked too: a mark on a claimed slot means nothing and must not be taken.
+        e->ResidentMask = (long)(residentBits | Superslabs.SpanBits(48, 8));
+        e->AgedMask = (long)residentBits;
+        int failures = 0;
+        Assert.Equal(residentSlot, Superslabs.TryClaimSlots(e, span, residentOnly: true, ref failures, out bool wasEmpty));
+        Assert.False(wasEmpty);
+        Assert.Equal(0UL, (ulong)e->ResidentMask & residentBits);
+        Assert.Equal(0, e->AgedMask);
+        Assert.Equal(Superslabs.SpanBits(48, 8), (ulong)e->ResidentMask); // the claimed slots' marks stay, unused
+        // No resident span left: only a claim that may take any span gets one, the lowest free.
+        Assert.Equal(-1, Superslabs.TryClaimSlots(e, span, residentOnly: true, ref failures, out _));
+        Assert.Equal(span == 1 ? 1 : span, Superslabs.TryClaimSlots(e, span, residentOnly: false, ref failures, out _));
+        Assert.Equal(0, failures);
+    }
+
+    [Fact]
+    public void ConcurrentClaimsPreferringResidentSpansStillTakeEverySlotExactlyOnce()
+    {
+        var e = FakeEntry(Geometry.AllSlotsFree);
+        e->ResidentMask = unchecked((long)0xF0F0_F0F0_F0F0_F0F0UL);
+        const int Threads = 4;
+        var claimed = new List<int>[Threads];
+        using var start = new Barrier(Threads);
+        var threads = Enumerable.Range(0, Threads).Select(t => new Thread(() =>
+        {
+            claimed[t] = new List<int>();
+            int failures = 0;
+            start.SignalAndWait();
+            for (int round = 0; ; round++)
+            {
+                int slot = Superslabs.TryClaimSlots(e, 1, residentOnly: (round + t) % 2 == 0, ref failures, out _);
+                if (slot < 0) slot = Superslabs.TryClaimSlots(e, 1, residentOnly: false, ref failures, out _);
+                if (slot < 0) break;
+                claimed[t].Add(slot);
+            }
+        })).ToArray();
+        foreach (var t in threads) t.Start();
+        foreach (var t in threads) t.Join();
+
+        Assert.Equal(Enumerable.Range(1, 63), claimed.SelectMany(c => c).OrderBy(i => i));
+        Assert.Equal(0, e->FreeMask);
+        Assert.Equal(0, e->ResidentMask); // every claim cleared the marks of what it took
+    }
+
     [Fact]
     public void ClaimsOnAZeroMaskFail()
     {
         var e = FakeEntry(0); // a retired entry, or one not published yet
         int failures = 0;
-        Assert.Equal(-1, Superslabs.TryClaimSlots(e, 1, ref failures, out bool wasEmpty));
+        Assert.Equal(-1, Superslabs.TryClaimSlots(e, 1, residentOnly: false, ref failures, out bool wasEmpty));
         Assert.False(wasEmpty);
         Assert.Equal(0, failures);
     }

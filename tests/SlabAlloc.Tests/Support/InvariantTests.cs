@@ -22,7 +22,8 @@ public sealed class InvariantTests
     [
         "SlabAlloc.Memory.SlabMeta::Format",
         "SlabAlloc.Memory.SlabMeta::LetGo",
-        "SlabAlloc.Memory.Superslabs::ReleaseSlab",
+        "SlabAlloc.Memory.Superslabs::ReleaseSlots",
+        "SlabAlloc.Memory.Superslabs::PurgeResident",
         "SlabAlloc.Memory.Superslabs::TryClaimSlots",
         "SlabAlloc.Pool.SharedSlabPool`1::Own",
         "SlabAlloc.Pool.SharedSlabPool`1::PushPartial",
