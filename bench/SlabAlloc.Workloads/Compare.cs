@@ -6,7 +6,7 @@ namespace SlabAlloc.Workloads;
 /// <summary>
 /// The main job: the A/B comparison of SlabAlloc's lock-free and mutex pools against glibc and the
 /// peer allocators, on Larson, mid-large and the ports of mimalloc-bench's xmalloc-test, cache-scratch,
-/// cache-thrash and glibc-thread, at 1, 2, 4 and 8 threads. Every run is a child process
+/// cache-thrash, glibc-thread and mstress, at 1, 2, 4 and 8 threads. Every run is a child process
 /// (so LD_PRELOAD can swap the allocator under the very same harness); runs are interleaved
 /// (A B C ... A B C ...), each cell repeated with the first repetition dropped, and reported as the
 /// median with min and max.
@@ -23,7 +23,7 @@ internal static class Compare
     };
 
     /// <summary>Every workload of the comparison, in the order of the plan.</summary>
-    public static readonly string[] Workloads = ["larson", "midlarge", PoolStress, "xmalloc", "cachescratch", "cachethrash", "glibcthread"];
+    public static readonly string[] Workloads = ["larson", "midlarge", PoolStress, "xmalloc", "cachescratch", "cachethrash", "glibcthread", "mstress"];
 
     /// <param name="LarsonSeconds">The length of each Larson, xmalloc and glibcthread run.</param>
     /// <param name="CacheRepetitions">cache-scratch's and cache-thrash's repetitions (split among the threads).</param>
@@ -83,6 +83,7 @@ internal static class Compare
             "xmalloc" => [t, seconds, "64"],
             "cachescratch" or "cachethrash" => [t, "1000", "1", options.CacheRepetitions.ToString(CultureInfo.InvariantCulture)],
             "glibcthread" => [t, seconds],
+            "mstress" => [t, "50", MStressIterations(threads, options).ToString(CultureInfo.InvariantCulture)],
             _ => throw new ArgumentException($"unknown workload '{workload}'"),
         };
         foreach (string a in workloadArgs) psi.ArgumentList.Add(a);
@@ -103,6 +104,16 @@ internal static class Compare
         if (p.ExitCode != 0 || json.Length == 0)
             throw new InvalidOperationException($"{workload} T={threads} {who.Name} failed (exit {p.ExitCode}):\n{stdout}\n{stderr.Result}");
         return RunFigures.FromJson(json);
+    }
+
+    /// <summary>mstress's iterations for <paramref name="threads"/> threads at scale 50: thread t makes
+    /// 7,500 × (t % 8 + 1) allocations an iteration, so the iterations shrink as the threads grow, to about
+    /// three million allocations per second of the other workloads' run length.</summary>
+    public static int MStressIterations(int threads, Options options)
+    {
+        long perIteration = 0;
+        for (int t = 0; t < threads; t++) perIteration += 7500L * (t % 8 + 1);
+        return (int)Math.Max(2, Math.Round(3e6 * options.LarsonSeconds / perIteration));
     }
 
     private static Options ParseOptions(List<string> args, bool calls)

@@ -45,8 +45,11 @@ internal static class ResultsWriter
             (xmalloc-test: T producers hand 64-byte blocks to T consumers, every free remote; operations are frees),
             `cachescratch T 1000 1 {options.CacheRepetitions}` and `cachethrash T 1000 1 {options.CacheRepetitions}` (Hoard's
             passive and active false sharing; operations are byte writes, the same total at every T, so the ideal
-            is a speed-up by the number of cores) and `glibcthread T {options.LarsonSeconds}` (glibc's bench-malloc-thread;
-            operations are free-and-malloc iterations). Each cell is the median of its runs after the first was
+            is a speed-up by the number of cores), `glibcthread T {options.LarsonSeconds}` (glibc's bench-malloc-thread;
+            operations are free-and-malloc iterations) and `mstress T 50 N` (mimalloc's stress test: each iteration
+            starts T threads that pass blocks to each other and to the next iteration's threads, then ends them;
+            N = {string.Join(" / ", options.Threads.Select(t => Compare.MStressIterations(t, options)))} iterations at
+            T = {string.Join(" / ", options.Threads)}; operations are allocations). Each cell is the median of its runs after the first was
             dropped, with min and max; runs were interleaved across allocators. `x 1T` is the speed-up over
             the same allocator at 1 thread, `x glibc` the ratio to glibc malloc through `NativeMemory` in the
             same harness. Lock and CAS columns are SlabAlloc's own statistics (`SLABALLOC_LOCK_STATS=1`);
@@ -89,6 +92,7 @@ internal static class ResultsWriter
             "xmalloc" => "xmalloc-test (64 B, T producers to T consumers, every free remote), 2 cores",
             "cachescratch" => "cache-scratch (passive false sharing, 1 B objects), 2 cores",
             "cachethrash" => "cache-thrash (active false sharing, 1 B objects), 2 cores",
+            "mstress" => "mstress (8 B-51 KiB, threads made and ended every iteration), 2 cores",
             _ => "glibc bench-malloc-thread (4 B-32 KiB, 1,024 slots a thread), 2 cores",
         });
         plot.XLabel("threads");
@@ -97,6 +101,7 @@ internal static class ResultsWriter
             "xmalloc" => "million frees per second (median)",
             "cachescratch" or "cachethrash" => "million byte writes per second (median)",
             "glibcthread" => "million iterations per second (median)",
+            "mstress" => "million allocations per second (median)",
             _ => "million operations per second (median)",
         });
         plot.Axes.SetLimitsY(0, summary.Rows.Where(r => r.Cell.Workload == workload).Max(r => r.MaxOps) / 1e6 * 1.1);
