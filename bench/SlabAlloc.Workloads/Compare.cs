@@ -108,12 +108,14 @@ internal static class Compare
 
     /// <summary>mstress's iterations for <paramref name="threads"/> threads at scale 50: thread t makes
     /// 7,500 × (t % 8 + 1) allocations an iteration, so the iterations shrink as the threads grow, to about
-    /// three million allocations per second of the other workloads' run length.</summary>
+    /// three million allocations per second of the other workloads' run length, but never below bench.sh's
+    /// 25: fewer would measure the first generation of threads (the process's start) more than threads
+    /// replacing threads.</summary>
     public static int MStressIterations(int threads, Options options)
     {
         long perIteration = 0;
         for (int t = 0; t < threads; t++) perIteration += 7500L * (t % 8 + 1);
-        return (int)Math.Max(2, Math.Round(3e6 * options.LarsonSeconds / perIteration));
+        return (int)Math.Max(25, Math.Round(3e6 * options.LarsonSeconds / perIteration));
     }
 
     private static Options ParseOptions(List<string> args, bool calls)
