@@ -38,59 +38,41 @@ static int Dispatch(string[] args)
         case "larson":
         {
             var a = Larson.Parse(rest);
-            RunFigures r = CallForm.Run<Larson, Larson.Arguments>(a, allocator, calls);
-            Console.WriteLine(json ? r.ToJson() : $"Throughput = {r.OpsPerSecond,8:F0} operations per second, relative time: {1e9 / r.OpsPerSecond:F3}s. {MemoryLine(r)}");
-            PrintStatistics(stats, allocator);
-            return 0;
+            return RunWorkload<Larson, Larson.Arguments>(a, allocator, calls, json, stats, r => $"Throughput = {r.OpsPerSecond,8:F0} operations per second, relative time: {1e9 / r.OpsPerSecond:F3}s. {MemoryLine(r)}");
         }
         case "midlarge":
         {
             var a = MidLarge.Parse(rest);
-            RunFigures r = CallForm.Run<MidLarge, MidLarge.Arguments>(a, allocator, calls);
-            Console.WriteLine(json ? r.ToJson() : $"Throughput = {r.OpsPerSecond:F0} ops/s [t={a.Threads} iter={a.Cycles} ws={a.WorkingSet}] time={r.Seconds:F3}s {MemoryLine(r)}");
-            PrintStatistics(stats, allocator);
-            return 0;
+            return RunWorkload<MidLarge, MidLarge.Arguments>(a, allocator, calls, json, stats, r => $"Throughput = {r.OpsPerSecond:F0} ops/s [t={a.Threads} iter={a.Cycles} ws={a.WorkingSet}] time={r.Seconds:F3}s {MemoryLine(r)}");
         }
         case "xmalloc":
         {
             var a = XmallocTest.Parse(rest);
-            RunFigures r = CallForm.Run<XmallocTest, XmallocTest.Arguments>(a, allocator, calls);
-            double mfrees = r.OpsPerSecond / 1e6;
-            Console.WriteLine(json ? r.ToJson() : $"rtime: {100 / mfrees:F3}, free/sec: {mfrees:F3} M [producers={a.Threads} consumers={a.Threads} size={a.Size}] time={r.Seconds:F3}s {MemoryLine(r)}");
-            PrintStatistics(stats, allocator);
-            return 0;
+            return RunWorkload<XmallocTest, XmallocTest.Arguments>(a, allocator, calls, json, stats, r =>
+            {
+                double mfrees = r.OpsPerSecond / 1e6;
+                return $"rtime: {100 / mfrees:F3}, free/sec: {mfrees:F3} M [producers={a.Threads} consumers={a.Threads} size={a.Size}] time={r.Seconds:F3}s {MemoryLine(r)}";
+            });
         }
         case "cachescratch":
         {
             var a = CacheScratch.Parse(rest);
-            RunFigures r = CallForm.Run<CacheScratch, CacheScratch.Arguments>(a, allocator, calls);
-            Console.WriteLine(json ? r.ToJson() : $"Time = {r.Seconds:F3}s, {r.OpsPerSecond / 1e6:F1} M byte writes per second [t={a.Threads} iter={a.Iterations} size={a.Size} rep={a.Repetitions}] {MemoryLine(r)}");
-            PrintStatistics(stats, allocator);
-            return 0;
+            return RunWorkload<CacheScratch, CacheScratch.Arguments>(a, allocator, calls, json, stats, r => $"Time = {r.Seconds:F3}s, {r.OpsPerSecond / 1e6:F1} M byte writes per second [t={a.Threads} iter={a.Iterations} size={a.Size} rep={a.Repetitions}] {MemoryLine(r)}");
         }
         case "cachethrash":
         {
             var a = CacheThrash.Parse(rest);
-            RunFigures r = CallForm.Run<CacheThrash, CacheThrash.Arguments>(a, allocator, calls);
-            Console.WriteLine(json ? r.ToJson() : $"Time = {r.Seconds:F3}s, {r.OpsPerSecond / 1e6:F1} M byte writes per second [t={a.Threads} iter={a.Iterations} size={a.Size} rep={a.Repetitions}] {MemoryLine(r)}");
-            PrintStatistics(stats, allocator);
-            return 0;
+            return RunWorkload<CacheThrash, CacheThrash.Arguments>(a, allocator, calls, json, stats, r => $"Time = {r.Seconds:F3}s, {r.OpsPerSecond / 1e6:F1} M byte writes per second [t={a.Threads} iter={a.Iterations} size={a.Size} rep={a.Repetitions}] {MemoryLine(r)}");
         }
         case "glibcthread":
         {
             var a = GlibcThread.Parse(rest);
-            RunFigures r = CallForm.Run<GlibcThread, GlibcThread.Arguments>(a, allocator, calls);
-            Console.WriteLine(json ? r.ToJson() : $"{r.Operations} iterations, {r.OpsPerSecond:F0} per second [t={a.Threads}] time={r.Seconds:F3}s {MemoryLine(r)}");
-            PrintStatistics(stats, allocator);
-            return 0;
+            return RunWorkload<GlibcThread, GlibcThread.Arguments>(a, allocator, calls, json, stats, r => $"{r.Operations} iterations, {r.OpsPerSecond:F0} per second [t={a.Threads}] time={r.Seconds:F3}s {MemoryLine(r)}");
         }
         case "mstress":
         {
             var a = MStress.Parse(rest);
-            RunFigures r = CallForm.Run<MStress, MStress.Arguments>(a, allocator, calls);
-            Console.WriteLine(json ? r.ToJson() : $"{r.Operations} allocations, {r.OpsPerSecond:F0} per second [t={a.Threads} scale={a.Scale} iter={a.Iterations}] time={r.Seconds:F3}s {MemoryLine(r)}");
-            PrintStatistics(stats, allocator);
-            return 0;
+            return RunWorkload<MStress, MStress.Arguments>(a, allocator, calls, json, stats, r => $"{r.Operations} allocations, {r.OpsPerSecond:F0} per second [t={a.Threads} scale={a.Scale} iter={a.Iterations}] time={r.Seconds:F3}s {MemoryLine(r)}");
         }
         case "compare":
             return Compare.Run(rest, calls);
@@ -109,6 +91,16 @@ static int Dispatch(string[] args)
         default:
             throw new ArgumentException($"unknown command '{args[0]}'");
 }
+}
+
+// Runs a workload in the chosen form and prints its result line (or its JSON) and, with --stats, SlabAlloc's statistics.
+static int RunWorkload<TWork, TArgs>(TArgs a, string allocator, bool calls, bool json, bool stats, Func<RunFigures, string> line)
+    where TWork : CallForm.IWorkload<TArgs>
+{
+    RunFigures r = CallForm.Run<TWork, TArgs>(a, allocator, calls);
+    Console.WriteLine(json ? r.ToJson() : line(r));
+    PrintStatistics(stats, allocator);
+    return 0;
 }
 
 static string MemoryLine(RunFigures r) =>
