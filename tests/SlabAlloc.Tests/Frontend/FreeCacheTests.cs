@@ -40,7 +40,7 @@ public sealed unsafe class FreeCacheTests
     {
         const nuint Size = 8000;
         nuint blockBytes = (nuint)SizeClasses.BlockBytes(SizeClasses.ClassOf(Size));
-        SlabStatistics before = SlabMemory.GetStatistics();
+        SlabStatistics before = Settled();
         long afterOne = 0, most = 0, afterAll = 0, afterTrim = 0, inUseAfterTrim = 0;
         RunOnThread(() =>
         {
@@ -74,6 +74,7 @@ public sealed unsafe class FreeCacheTests
         // 2,000-byte blocks that follow flush the large class, and keep their own blocks cached.
         long most = 0, atEnd = 0;
         nint lastSmall = 0, again = 0;
+        Settled();
         RunOnThread(() =>
         {
             SlabStatistics before = SlabMemory.GetStatistics();
@@ -101,8 +102,7 @@ public sealed unsafe class FreeCacheTests
     [Fact]
     public void AThreadThatEndsWithBlocksInItsFreeCacheGivesThemBack()
     {
-        SlabMemory.Trim();
-        SlabStatistics before = SlabMemory.GetStatistics();
+        SlabStatistics before = Settled();
         long cachedAtExit = 0;
         RunOnThread(() =>
         {
@@ -112,8 +112,7 @@ public sealed unsafe class FreeCacheTests
             foreach (nint p in blocks) SlabMemory.Free((void*)p);
             cachedAtExit = SlabMemory.GetStatistics().BytesInFreeCaches - before.BytesInFreeCaches;
         });
-        SlabMemory.Trim(); // reclaims the ended thread's cache
-        SlabStatistics after = SlabMemory.GetStatistics();
+        SlabStatistics after = Settled(); // reclaims the ended thread's cache
         Assert.True(cachedAtExit > 0, "the thread ended with nothing in its free caches: the test proves nothing");
         Assert.Equal(before.BytesInFreeCaches, after.BytesInFreeCaches);
         Assert.Equal(before.BlocksInUse, after.BlocksInUse);
@@ -128,8 +127,7 @@ public sealed unsafe class FreeCacheTests
         // a slab whose other blocks sit in the owner's cache). A block handed out twice, or a cached block
         // handed out while live, breaks a stamp.
         const int Steps = 200_000, Window = 64;
-        SlabMemory.Trim(); // the calling thread's own cache, which the Trim at the end empties
-        SlabStatistics before = SlabMemory.GetStatistics();
+        SlabStatistics before = Settled(); // the calling thread's own cache too, which the Trim at the end empties
         using var handOff = new BlockingCollection<(nint Block, long Id)>(256);
         int broken = 0;
         var remote = new Thread(() =>
@@ -158,8 +156,7 @@ public sealed unsafe class FreeCacheTests
         });
         handOff.CompleteAdding();
         remote.Join();
-        SlabMemory.Trim();
-        SlabStatistics after = SlabMemory.GetStatistics();
+        SlabStatistics after = Settled();
         Assert.Equal(0, broken);
         Assert.Equal(before.BlocksInUse, after.BlocksInUse);
         Assert.Equal(before.BytesInFreeCaches, after.BytesInFreeCaches);
@@ -177,6 +174,25 @@ public sealed unsafe class FreeCacheTests
             Interlocked.Increment(ref broken);
         }
         SlabMemory.Free((void*)block);
+    }
+
+    /// <summary>The statistics once the caches of threads that had ended are handed back, the calling thread's
+    /// own cache emptied: <c>Trim</c> until the bytes in free caches read the same twice, 20 ms apart. A thread of
+    /// an earlier test may still be exiting when a test starts, and its cache is reclaimed only once its exit is
+    /// seen; without this, that reclaim could land between a test's two readings.</summary>
+    private static SlabStatistics Settled()
+    {
+        SlabMemory.Trim();
+        SlabStatistics last = SlabMemory.GetStatistics();
+        for (int i = 0; i < 100; i++)
+        {
+            Thread.Sleep(20);
+            SlabMemory.Trim();
+            SlabStatistics now = SlabMemory.GetStatistics();
+            if (now.BytesInFreeCaches == last.BytesInFreeCaches) return now;
+            last = now;
+        }
+        return last;
     }
 
     /// <summary>Runs <paramref name="body"/> on a new thread, which then ends; rethrows what it threw.</summary>
