@@ -114,7 +114,9 @@ public sealed unsafe class FreeCacheTests
         });
         SlabStatistics after = Settled(); // reclaims the ended thread's cache
         Assert.True(cachedAtExit > 0, "the thread ended with nothing in its free caches: the test proves nothing");
-        Assert.Equal(before.BytesInFreeCaches, after.BytesInFreeCaches);
+        // At most what was cached before: live threads of earlier tests (idle pool threads) keep their caches
+        // and may retire, and be reclaimed, at any time, so the figure can only be bounded from above.
+        Assert.True(after.BytesInFreeCaches <= before.BytesInFreeCaches, $"{after.BytesInFreeCaches} bytes cached after the reclaim, {before.BytesInFreeCaches} before the thread");
         Assert.Equal(before.BlocksInUse, after.BlocksInUse);
         Assert.True(after.SlabsOwned <= before.SlabsOwned, $"{after.SlabsOwned} slabs owned after the reclaim, {before.SlabsOwned} before the thread");
     }
@@ -159,7 +161,8 @@ public sealed unsafe class FreeCacheTests
         SlabStatistics after = Settled();
         Assert.Equal(0, broken);
         Assert.Equal(before.BlocksInUse, after.BlocksInUse);
-        Assert.Equal(before.BytesInFreeCaches, after.BytesInFreeCaches);
+        // Bounded from above only, as in the test before: other live threads' caches may be reclaimed meanwhile.
+        Assert.True(after.BytesInFreeCaches <= before.BytesInFreeCaches, $"{after.BytesInFreeCaches} bytes cached after, {before.BytesInFreeCaches} before");
     }
 
     /// <summary>Counts a block whose stamp is not the one written with <paramref name="id"/>, then frees it.</summary>
@@ -179,7 +182,7 @@ public sealed unsafe class FreeCacheTests
     /// <summary>The statistics once the caches of threads that had ended are handed back, the calling thread's
     /// own cache emptied: <c>Trim</c> until the bytes in free caches read the same twice, 20 ms apart. A thread of
     /// an earlier test may still be exiting when a test starts, and its cache is reclaimed only once its exit is
-    /// seen; without this, that reclaim could land between a test's two readings.</summary>
+    /// seen. (Idle live threads keep theirs, and may retire later: the tests bound the figure from above.)</summary>
     private static SlabStatistics Settled()
     {
         SlabMemory.Trim();
