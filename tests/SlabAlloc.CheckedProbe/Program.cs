@@ -39,6 +39,7 @@ internal static class Program
         new("meter", "<instruments>", MeterPublished.Run),
         new("warmup", "", WarmUpEffects.Run),
         new("idle", "<seconds>", Idle.Run),
+        new("resident-idle", "<seconds>", ResidentIdle.Run),
         new("upkeep-backoff", "<decay-ms>", UpkeepBackoff.Run),
         new("upkeep-sweep", "", UpkeepSweep.Run),
         new("reclaim-corruption", "<trim|attach>", ReclaimCorruption.Run),

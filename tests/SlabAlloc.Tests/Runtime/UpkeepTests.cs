@@ -37,6 +37,25 @@ public sealed class UpkeepTests
         Assert.Single(result.Lines("PROBE_OK"));
     }
 
+    [Fact]
+    public void SlotsReleasedWithTheirPagesResident_AreDecommittedByTheUpkeep_OnceTheProcessIsQuiet()
+    {
+        // No empty slab kept by the pool, so every slab the ended thread's cache hands back is released to its
+        // superslab, pages resident; 100 ms intervals: noted at one decay, decommitted at the next. The
+        // superslab stays mapped (the probe keeps a block in it), so the slots stay unused, not resident.
+        var settings = new Dictionary<string, string>
+        {
+            ["SLABALLOC_DECAY_MS"] = "100", ["SLABALLOC_EMPTY_SLABS_PER_CLASS"] = "0", ["SLABALLOC_SHARED_EMPTY_SLABS"] = "0",
+            ["DOTNET_GCgen0size"] = "0x10000000",
+        };
+        var result = ProbeProcess.Run(settings, "resident-idle", "30");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.True(Figure(result, "RESIDENT_SEEN") >= 2, $"too few slots were ever resident to show anything\n{result}");
+        Assert.Single(result.Lines("RESIDENT_PURGED_MS"));
+        Assert.True(Figure(result, "UNUSED_SLOTS_END") >= Figure(result, "RESIDENT_SEEN"), result.ToString());
+        Assert.Single(result.Lines("PROBE_OK"));
+    }
+
     [Theory]
     [InlineData(1000, 0, 1000)]
     [InlineData(1000, 1, 1000)] // one quiet round: the decay's low-water mark may still need a round
