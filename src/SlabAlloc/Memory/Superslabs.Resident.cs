@@ -25,10 +25,11 @@ namespace SlabAlloc.Memory;
 internal static unsafe partial class Superslabs
 {
     /// <summary>Marks <paramref name="bits"/> of <paramref name="e"/>, held by the caller and about to be
-    /// released, as resident.</summary>
+    /// released, as resident. Atomic OR: other threads set and clear other slots' bits of the same word.</summary>
     private static void NoteResident(SuperslabEntry* e, ulong bits) => Interlocked.Or(ref e->ResidentMask, (long)bits);
 
-    /// <summary>Clears the resident marks of <paramref name="bits"/>, which the caller has just claimed.</summary>
+    /// <summary>Clears the resident marks of <paramref name="bits"/>, which the caller has just claimed (atomic AND, as
+    /// other slots' bits change meanwhile; read first, so a claim of a slot with no mark costs no atomic).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void ForgetResident(SuperslabEntry* e, ulong bits)
     {
@@ -80,7 +81,10 @@ internal static unsafe partial class Superslabs
                 ReleaseSlots(e, i, bits);
                 runs++;
             }
-            // The next pass decommits what is still resident and free then (and was not claimed in between).
+            // The next pass decommits what is still resident and free then (and was not claimed in between). A plain
+            // write, which may race with a claim clearing its bits: a lost clear only leaves an aged mark on a slot
+            // now claimed. The next pass ignores it unless the slot is free and resident again by then, and then
+            // decommits it up to one interval early; the purge still claims it first.
             Volatile.Write(ref e->AgedMask, (long)((ulong)Volatile.Read(ref e->FreeMask) & (ulong)Volatile.Read(ref e->ResidentMask)));
         }
         return runs;
@@ -103,7 +107,8 @@ internal static unsafe partial class Superslabs
         {
             ulong mask = (ulong)Volatile.Read(ref e->FreeMask);
             if ((mask & bits) != bits) return false;
-            // Loses to a claim or release of other slots; retry on the new mask.
+            // Loses to a claim or release of other slots; retry on the new mask. An ABA (these slots claimed and
+            // released again between the read and the CAS) is harmless: the CAS then takes slots free at that moment.
             if ((ulong)Interlocked.CompareExchange(ref e->FreeMask, (long)(mask & ~bits), (long)mask) != mask) continue;
             if (mask == Geometry.AllSlotsFree) Interlocked.Decrement(ref s_emptyCount);
             return true;
