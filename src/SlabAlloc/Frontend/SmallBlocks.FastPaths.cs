@@ -25,11 +25,18 @@ internal static unsafe partial class SmallBlocks
     /// <summary>The stack map did not vouch: the heap from the thread-static (the empty heap for a thread
     /// not attached yet), and the entry re-pointed at it if another stack had taken it.</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void* AllocateAfterMapMiss(int sizeClass, nuint requested, nuint stackAddress)
+    private static void* AllocateAfterMapMiss(int sizeClass, nuint requested, nuint stackAddress) =>
+        AllocateFrom(HeapAfterMapMiss(stackAddress), sizeClass, requested);
+
+    /// <summary>The calling thread's heap from its thread-static, when the stack map did not vouch for the stack at
+    /// <paramref name="stackAddress"/> (the empty heap for a thread not attached yet); the map's entry is re-pointed
+    /// at it if another stack had taken it.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ThreadCache* HeapAfterMapMiss(nuint stackAddress)
     {
         ThreadCache* h = HeapFromThreadStatic;
         if (h != s_emptyHeap) StackCacheMap.Repoint(h, s_emptyHeap, stackAddress);
-        return AllocateFrom(h, sizeClass, requested);
+        return h;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -88,12 +88,8 @@ internal static unsafe partial class SmallBlocks
 
     /// <summary>As <see cref="AllocateAfterMapMiss"/>, for a class of the general path.</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void* AllocateGeneralAfterMapMiss(int sizeClass, nuint requested, nuint stackAddress)
-    {
-        ThreadCache* h = HeapFromThreadStatic;
-        if (h != s_emptyHeap) StackCacheMap.Repoint(h, s_emptyHeap, stackAddress);
-        return AllocateFromFreeCache(h, sizeClass, requested);
-    }
+    private static void* AllocateGeneralAfterMapMiss(int sizeClass, nuint requested, nuint stackAddress) =>
+        AllocateFromFreeCache(HeapAfterMapMiss(stackAddress), sizeClass, requested);
 
     /// <summary>The newest block of the class's free cache, else a block of the current slab.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
