@@ -40,7 +40,7 @@ public sealed unsafe class FreeCacheTests
     {
         const nuint Size = 8000;
         nuint blockBytes = (nuint)SizeClasses.BlockBytes(SizeClasses.ClassOf(Size));
-        SlabStatistics before = Settled();
+        SlabStatistics before = Quiescence.SettledStatistics();
         long afterOne = 0, most = 0, afterAll = 0, afterTrim = 0, inUseAfterTrim = 0;
         RunOnThread(() =>
         {
@@ -74,7 +74,7 @@ public sealed unsafe class FreeCacheTests
         // 2,000-byte blocks that follow flush the large class, and keep their own blocks cached.
         long most = 0, atEnd = 0;
         nint lastSmall = 0, again = 0;
-        Settled();
+        Quiescence.SettledStatistics();
         RunOnThread(() =>
         {
             SlabStatistics before = SlabMemory.GetStatistics();
@@ -102,7 +102,7 @@ public sealed unsafe class FreeCacheTests
     [Fact]
     public void AThreadThatEndsWithBlocksInItsFreeCacheGivesThemBack()
     {
-        SlabStatistics before = Settled();
+        SlabStatistics before = Quiescence.SettledStatistics();
         long cachedAtExit = 0;
         RunOnThread(() =>
         {
@@ -112,7 +112,7 @@ public sealed unsafe class FreeCacheTests
             foreach (nint p in blocks) SlabMemory.Free((void*)p);
             cachedAtExit = SlabMemory.GetStatistics().BytesInFreeCaches - before.BytesInFreeCaches;
         });
-        SlabStatistics after = Settled(); // reclaims the ended thread's cache
+        SlabStatistics after = Quiescence.SettledStatistics(); // reclaims the ended thread's cache
         Assert.True(cachedAtExit > 0, "the thread ended with nothing in its free caches: the test proves nothing");
         // At most what was cached before: live threads of earlier tests (idle pool threads) keep their caches
         // and may retire, and be reclaimed, at any time, so the figure can only be bounded from above.
@@ -129,7 +129,7 @@ public sealed unsafe class FreeCacheTests
         // a slab whose other blocks sit in the owner's cache). A block handed out twice, or a cached block
         // handed out while live, breaks a stamp.
         const int Steps = 200_000, Window = 64;
-        SlabStatistics before = Settled(); // the calling thread's own cache too, which the Trim at the end empties
+        SlabStatistics before = Quiescence.SettledStatistics(); // the calling thread's own cache too, which the Trim at the end empties
         using var handOff = new BlockingCollection<(nint Block, long Id)>(256);
         int broken = 0;
         var remote = new Thread(() =>
@@ -158,7 +158,7 @@ public sealed unsafe class FreeCacheTests
         });
         handOff.CompleteAdding();
         remote.Join();
-        SlabStatistics after = Settled();
+        SlabStatistics after = Quiescence.SettledStatistics();
         Assert.Equal(0, broken);
         Assert.Equal(before.BlocksInUse, after.BlocksInUse);
         // Bounded from above only, as in the test before: other live threads' caches may be reclaimed meanwhile.
@@ -177,25 +177,6 @@ public sealed unsafe class FreeCacheTests
             Interlocked.Increment(ref broken);
         }
         SlabMemory.Free((void*)block);
-    }
-
-    /// <summary>The statistics once the caches of threads that had ended are handed back, the calling thread's
-    /// own cache emptied: <c>Trim</c> until the bytes in free caches read the same twice, 20 ms apart. A thread of
-    /// an earlier test may still be exiting when a test starts, and its cache is reclaimed only once its exit is
-    /// seen. (Idle live threads keep theirs, and may retire later: the tests bound the figure from above.)</summary>
-    private static SlabStatistics Settled()
-    {
-        SlabMemory.Trim();
-        SlabStatistics last = SlabMemory.GetStatistics();
-        for (int i = 0; i < 100; i++)
-        {
-            Thread.Sleep(20);
-            SlabMemory.Trim();
-            SlabStatistics now = SlabMemory.GetStatistics();
-            if (now.BytesInFreeCaches == last.BytesInFreeCaches) return now;
-            last = now;
-        }
-        return last;
     }
 
     /// <summary>Runs <paramref name="body"/> on a new thread, which then ends; rethrows what it threw.</summary>

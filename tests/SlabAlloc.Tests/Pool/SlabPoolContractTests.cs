@@ -46,7 +46,7 @@ public sealed unsafe class SlabPoolContractTests
     public void AnEmptySlabLetGoIsTheNextAcquisitionOfItsClass()
     {
         const int SizeClass = 7;
-        Quiesce(); // no dead thread's cache handed back (by its finalizer) into the class's lists meanwhile
+        Quiescence.Quiesce(); // no dead thread's cache handed back (by its finalizer) into the class's lists meanwhile
         SlabMeta* first = SlabPool.Shared.Acquire(SizeClass, OwnerA);
         GiveBack(first);
         Assert.Equal(SlabLifecycle.Empty, first->Lifecycle);
@@ -183,7 +183,7 @@ public sealed unsafe class SlabPoolContractTests
     [InlineData(40)]     // 40 KiB blocks: eight-slot slabs (512 KiB each), one kept
     public void ThePoolKeepsFewEmptySlabsOfAClassAndFewerOfTheLargeOnes(int sizeClass)
     {
-        Quiesce();
+        Quiescence.Quiesce();
         int limit = SizeClasses.SpanSlots(sizeClass) > 1 ? 1 : 2;
         Assert.Equal(2, SlabOptions.EmptySlabsPerClass);
         var slabs = new List<nint>();
@@ -199,7 +199,7 @@ public sealed unsafe class SlabPoolContractTests
     public void AnEmptySlabBeyondItsClassLimitIsReformattedForAnotherClass()
     {
         const int From = 3, To = 12; // 64 B and 320 B blocks, both one-slot slabs
-        Quiesce(); // Trim releases the shared reserve too
+        Quiescence.Quiesce(); // Trim releases the shared reserve too
         Assert.Equal(0, SlabPool.Shared.SharedEmptySlabs);
         var slabs = new List<nint>();
         for (int i = 0; i <= SlabOptions.EmptySlabsPerClass; i++) slabs.Add((nint)SlabPool.Shared.Acquire(From, OwnerA));
@@ -260,7 +260,7 @@ public sealed unsafe class SlabPoolContractTests
         const int From = 3, To = 12; // 64 B and 320 B blocks, both one-slot slabs
         WithDecay(0, () => // decays only when the test asks
         {
-            Quiesce(); // Trim: the lists empty, their low-water marks 0
+            Quiescence.Quiesce(); // Trim: the lists empty, their low-water marks 0
             var slabs = new List<nint>();
             for (int i = 0; i < SlabOptions.EmptySlabsPerClass + 3; i++) slabs.Add((nint)SlabPool.Shared.Acquire(From, OwnerA));
             foreach (nint s in slabs) GiveBack((SlabMeta*)s);
@@ -292,7 +292,7 @@ public sealed unsafe class SlabPoolContractTests
         const int From = 3;
         WithDecay(1, () =>
         {
-            Quiesce();
+            Quiescence.Quiesce();
             var slabs = new List<nint>();
             for (int i = 0; i < SlabOptions.EmptySlabsPerClass + 4; i++) slabs.Add((nint)SlabPool.Shared.Acquire(From, OwnerA));
             foreach (nint s in slabs) GiveBack((SlabMeta*)s);
@@ -319,7 +319,7 @@ public sealed unsafe class SlabPoolContractTests
         // intervals would decay some of the slabs itself.
         WithDecay(60_000, () =>
         {
-            Quiesce();
+            Quiescence.Quiesce();
             var slabs = new List<nint>();
             for (int i = 0; i < SlabOptions.EmptySlabsPerClass + Reserved; i++) slabs.Add((nint)SlabPool.Shared.Acquire(From, OwnerA));
             foreach (nint s in slabs) GiveBack((SlabMeta*)s);
@@ -342,15 +342,6 @@ public sealed unsafe class SlabPoolContractTests
         TestHooks.DecayMs = milliseconds;
         try { test(); }
         finally { TestHooks.DecayMs = before; }
-    }
-
-    /// <summary>Lets dead threads' finalizers run and trims, so the pool's lists start empty and no
-    /// cache is handed back into them while a test counts.</summary>
-    private static void Quiesce()
-    {
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
-        SlabMemory.Trim();
     }
 
     /// <summary>Lets a slab with no block out go, the way a thread cache does.</summary>

@@ -62,14 +62,6 @@ public sealed unsafe class SlabMeterTests
 
     private static long Tagged(List<Reading> readings, string name, string tag) => readings.Single(r => r.Name == name && r.Tag == tag).Long;
 
-    /// <summary>Lets dead threads' finalizers run and hands their caches back, so nothing moves during a comparison.</summary>
-    private static void Quiesce()
-    {
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
-        SlabMemory.Trim();
-    }
-
     [Fact]
     public void TheMeterIsNamedSlabAllocAndExistsBeforeAnyListener()
     {
@@ -235,7 +227,7 @@ public sealed unsafe class SlabMeterTests
     public void EveryFigureEqualsTheStatisticsAtAQuiescentMoment()
     {
         using var fresh = new FreshSnapshots();
-        Quiesce();
+        Quiescence.Quiesce();
         var blocks = new nint[N];
         for (int i = 0; i < N; i++) blocks[i] = (nint)SlabMemory.Alloc((nuint)(16 + i * 97)); // many size classes, up to 9.4 KiB
         try
