@@ -6,13 +6,9 @@ using SlabAlloc.Support;
 
 namespace SlabAlloc.Frontend;
 
-/// <summary>One slab pointer per size class.</summary>
+/// <summary>One pointer per size class: a slab's metadata, or a block.</summary>
 [InlineArray(SizeClasses.Count)]
-internal struct ClassSlabs { private nint _first; }
-
-/// <summary>One block pointer per size class.</summary>
-[InlineArray(SizeClasses.Count)]
-internal struct ClassBlocks { private nint _first; }
+internal struct ClassPointers { private nint _first; }
 
 /// <summary>One flag per size class.</summary>
 [InlineArray(SizeClasses.Count)]
@@ -58,18 +54,18 @@ internal struct ThreadCache
     /// <summary>Armed by the owner when it registers; the owner's exit disarms it.</summary>
     public ExitLatch Latch;
 
-    public ClassSlabs Current;
+    public ClassPointers Current;
     /// <summary>Per class, the heads of two circular lists of slabs the thread keeps owning after they
     /// stopped being current: exhausted ones, and ones the owner has since freed blocks into.</summary>
-    public ClassSlabs RetainedFull;
+    public ClassPointers RetainedFull;
     /// <inheritdoc cref="RetainedFull"/>
-    public ClassSlabs RetainedAvailable;
+    public ClassPointers RetainedAvailable;
     public ClassCounts AllocCount;
     public ClassCounts FreeCount;
     /// <summary>Per class of the general path, the free cache: blocks the owner freed, newest first, which its
     /// next allocations of the class take back before any slab's list (<c>SmallBlocks</c>, FreeCache). Linked
     /// through their first word, XORed with <see cref="FreeCacheKey"/>.</summary>
-    public ClassBlocks FreeCacheHead;
+    public ClassPointers FreeCacheHead;
     /// <summary>Per class, the blocks in the free cache (<see cref="FreeCacheHead"/>).</summary>
     public ClassCounts FreeCacheCount;
     /// <summary>The bytes of the blocks in every class's free cache; read by the statistics.</summary>
