@@ -46,6 +46,13 @@ internal static unsafe partial class SmallBlocks
         return StackCacheMap.Vouches(h, (nuint)(&marker)) ? h : null;
     }
 
+    /// <summary>For tests: the bytes in the calling thread's own free caches (the statistics sum every thread's).</summary>
+    internal static long FreeCacheBytesOfCurrentThread()
+    {
+        ThreadCache* h = HeapFromThreadStatic;
+        return h == s_emptyHeap ? 0 : h->FreeCacheBytes;
+    }
+
     /// <summary>For tests: whether the calling thread keeps its empty slabs of <paramref name="sizeClass"/>
     /// (it reserved them with <c>ReserveThreadCache</c>).</summary>
     internal static bool KeepsEmptySlabs(int sizeClass) => HeapFromThreadStatic->KeepEmpty[sizeClass] != 0;
