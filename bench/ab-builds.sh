@@ -15,7 +15,9 @@
 #
 # Each pass runs every workload once for every variant, in turn; passes repeat --reps times (default 5).
 # Prints, per workload, each variant's median operations per second, its ratio to the first variant, its
-# median RSS growth and minor page faults, and the spread (min-max) of its runs; then the paired ratio:
+# median RSS growth, peak RSS (the process's, the figure to hold against a peer's; a native allocator
+# preloaded also serves the runtime before the baseline is read) and minor page faults, and the spread
+# (min-max) of its runs; then the paired ratio:
 # the median, over passes, of its run divided by the first variant's run of the same pass, with the
 # middle half of those ratios. Runs of one pass are seconds apart, so the paired ratio follows the
 # machine's drift where the ratio of medians does not; trust a difference only when the middle half
@@ -37,7 +39,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 if [ ${#variants[@]} -lt 1 ] || [ ${#workloads[@]} -lt 1 ]; then
-  sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 fi
 
@@ -100,16 +102,16 @@ for v in "${variants[@]}"; do
 done
 
 csv="artifacts/ab/ab-$(date +%Y%m%d-%H%M%S).csv"
-echo "variant,workload,pass,ops_per_second,rss_growth_kib,minor_faults" > "$csv"
+echo "variant,workload,pass,ops_per_second,rss_growth_kib,minor_faults,peak_rss_kib" > "$csv"
 field() { sed -n "s/.*\"$1\":\([0-9.eE+-]*\).*/\1/p"; }
 for pass in $(seq 1 "$reps"); do
   for w in "${workloads[@]}"; do
     for i in "${!names[@]}"; do
       # shellcheck disable=SC2086 # the workload's arguments and the settings are meant to split
       json="$(env ${envs[$i]} dotnet "${dirs[$i]}/SlabAlloc.Workloads.dll" $w ${extras[$i]} --json 2>/dev/null | tail -1 || true)"
-      ops="$(field opsPerSecond <<<"$json")"; rss="$(field rssGrowthKiB <<<"$json")"; faults="$(field minorPageFaults <<<"$json")"
+      ops="$(field opsPerSecond <<<"$json")"; rss="$(field rssGrowthKiB <<<"$json")"; faults="$(field minorPageFaults <<<"$json")"; peak="$(field peakRssKiB <<<"$json")"
       [ -n "$ops" ] || { echo "run failed: ${names[$i]} $w" >&2; continue; }
-      echo "${names[$i]},$w,$pass,$ops,${rss:-0},${faults:-0}" >> "$csv"
+      echo "${names[$i]},$w,$pass,$ops,${rss:-0},${faults:-0},${peak:-0}" >> "$csv"
     done
   done
   echo "pass $pass of $reps done" >&2
@@ -119,17 +121,17 @@ echo "A/B of ${names[*]}, $reps passes, $(date -u '+%Y-%m-%d %H:%M UTC'); ratio 
 for w in "${workloads[@]}"; do
   echo
   echo "$w"
-  printf '  %-12s %14s %7s %12s %9s %22s  %s\n' variant "median ops/s" ratio "RSS growth" faults "spread (M ops/s)" "paired (middle half)"
+  printf '  %-12s %14s %7s %12s %10s %9s %22s  %s\n' variant "median ops/s" ratio "RSS growth" "peak RSS" faults "spread (M ops/s)" "paired (middle half)"
   first=""
   for name in "${names[@]}"; do
     stats="$(awk -F, -v n="$name" -v w="$w" '
       function median(a, n,   i, j, t) {
         for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
         return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
-      $1 == n && $2 == w { k++; ops[k] = $4; rss[k] = $5; f[k] = $6 }
-      END { if (k == 0) exit; m = median(ops, k); printf "%f %f %f %f %f\n", m, median(rss, k), median(f, k), ops[1], ops[k] }' "$csv")"
+      $1 == n && $2 == w { k++; ops[k] = $4; rss[k] = $5; f[k] = $6; pk[k] = $7 }
+      END { if (k == 0) exit; m = median(ops, k); printf "%f %f %f %f %f %f\n", m, median(rss, k), median(f, k), ops[1], ops[k], median(pk, k) }' "$csv")"
     [ -n "$stats" ] || { printf '  %-12s (no runs)\n' "$name"; continue; }
-    read -r med rss faults lo hi <<<"$stats"
+    read -r med rss faults lo hi peak <<<"$stats"
     [ -n "$first" ] || first="$med"
     # Per pass, this variant's run over the first variant's run; their median and quartiles (nearest rank).
     paired="$(awk -F, -v n="$name" -v b="${names[0]}" -v w="$w" '
@@ -142,7 +144,7 @@ for w in "${workloads[@]}"; do
         m = k % 2 ? r[(k + 1) / 2] : (r[k / 2] + r[k / 2 + 1]) / 2
         q1 = r[int((k + 3) / 4)]; q3 = r[k + 1 - int((k + 3) / 4)]
         printf "%.2f (%.2f-%.2f)", m, q1, q3 }' "$csv")"
-    awk -v n="$name" -v m="$med" -v f="$first" -v r="$rss" -v p="$faults" -v lo="$lo" -v hi="$hi" -v pr="$paired" 'BEGIN {
-      printf "  %-12s %14.0f %7.2f %8.1f MiB %9.0f %10.1f-%-10.1f  %s\n", n, m, m / f, r / 1024, p, lo / 1e6, hi / 1e6, pr }'
+    awk -v n="$name" -v m="$med" -v f="$first" -v r="$rss" -v k="$peak" -v p="$faults" -v lo="$lo" -v hi="$hi" -v pr="$paired" 'BEGIN {
+      printf "  %-12s %14.0f %7.2f %8.1f MiB %6.1f MiB %9.0f %10.1f-%-10.1f  %s\n", n, m, m / f, r / 1024, k / 1024, p, lo / 1e6, hi / 1e6, pr }'
   done
 done
