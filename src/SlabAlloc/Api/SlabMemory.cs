@@ -176,8 +176,8 @@ public static unsafe class SlabMemory
     }
 
     /// <summary>Gives cached empty memory back to the system: the calling thread's empty slabs,
-    /// the caches of threads that have ended, every empty slab in the shared pool, empty superslabs
-    /// and cached large blocks.</summary>
+    /// the caches of threads that have ended, the slabs of other live threads whose blocks other threads
+    /// have all freed, every empty slab in the shared pool, empty superslabs and cached large blocks.</summary>
     /// <exception cref="InvalidOperationException">Heap corruption was found in the cache of a thread
     /// that has ended or in a slab of the shared pool (everything else is trimmed first; what was found
     /// corrupt is left out of use).</exception>
@@ -194,6 +194,8 @@ public static unsafe class SlabMemory
             // Live threads' held remote frees too, for the same reason.
             Exception? batchFailure = ThreadCacheRecords.PushOtherThreadsRemoteBatches();
             failure ??= batchFailure;
+            // And the slabs of live threads that other threads' frees emptied (found only once the batches are in).
+            ThreadCacheRecords.TakeBackFreedSlabs(idleOnly: false);
             try
             {
                 SmallBlocks.TrimCurrentThread();

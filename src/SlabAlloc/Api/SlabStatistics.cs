@@ -90,6 +90,10 @@ public sealed class SlabStatistics
     /// <summary>Slabs a thread let go while blocks of theirs were still out (when it ended, or on
     /// <c>Trim</c>): each is handed over to the threads that free those blocks, then to the pool.</summary>
     public long SlabsLetGoInUse { get; init; }
+    /// <summary>Slabs taken back from live threads (by <c>Trim</c>, the periodic upkeep, or a cache miss that
+    /// would otherwise grow the footprint) because other threads had freed every block of theirs that was out,
+    /// while the owner had not allocated from them since; each went back to the pool.</summary>
+    public long SlabsTakenBack { get; init; }
     /// <summary>Of <see cref="AcquiredStage1"/>: partial slabs, taken over with blocks still out that another
     /// thread handed out.</summary>
     public long PartialSlabsAdopted { get; init; }
@@ -138,6 +142,7 @@ public sealed class SlabStatistics
         Line("remote frees", $"{RemoteFrees} ({RemoteFreesToEndedThreads} into ended threads' slabs, {RemoteFreesToUnownedSlabs} into unowned ones; {BlocksInRemoteBatches} held in batches)");
         Line("slab acquisitions", $"stage1 {AcquiredStage1} ({PartialSlabsAdopted} partial), stage2 {AcquiredStage2}, stage3 {AcquiredStage3}");
         Line("slabs let go in use", SlabsLetGoInUse);
+        Line("slabs taken back", SlabsTakenBack);
         Line("memory pool", $"{PoolOwnersCreated} owners created, {PoolBuffersReclaimed} buffers reclaimed undisposed");
         Line("large blocks", $"{LargeBlocks} ({LargeBytes} bytes), cached {LargeCachedBytes} bytes");
         Line("upkeep", UpkeepDelayMs == 0 ? $"off ({UpkeepTicks} ticks)" : $"{UpkeepTicks} ticks, next after {UpkeepDelayMs} ms");

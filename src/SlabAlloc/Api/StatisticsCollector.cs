@@ -116,6 +116,7 @@ internal static unsafe class StatisticsCollector
             RemoteFreesToUnownedSlabs = remoteToUnowned,
             BlocksInRemoteBatches = batched,
             SlabsLetGoInUse = SmallBlocks.SlabsLetGoInUse,
+            SlabsTakenBack = SmallBlocks.SlabsTakenBack,
             PartialSlabsAdopted = Volatile.Read(ref pool.Stage1Partial),
             AcquiredStage1 = Volatile.Read(ref pool.Stage1),
             AcquiredStage2 = Volatile.Read(ref pool.Stage2),

@@ -81,7 +81,10 @@ internal static unsafe partial class SmallBlocks
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void FreeByOwner(ThreadCache* h, SlabMeta* s, void* block)
     {
-        if (SlabOptions.ThreadCacheLimit == 0 && s->ClassIndex >= FirstCachedClass)
+        // The class is read before the free is published: from then on, a slab whose last live block this was
+        // may be taken back by another thread and formatted again (SmallBlocks.TakeBack).
+        int c = s->ClassIndex;
+        if (SlabOptions.ThreadCacheLimit == 0 && c >= FirstCachedClass)
         {
             FreeToCache(h, s, block);
             return;
@@ -98,7 +101,7 @@ internal static unsafe partial class SmallBlocks
         SlabMeta.SetNext(s, block, list);
         list = block;
         s->Used = --used;
-        ThreadCache.FreeCountOf(h, s->ClassIndex)++;
+        ThreadCache.FreeCountOf(h, c)++;
         // A retained slab needs its owner's attention only when it was full (now it has a free block) or
         // has no block out any more; a free into any other slab is done here. RetainedFull is tested first,
         // not NotListed: most frees of a thread that keeps many slabs land in retained ones, and the other

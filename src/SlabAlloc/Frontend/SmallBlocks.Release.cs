@@ -64,7 +64,15 @@ internal static unsafe partial class SmallBlocks
             failure = e; // the batch was dropped: the slabs can still be released
         }
         InvalidOperationException? cacheFailure = FlushFreeCaches(h);
-        ReleaseSlabs(h, onlyEmpty: true);
+        EnterRetained(h);
+        try
+        {
+            ReleaseSlabs(h, onlyEmpty: true);
+        }
+        finally
+        {
+            ExitRetained(h);
+        }
         failure ??= cacheFailure;
         if (failure != null) throw failure;
     }

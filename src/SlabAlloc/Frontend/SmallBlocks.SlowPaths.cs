@@ -21,17 +21,27 @@ internal static unsafe partial class SmallBlocks
     }
 
     /// <summary>The owner freed into a slab it retains but does not allocate from: a full slab now has
-    /// a free block, and a slab with no block out goes back to the pool.</summary>
+    /// a free block, and a slab with no block out goes back to the pool. Nothing, if another thread took the
+    /// slab back meanwhile (SmallBlocks.TakeBack).</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void FreeToRetained(ThreadCache* h, SlabMeta* s)
     {
-        int c = s->ClassIndex;
-        if (s->Used == 0 && h->KeepEmpty[c] == 0)
+        bool letGo = false;
+        EnterRetained(h);
+        // Still ours: a slab taken back had its owner cleared before it left the list, and this thread, busy
+        // freeing, has not acquired it again since.
+        if ((ThreadCache*)Volatile.Read(ref *(nint*)&s->Owner) == h)
         {
-            OwnedSlabList.Remove(ref s->OwnerList == SlabMeta.RetainedFull ? ref h->RetainedFull[c] : ref h->RetainedAvailable[c], s);
-            LetGo(s);
+            int c = s->ClassIndex;
+            if (s->Used == 0 && h->KeepEmpty[c] == 0)
+            {
+                OwnedSlabList.Remove(ref s->OwnerList == SlabMeta.RetainedFull ? ref h->RetainedFull[c] : ref h->RetainedAvailable[c], s);
+                letGo = true;
+            }
+            else if (s->OwnerList == SlabMeta.RetainedFull) MoveToAvailable(h, s);
         }
-        else if (s->OwnerList == SlabMeta.RetainedFull) MoveToAvailable(h, s);
+        ExitRetained(h);
+        if (letGo) LetGo(s);
     }
 
     /// <summary>Moves an exhausted slab <paramref name="h"/> retains, which has a free block now, to its
@@ -73,11 +83,13 @@ internal static unsafe partial class SmallBlocks
         {
             // Nothing fresh is left here, or there were frees to take back first.
             if (Refill(s) || SlabMeta.HasFresh(s)) return AllocateFromCurrent(h, sizeClass, requested);
-            // Exhausted: keep owning it (the owner's frees into it stay atomic-free) and look elsewhere.
-            OwnedSlabList.Add(ref h->RetainedFull[sizeClass], s, SlabMeta.RetainedFull);
         }
+        EnterRetained(h);
+        // Exhausted: keep owning it (the owner's frees into it stay atomic-free) and look elsewhere.
+        if (s != s_emptySlab) OwnedSlabList.Add(ref h->RetainedFull[sizeClass], s, SlabMeta.RetainedFull);
         h->Current[sizeClass] = (nint)s_emptySlab;
         s = TakeRetained(h, sizeClass);
+        ExitRetained(h);
         MakeCurrent(h, sizeClass, s != null ? s : AcquireFromPool(h, sizeClass, requested));
         return AllocateFromCurrent(h, sizeClass, requested);
     }
@@ -97,6 +109,8 @@ internal static unsafe partial class SmallBlocks
     {
         SlabMeta* s = SlabPool.Shared.Acquire(sizeClass, h);
         if (s == null) ThrowHelper.ThrowOutOfMemory(requested);
+        // Formatted afresh (no block ever carved): the pool had no slab of the class to hand out.
+        if (s->Carved == 0 && SlabOptions.ThreadCacheLimit == 0) TakeBackBeforeGrowing();
         return s;
     }
 

@@ -103,6 +103,9 @@ internal struct ThreadCache
     /// <summary>1 while the owner works on its remote batch: plain stores, ordered against another thread's
     /// claim by that thread's process-wide barrier (<c>SmallBlocks.EnterRemoteBatch</c>).</summary>
     public int RemoteBatchBusy;
+    /// <summary>1 while the owner reads or changes its retained lists: plain stores, ordered against another
+    /// thread's claim by that thread's process-wide barrier (<c>SmallBlocks.EnterRetained</c>).</summary>
+    public int RetainedBusy;
     /// <summary>Failed attempts to register in the stack map (the latch still held by an exiting
     /// previous owner, or no stack range); retried every 64 cache misses, at most 16 times.</summary>
     public int StackRegistrationFailures;
@@ -121,6 +124,15 @@ internal struct ThreadCache
     /// reclaim of the ended owner): that thread's managed id. Claimed by compare-exchange from 0, released by
     /// a store; the owner leaves the batch alone meanwhile.</summary>
     public int RemoteBatchClaimedBy;
+    /// <summary>Nonzero while another thread holds the retained lists to take back the slabs other threads'
+    /// frees emptied (<c>SmallBlocks.TakeBackFreedSlabs</c>): its managed id. The owner keeps out of them meanwhile.</summary>
+    public int RetainedClaimedBy;
+    /// <summary>The owner's <see cref="CacheMisses"/> when a taker last looked at this cache: unchanged at the next
+    /// look, the thread has not allocated past its current slabs since. Written by takers only.</summary>
+    public long MissesAtLastLook;
+    /// <summary>Looks at this cache that takers skip before the next, and the number skipped after the last
+    /// fruitless look (doubled at each one, back to 0 when a look takes a slab). Written by takers only.</summary>
+    public int TakeBackSkip, TakeBackBackoff;
 
     // Unchecked views for the fast paths: the class index is in range by construction, and InlineArray
     // indexing would add a bounds check to every allocation and free.

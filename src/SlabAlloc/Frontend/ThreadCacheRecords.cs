@@ -152,6 +152,53 @@ internal static unsafe class ThreadCacheRecords
         return first;
     }
 
+    /// <summary>Takes back, from every other thread's cache that is live (or ended and not reclaimed yet), the
+    /// retained slabs that other threads' frees have emptied (<c>SmallBlocks.TakeBackFreedSlabs</c>); with
+    /// <paramref name="idleOnly"/>, only from threads that have had no cache miss since the last look, which
+    /// would have collected those frees themselves. Returns how many slabs were taken back.</summary>
+    /// <remarks>Holds each cache's record in the Reclaiming state meanwhile (won from Live with the generation
+    /// it read), so that neither a reclaim nor another taker works on the same cache at the same time; an
+    /// ended thread's cache is reclaimed by the next scan. Allocates nothing and never throws.</remarks>
+    public static int TakeBackFreedSlabs(bool idleOnly)
+    {
+        int taken = 0;
+        for (ThreadCacheRecord? r = Head; r != null; r = r.Next)
+        {
+            long word = Volatile.Read(ref r.StateWord);
+            if ((word & StateMask) != StateLive || r.Thread == Thread.CurrentThread) continue;
+            ThreadCache* h = r.Heap;
+            if (idleOnly)
+            {
+                long misses = Volatile.Read(ref h->CacheMisses);
+                bool idle = Volatile.Read(ref h->MissesAtLastLook) == misses;
+                Volatile.Write(ref h->MissesAtLastLook, misses);
+                if (!idle || !SmallBlocks.MayTakeBack(h)) continue;
+            }
+            long generation = word >> 2;
+            // Loses to a reclaim or another taker: that one has the cache now.
+            if (Interlocked.CompareExchange(ref r.StateWord, generation << 2 | StateReclaiming, word) != word) continue;
+            Volatile.Write(ref r.ReclaimedBy, Environment.CurrentManagedThreadId);
+            try
+            {
+                int here = SmallBlocks.TakeBackFreedSlabs(h);
+                SmallBlocks.NoteTakeBack(h, here);
+                taken += here;
+            }
+            catch (Exception e)
+            {
+                // Corruption met while letting a slab go (a double free that raced with the take): logged,
+                // and the cache left to its owner.
+                if (!ThrowHelper.WasReported(e)) SlabLog.ErrorDetected(e);
+            }
+            finally
+            {
+                Volatile.Write(ref r.ReclaimedBy, 0);
+                Volatile.Write(ref r.StateWord, word);
+            }
+        }
+        return taken;
+    }
+
     /// <summary>Waits until no heap is being reclaimed. A reclaim that another thread (an attaching thread
     /// or the upkeep) won but has not finished is skipped by <see cref="ReclaimDead"/>; <c>Trim</c> waits for it, so that
     /// what it finds to trim includes that heap's slabs. A reclaim runs no user code and takes

@@ -84,6 +84,7 @@ internal static class UpkeepPass
             try
             {
                 ThreadCacheRecords.ReclaimDead();
+                ThreadCacheRecords.TakeBackFreedSlabs(idleOnly: true);
                 SlabPool.Shared.DecayIfDue();
                 RetireIdleSuperslabs();
             }
@@ -97,12 +98,12 @@ internal static class UpkeepPass
     }
 
     /// <summary>A sum of counters that only grow, which moves whenever a pass hands something back or leaves
-    /// work for the next one: caches reclaimed, slabs released to their superslabs, partial slabs found
-    /// emptied, sweeps stopped on their budget, superslabs unmapped.</summary>
+    /// work for the next one: caches reclaimed, slabs taken back from live threads, slabs released to their
+    /// superslabs, partial slabs found emptied, sweeps stopped on their budget, superslabs unmapped.</summary>
     private static long ChangeMark()
     {
         PoolCounters counters = SlabPool.Shared.Counters;
-        return ThreadCacheRecords.Reclaimed + Volatile.Read(ref counters.ReleasedToUnused) + Volatile.Read(ref counters.PartialsEmptied)
+        return ThreadCacheRecords.Reclaimed + SmallBlocks.SlabsTakenBack + Volatile.Read(ref counters.ReleasedToUnused) + Volatile.Read(ref counters.PartialsEmptied)
             + Volatile.Read(ref counters.SweepsCutShort) + Superslabs.RetiredCount;
     }
 }

@@ -1,0 +1,206 @@
+using System.Runtime.CompilerServices;
+using SlabAlloc.Memory;
+using SlabAlloc.Support;
+
+namespace SlabAlloc.Frontend;
+
+/// <summary>Taking back, from a live thread, the retained slabs whose every block other threads have freed.</summary>
+/// <remarks>
+/// <para><b>Why.</b> A thread that allocates many blocks and hands them to others, then stops allocating
+/// (a main thread that builds a structure and waits, a producer that has finished), keeps owning the slabs
+/// those blocks came from. The other threads' frees wait on the slabs' remote-free lists, which only the owner
+/// collects, at its cache misses; an owner that no longer allocates never does, and the slabs stay out of
+/// everyone's reach for as long as the thread lives. Another thread takes them back instead: it lets them go
+/// to the pool, where any thread's next miss finds them.</para>
+/// <para><b>Which slabs.</b> Only slabs on the owner's retained lists (never a current slab), of the classes
+/// without a free cache (no cached block can point into them), in classes the owner does not keep
+/// (<c>ReserveThreadCache</c>), and only when every block the slab counts as out is on its remote-free list
+/// (<see cref="IsFreedByOthers"/>). Such a slab has no live block: nobody can legitimately free into it, so the
+/// owner's fast paths, which touch only its current slabs and the slabs of blocks it frees, never touch it.
+/// What the owner does touch is the retained lists themselves, in its slow paths.</para>
+/// <para><b>The handshake.</b> The owner's slow paths that read or change its retained lists run inside
+/// <see cref="EnterRetained"/>/<see cref="ExitRetained"/>: a plain store of <see cref="ThreadCache.RetainedBusy"/>,
+/// then a read of <see cref="ThreadCache.RetainedClaimedBy"/>. The taker claims the lists by compare-exchange,
+/// runs <see cref="Interlocked.MemoryBarrierProcessWide"/>, and only then reads the busy flag. The process-wide
+/// barrier orders the owner's store before its load as a fence would, so either the taker sees the owner busy
+/// (and waits for it to leave, or gives up), or the owner sees the claim (and waits until it is released). The
+/// same asymmetric handshake guards the remote-free batch (<see cref="EnterRemoteBatch"/>); the owner's fast
+/// paths pay nothing for it.</para>
+/// <para><b>An owner's free that races with a take.</b> The owner may free the last live block of a retained
+/// slab, and the taker may then find the slab freed by others (the owner's own free sits on its local list)
+/// and take it before the owner's free path reaches <see cref="FreeToRetained"/>. So that path checks, inside the
+/// handshake, that the slab is still the owner's: a taken slab's owner is cleared before it is let go, and the
+/// owner, busy freeing, cannot have acquired it again meanwhile. The owner's free reads the slab's class before
+/// it publishes the free, so its counts never read a slab formatted again for another class.</para>
+/// <para><b>Exclusion among takers and reclaims.</b> A taker works on a thread's cache only while it holds the
+/// cache's record in the Reclaiming state (<see cref="ThreadCacheRecords"/>), won from Live by compare-exchange
+/// with the record's generation: a reclaim of the same cache, should the thread end meanwhile, and any other
+/// taker lose that exchange and leave the cache alone until it is Live again.</para>
+/// </remarks>
+internal static unsafe partial class SmallBlocks
+{
+    /// <summary>Slabs taken back from live threads since start-up.</summary>
+    private static long s_takenBack;
+
+    /// <summary>Slabs taken back from live threads since start-up (see the class's remarks).</summary>
+    public static long SlabsTakenBack => Volatile.Read(ref s_takenBack);
+
+    /// <summary>How long a taker waits for an owner to leave its retained lists before it gives up on that
+    /// thread for now (the owner's work there is a few list operations, unless it is descheduled).</summary>
+    private const int TakeBackWaitRounds = 200;
+
+    /// <summary>The longest run of looks a taker skips after fruitless ones (see <see cref="ThreadCache.TakeBackBackoff"/>).</summary>
+    private const int MaxTakeBackBackoff = 63;
+
+    /// <summary>The least time between two takes started by cache misses, in milliseconds.</summary>
+    private const int TakeBackIntervalMs = 5;
+
+    /// <summary>When the next take may start from a cache miss (<see cref="Environment.TickCount64"/>).</summary>
+    private static long s_nextTakeBackMs;
+
+    /// <summary>Whether an idle thread's cache is worth a look now: not in a run of skipped looks, and some
+    /// class without a free cache has a retained slab (a moment-old read of the owner's list heads: a hint).</summary>
+    public static bool MayTakeBack(ThreadCache* h)
+    {
+        if (h->TakeBackSkip > 0)
+        {
+            h->TakeBackSkip--;
+            return false;
+        }
+        for (int c = 0; c < FirstCachedClass; c++)
+            if (Volatile.Read(ref h->RetainedFull[c]) != 0 || Volatile.Read(ref h->RetainedAvailable[c]) != 0) return true;
+        return false;
+    }
+
+    /// <summary>Records what a look at <paramref name="h"/> took: a fruitless look doubles the looks skipped
+    /// before the next one; a look that took a slab ends the skipping.</summary>
+    public static void NoteTakeBack(ThreadCache* h, int taken)
+    {
+        h->TakeBackBackoff = taken > 0 ? 0 : Math.Min(2 * h->TakeBackBackoff + 1, MaxTakeBackBackoff);
+        h->TakeBackSkip = h->TakeBackBackoff;
+    }
+
+    /// <summary>A cache miss had to take a slab the pool formatted afresh (the footprint grows): first, at most
+    /// once per <see cref="TakeBackIntervalMs"/>, take back from idle threads the slabs others' frees emptied,
+    /// so that the misses that follow find them in the pool.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void TakeBackBeforeGrowing()
+    {
+        long now = Environment.TickCount64;
+        long next = Volatile.Read(ref s_nextTakeBackMs);
+        // Loses to another miss starting the same take: that one does it.
+        if (now < next || Interlocked.CompareExchange(ref s_nextTakeBackMs, now + TakeBackIntervalMs, next) != next) return;
+        ThreadCacheRecords.TakeBackFreedSlabs(idleOnly: true);
+    }
+
+    /// <summary>The owner enters its retained lists: marks itself busy, and waits while a taker holds them.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void EnterRetained(ThreadCache* h)
+    {
+        Volatile.Write(ref h->RetainedBusy, 1);
+        if (Volatile.Read(ref h->RetainedClaimedBy) != 0) AwaitRetainedClaim(h);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void AwaitRetainedClaim(ThreadCache* h)
+    {
+        do
+        {
+            // Out while waiting, so that the taker, which waits for the owner to be out, can go on.
+            Volatile.Write(ref h->RetainedBusy, 0);
+            while (Volatile.Read(ref h->RetainedClaimedBy) != 0)
+            {
+                Thread.SpinWait(20);
+                Thread.Yield();
+            }
+            Volatile.Write(ref h->RetainedBusy, 1);
+        }
+        while (Volatile.Read(ref h->RetainedClaimedBy) != 0);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ExitRetained(ThreadCache* h) => Volatile.Write(ref h->RetainedBusy, 0);
+
+    /// <summary>Takes back from <paramref name="h"/>, whose record the caller holds in the Reclaiming state (its
+    /// thread live, or ended and not reclaimed yet), every retained slab that other threads' frees emptied.
+    /// Returns how many; 0 when the owner stayed in its retained lists too long to wait for.</summary>
+    /// <remarks>A slab whose remote-free list does not check out is left to its owner, whose own collection
+    /// reports it.</remarks>
+    /// <exception cref="InvalidOperationException">Corruption found while letting a slab go.</exception>
+    public static int TakeBackFreedSlabs(ThreadCache* h)
+    {
+        if (SlabOptions.ThreadCacheLimit != 0) return 0; // the pool-stress setting: the pool serves the work
+        // A claim is released before the next is taken, so the value only tells a waiting owner to wait.
+        Volatile.Write(ref h->RetainedClaimedBy, Environment.CurrentManagedThreadId);
+        try
+        {
+            Interlocked.MemoryBarrierProcessWide();
+            for (int round = 0; Volatile.Read(ref h->RetainedBusy) != 0; round++)
+            {
+                if (round == TakeBackWaitRounds) return 0;
+                Thread.SpinWait(20);
+                Thread.Yield();
+            }
+            int taken = 0;
+            for (int c = 0; c < FirstCachedClass; c++)
+            {
+                if (h->KeepEmpty[c] != 0) continue;
+                taken += TakeBackFrom(ref h->RetainedFull[c]);
+                taken += TakeBackFrom(ref h->RetainedAvailable[c]);
+            }
+            if (taken > 0) Interlocked.Add(ref s_takenBack, taken);
+            return taken;
+        }
+        finally
+        {
+            Volatile.Write(ref h->RetainedClaimedBy, 0);
+        }
+    }
+
+    /// <summary>Lets go of the slabs of one retained list that other threads' frees emptied; returns how many.</summary>
+    private static int TakeBackFrom(ref nint head)
+    {
+        var s = (SlabMeta*)head;
+        if (s == null) return 0;
+        int count = 0;
+        do { count++; s = s->NextOwned; } while (s != (SlabMeta*)head);
+        int taken = 0;
+        // Each slab of the ring once: the next one is read before the current one may be unlinked.
+        for (int i = 0; i < count; i++)
+        {
+            SlabMeta* next = s->NextOwned;
+            if (IsFreedByOthers(s))
+            {
+                OwnedSlabList.Remove(ref head, s);
+                LetGo(s); // clears the owner first, then collects the frees: the slab goes back empty
+                taken++;
+            }
+            s = next;
+        }
+        return taken;
+    }
+
+    /// <summary>True if every block <paramref name="s"/> counts as out waits on its remote-free list: no block
+    /// of it is live. Read by a taker while the owner is held out of its retained lists.</summary>
+    /// <remarks>The list is walked without taking it: only the owner takes it, in the slow paths it is held out
+    /// of, and other threads' pushes only add in front, so every block reached stays on the list. A block held
+    /// in a thread's remote-free batch counts as out and is not on the list, so its slab is not taken. The walk
+    /// stops at one block more than the count, and at a link that leaves the superslab (a damaged list, which
+    /// the owner's own collection reports), and then says no.</remarks>
+    private static bool IsFreedByOthers(SlabMeta* s)
+    {
+        int used = Volatile.Read(ref s->Used);
+        nint word = Volatile.Read(ref s->ThreadFree);
+        var block = (byte*)(word & ~SlabMeta.StateMask);
+        int found = 0;
+        while (block != null && found <= used)
+        {
+            found++;
+            nuint stored = *(nuint*)block;
+            nuint next = SlabOptions.Hardened ? stored ^ s->Key : stored;
+            if (next != 0 && ((next ^ (nuint)block) >> Geometry.SuperslabShift) != 0) return false;
+            block = (byte*)next;
+        }
+        return found == used;
+    }
+}
