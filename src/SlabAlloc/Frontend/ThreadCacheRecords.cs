@@ -169,6 +169,8 @@ internal static unsafe class ThreadCacheRecords
             ThreadCache* h = r.Heap;
             if (idleOnly)
             {
+                // An ended thread's cache is the reclaim's, which hands back all of it.
+                if (r.Thread is not { IsAlive: true }) continue;
                 long misses = Volatile.Read(ref h->CacheMisses);
                 bool idle = Volatile.Read(ref h->MissesAtLastLook) == misses;
                 Volatile.Write(ref h->MissesAtLastLook, misses);
