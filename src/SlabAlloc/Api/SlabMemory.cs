@@ -194,7 +194,15 @@ public static unsafe class SlabMemory
             // Live threads' held remote frees too, for the same reason.
             Exception? batchFailure = ThreadCacheRecords.PushOtherThreadsRemoteBatches();
             failure ??= batchFailure;
-            // And the slabs of live threads that other threads' frees emptied (found only once the batches are in).
+            try
+            {
+                SmallBlocks.FlushCurrentThreadRemoteBatch();
+            }
+            catch (InvalidOperationException e)
+            {
+                failure ??= e;
+            }
+            // Then the slabs of other live threads that other threads' frees emptied (found once every batch is in).
             ThreadCacheRecords.TakeBackFreedSlabs(idleOnly: false);
             try
             {

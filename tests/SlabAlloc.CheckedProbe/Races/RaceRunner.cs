@@ -28,6 +28,7 @@ internal static class RaceRunner
         ("interrupt-attach", InterruptedAttach.Run),
         ("lifecycle", Lifecycle.Run),
         ("resident-purge", ResidentPurge.Run),
+        ("take-back", TakeBack.Run),
         ("managed-oom", ManagedOutOfMemory.Run),
         ("first-large-refused", _ => FirstLargeRefused.Run()),
     ];

@@ -41,6 +41,9 @@ public sealed class RacingGuaranteeTests
         // Slabs released with their pages resident and claimed again while purges decommit resident slots:
         // a purge never decommits a slot a thread holds, and Trim leaves none resident.
         { "resident-purge", "SLABALLOC_EMPTY_SLABS_PER_CLASS=0 SLABALLOC_SHARED_EMPTY_SLABS=0 SLABALLOC_DECAY_MS=1" },
+        // Slabs taken back from live threads while their owners free into them: no live block's slab is taken.
+        { "take-back", "" },
+        { "take-back", "SLABALLOC_CHECKED=1" },
         // No managed memory left: a thread's first free (its attach) still frees, and Trim still reclaims.
         { "managed-oom", "DOTNET_GCHeapHardLimit=0x4000000 SLABALLOC_DECAY_MS=0" },
         // The first large block refused by the system: OutOfMemoryException, and large blocks work later.
