@@ -100,7 +100,8 @@ internal static unsafe partial class SmallBlocks
         if (used == 0 || (SlabOptions.Hardened && block == list)) ThrowHelper.ThrowDoubleFree(block);
         SlabMeta.SetNext(s, block, list);
         list = block;
-        s->Used = --used;
+        // A release store: a thread taking the slab back reads Used with acquire and must see the links above.
+        Volatile.Write(ref s->Used, --used);
         ThreadCache.FreeCountOf(h, c)++;
         // A retained slab needs its owner's attention only when it was full (now it has a free block) or
         // has no block out any more; a free into any other slab is done here. RetainedFull is tested first,

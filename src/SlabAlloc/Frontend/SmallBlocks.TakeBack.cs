@@ -20,8 +20,8 @@ namespace SlabAlloc.Frontend;
 /// What the owner does touch is the retained lists themselves, in its slow paths.</para>
 /// <para><b>The handshake.</b> The owner's slow paths that read or change its retained lists run inside
 /// <see cref="EnterRetained"/>/<see cref="ExitRetained"/>: a plain store of <see cref="ThreadCache.RetainedBusy"/>,
-/// then a read of <see cref="ThreadCache.RetainedClaimedBy"/>. The taker claims the lists by compare-exchange,
-/// runs <see cref="Interlocked.MemoryBarrierProcessWide"/>, and only then reads the busy flag. The process-wide
+/// then a read of <see cref="ThreadCache.RetainedClaimedBy"/>. The taker stores its claim (it already holds the
+/// cache, below), runs <see cref="Interlocked.MemoryBarrierProcessWide"/>, and only then reads the busy flag. The process-wide
 /// barrier orders the owner's store before its load as a fence would, so either the taker sees the owner busy
 /// (and waits for it to leave, or gives up), or the owner sees the claim (and waits until it is released). The
 /// same asymmetric handshake guards the remote-free batch (<see cref="EnterRemoteBatch"/>); the owner's fast
@@ -33,9 +33,10 @@ namespace SlabAlloc.Frontend;
 /// owner, busy freeing, cannot have acquired it again meanwhile. The owner's free reads the slab's class before
 /// it publishes the free, so its counts never read a slab formatted again for another class.</para>
 /// <para><b>Exclusion among takers and reclaims.</b> A taker works on a thread's cache only while it holds the
-/// cache's record in the Reclaiming state (<see cref="ThreadCacheRecords"/>), won from Live by compare-exchange
-/// with the record's generation: a reclaim of the same cache, should the thread end meanwhile, and any other
-/// taker lose that exchange and leave the cache alone until it is Live again.</para>
+/// record's <see cref="ThreadCacheRecord.TakenBy"/> (compare-exchange from 0) and, after taking it, still finds
+/// the record Live in the generation it read; a reclaim that wins the record from Live waits until no taker
+/// holds it (<see cref="ThreadCacheRecords"/>). The record stays Live meanwhile, so the statistics and
+/// <c>Trim</c> still see the thread.</para>
 /// </remarks>
 internal static unsafe partial class SmallBlocks
 {
@@ -68,7 +69,10 @@ internal static unsafe partial class SmallBlocks
             return false;
         }
         for (int c = 0; c < FirstCachedClass; c++)
+        {
+            if (h->KeepEmpty[c] != 0) continue;
             if (Volatile.Read(ref h->RetainedFull[c]) != 0 || Volatile.Read(ref h->RetainedAvailable[c]) != 0) return true;
+        }
         return false;
     }
 
@@ -93,12 +97,14 @@ internal static unsafe partial class SmallBlocks
         ThreadCacheRecords.TakeBackFreedSlabs(idleOnly: true);
     }
 
-    /// <summary>The owner enters its retained lists: marks itself busy, and waits while a taker holds them.</summary>
+    /// <summary>The owner enters its retained lists: marks itself busy, and waits while a taker holds them.
+    /// Nests: <see cref="ThreadCache.RetainedBusy"/> counts the entries, and only the outermost waits.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void EnterRetained(ThreadCache* h)
     {
-        Volatile.Write(ref h->RetainedBusy, 1);
-        if (Volatile.Read(ref h->RetainedClaimedBy) != 0) AwaitRetainedClaim(h);
+        int depth = h->RetainedBusy;
+        Volatile.Write(ref h->RetainedBusy, depth + 1);
+        if (depth == 0 && Volatile.Read(ref h->RetainedClaimedBy) != 0) AwaitRetainedClaim(h);
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
@@ -119,15 +125,18 @@ internal static unsafe partial class SmallBlocks
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void ExitRetained(ThreadCache* h) => Volatile.Write(ref h->RetainedBusy, 0);
+    private static void ExitRetained(ThreadCache* h) => Volatile.Write(ref h->RetainedBusy, h->RetainedBusy - 1);
 
-    /// <summary>Takes back from <paramref name="h"/>, whose record the caller holds in the Reclaiming state (its
-    /// thread live, or ended and not reclaimed yet), every retained slab that other threads' frees emptied.
+    /// <summary>Takes back from <paramref name="h"/>, whose record the caller holds (its thread live, or ended and
+    /// not reclaimed yet; see <see cref="ThreadCacheRecord.TakenBy"/>), every retained slab that other threads' frees emptied.
     /// Returns how many; 0 when the owner stayed in its retained lists too long to wait for.</summary>
     /// <remarks>A slab whose remote-free list does not check out is left to its owner, whose own collection
     /// reports it.</remarks>
     /// <exception cref="InvalidOperationException">Corruption found while letting a slab go.</exception>
-    public static int TakeBackFreedSlabs(ThreadCache* h)
+    /// <param name="h">The cache to take from.</param>
+    /// <param name="walkBudget">The most remote-free links to follow in all (a take from an idle thread is
+    /// bounded, so that the owner, should it wake, waits little; <c>Trim</c> takes everything).</param>
+    public static int TakeBackFreedSlabs(ThreadCache* h, int walkBudget)
     {
         if (SlabOptions.ThreadCacheLimit != 0) return 0; // the pool-stress setting: the pool serves the work
         // A claim is released before the next is taken, so the value only tells a waiting owner to wait.
@@ -142,11 +151,11 @@ internal static unsafe partial class SmallBlocks
                 Thread.Yield();
             }
             int taken = 0;
-            for (int c = 0; c < FirstCachedClass; c++)
+            for (int c = 0; c < FirstCachedClass && walkBudget > 0; c++)
             {
                 if (h->KeepEmpty[c] != 0) continue;
-                taken += TakeBackFrom(ref h->RetainedFull[c]);
-                taken += TakeBackFrom(ref h->RetainedAvailable[c]);
+                taken += TakeBackFrom(ref h->RetainedFull[c], ref walkBudget);
+                taken += TakeBackFrom(ref h->RetainedAvailable[c], ref walkBudget);
             }
             if (taken > 0) Interlocked.Add(ref s_takenBack, taken);
             return taken;
@@ -158,7 +167,7 @@ internal static unsafe partial class SmallBlocks
     }
 
     /// <summary>Lets go of the slabs of one retained list that other threads' frees emptied; returns how many.</summary>
-    private static int TakeBackFrom(ref nint head)
+    private static int TakeBackFrom(ref nint head, ref int walkBudget)
     {
         var s = (SlabMeta*)head;
         if (s == null) return 0;
@@ -166,10 +175,10 @@ internal static unsafe partial class SmallBlocks
         do { count++; s = s->NextOwned; } while (s != (SlabMeta*)head);
         int taken = 0;
         // Each slab of the ring once: the next one is read before the current one may be unlinked.
-        for (int i = 0; i < count; i++)
+        for (int i = 0; i < count && walkBudget > 0; i++)
         {
             SlabMeta* next = s->NextOwned;
-            if (IsFreedByOthers(s))
+            if (IsFreedByOthers(s, ref walkBudget))
             {
                 OwnedSlabList.Remove(ref head, s);
                 LetGo(s); // clears the owner first, then collects the frees: the slab goes back empty
@@ -187,8 +196,9 @@ internal static unsafe partial class SmallBlocks
     /// in a thread's remote-free batch counts as out and is not on the list, so its slab is not taken. The walk
     /// stops at one block more than the count, and at a link that leaves the superslab (a damaged list, which
     /// the owner's own collection reports), and then says no.</remarks>
-    private static bool IsFreedByOthers(SlabMeta* s)
+    private static bool IsFreedByOthers(SlabMeta* s, ref int walkBudget)
     {
+        // Acquire, paired with the owner's release store of Used in its free: the owner's links are seen.
         int used = Volatile.Read(ref s->Used);
         nint word = Volatile.Read(ref s->ThreadFree);
         var block = (byte*)(word & ~SlabMeta.StateMask);
@@ -196,6 +206,7 @@ internal static unsafe partial class SmallBlocks
         while (block != null && found <= used)
         {
             found++;
+            walkBudget--;
             nuint stored = *(nuint*)block;
             nuint next = SlabOptions.Hardened ? stored ^ s->Key : stored;
             if (next != 0 && ((next ^ (nuint)block) >> Geometry.SuperslabShift) != 0) return false;

@@ -152,16 +152,22 @@ internal static unsafe class ThreadCacheRecords
         return first;
     }
 
+    /// <summary>The most remote-free links a take from an idle thread follows (see <c>SmallBlocks.TakeBackFreedSlabs</c>).</summary>
+    private const int IdleTakeBackWalk = 16 * 1024;
+
     /// <summary>Takes back, from every other thread's cache that is live (or ended and not reclaimed yet), the
     /// retained slabs that other threads' frees have emptied (<c>SmallBlocks.TakeBackFreedSlabs</c>); with
-    /// <paramref name="idleOnly"/>, only from threads that have had no cache miss since the last look, which
-    /// would have collected those frees themselves. Returns how many slabs were taken back.</summary>
-    /// <remarks>Holds each cache's record in the Reclaiming state meanwhile (won from Live with the generation
-    /// it read), so that neither a reclaim nor another taker works on the same cache at the same time; an
-    /// ended thread's cache is reclaimed by the next scan. Allocates nothing and never throws.</remarks>
+    /// <paramref name="idleOnly"/>, only from live threads that have had no cache miss since the last look (one
+    /// that misses collects those frees itself), and a bounded amount from each. Returns how many slabs were
+    /// taken back.</summary>
+    /// <remarks>Holds each cache through its record's <see cref="ThreadCacheRecord.TakenBy"/>, taken by
+    /// compare-exchange and kept only if the record is still Live in the generation read before; a reclaim that
+    /// wins the record waits until no taker holds it (<see cref="TryReclaim"/>). Both steps are interlocked,
+    /// so of a taker and a reclaim one sees the other. Allocates nothing and never throws: corruption met is
+    /// logged once the cache is released, and the cache left to its owner.</remarks>
     public static int TakeBackFreedSlabs(bool idleOnly)
     {
-        int taken = 0;
+        int taken = 0, self = Environment.CurrentManagedThreadId;
         for (ThreadCacheRecord? r = Head; r != null; r = r.Next)
         {
             long word = Volatile.Read(ref r.StateWord);
@@ -176,27 +182,28 @@ internal static unsafe class ThreadCacheRecords
                 Volatile.Write(ref h->MissesAtLastLook, misses);
                 if (!idle || !SmallBlocks.MayTakeBack(h)) continue;
             }
-            long generation = word >> 2;
-            // Loses to a reclaim or another taker: that one has the cache now.
-            if (Interlocked.CompareExchange(ref r.StateWord, generation << 2 | StateReclaiming, word) != word) continue;
-            Volatile.Write(ref r.ReclaimedBy, Environment.CurrentManagedThreadId);
+            // Loses to another taker: that one has the cache now.
+            if (Interlocked.CompareExchange(ref r.TakenBy, self, 0) != 0) continue;
+            Exception? failure = null;
             try
             {
-                int here = SmallBlocks.TakeBackFreedSlabs(h);
+                // Reclaimed (or taken by a new thread) since the word was read: not this cache any more.
+                if (Volatile.Read(ref r.StateWord) != word) continue;
+                int here = SmallBlocks.TakeBackFreedSlabs(h, idleOnly ? IdleTakeBackWalk : int.MaxValue);
                 SmallBlocks.NoteTakeBack(h, here);
                 taken += here;
             }
             catch (Exception e)
             {
-                // Corruption met while letting a slab go (a double free that raced with the take): logged,
-                // and the cache left to its owner.
-                if (!ThrowHelper.WasReported(e)) SlabLog.ErrorDetected(e);
+                // Corruption met while letting a slab go (a double free that raced with the take).
+                failure = e;
             }
             finally
             {
-                Volatile.Write(ref r.ReclaimedBy, 0);
-                Volatile.Write(ref r.StateWord, word);
+                Volatile.Write(ref r.TakenBy, 0);
             }
+            // Logged once the cache is released: a logger that calls back into SlabAlloc finds nothing held.
+            if (failure != null && !ThrowHelper.WasReported(failure)) SlabLog.ErrorDetected(failure);
         }
         return taken;
     }
@@ -229,6 +236,13 @@ internal static unsafe class ThreadCacheRecords
         // generation in the word makes a scan that read an earlier thread's record lose too (no ABA).
         if (Interlocked.CompareExchange(ref r.StateWord, generation << 2 | StateReclaiming, live) != live) return;
         Volatile.Write(ref r.ReclaimedBy, Environment.CurrentManagedThreadId);
+        // A take of the heap's slabs that began before the exchange ends first (a taker that looks after it
+        // finds the record no longer Live and leaves).
+        while (Volatile.Read(ref r.TakenBy) != 0)
+        {
+            Thread.SpinWait(20);
+            Thread.Yield();
+        }
         StackCacheMap.Unregister(r.Heap);
         try
         {
@@ -265,4 +279,7 @@ internal sealed unsafe class ThreadCacheRecord(ThreadCache* heap)
     public ThreadCacheRecord? Next;
     /// <summary>The managed id of the thread reclaiming the heap, while it does (else 0).</summary>
     public int ReclaimedBy;
+    /// <summary>The managed id of a thread taking back the heap's emptied slabs while its thread lives, while it
+    /// does (else 0; <see cref="ThreadCacheRecords.TakeBackFreedSlabs"/>).</summary>
+    public int TakenBy;
 }
