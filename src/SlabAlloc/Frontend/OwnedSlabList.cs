@@ -6,7 +6,10 @@ namespace SlabAlloc.Frontend;
 /// <summary>
 /// A circular doubly-linked list of slabs a thread cache owns, threaded through
 /// <see cref="SlabMeta.NextOwned"/>/<see cref="SlabMeta.PrevOwned"/>, its head a cell of the
-/// <see cref="ThreadCache"/>. Owner only: no other thread reads or writes these links.
+/// <see cref="ThreadCache"/>. The owner's: another thread reads or writes these links only while it holds
+/// the cache, a dead thread's as its reclaim, or a live thread's lists of the classes without a free cache
+/// through the handshake of <c>SmallBlocks.TakeBack</c> (the lists of classes with one, which the free cache's
+/// flush changes outside it, are never taken from).
 /// </summary>
 internal static unsafe class OwnedSlabList
 {

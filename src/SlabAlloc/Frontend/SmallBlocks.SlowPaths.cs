@@ -28,19 +28,25 @@ internal static unsafe partial class SmallBlocks
     {
         bool letGo = false;
         EnterRetained(h);
-        // Still ours: a slab taken back had its owner cleared before it left the list, and this thread, busy
-        // freeing, has not acquired it again since.
-        if ((ThreadCache*)Volatile.Read(ref *(nint*)&s->Owner) == h)
+        try
         {
-            int c = s->ClassIndex;
-            if (s->Used == 0 && h->KeepEmpty[c] == 0)
+            // Still ours: a slab taken back had its owner cleared before it left the list, and this thread, busy
+            // freeing, has not acquired it again since.
+            if ((ThreadCache*)Volatile.Read(ref *(nint*)&s->Owner) == h)
             {
-                OwnedSlabList.Remove(ref s->OwnerList == SlabMeta.RetainedFull ? ref h->RetainedFull[c] : ref h->RetainedAvailable[c], s);
-                letGo = true;
+                int c = s->ClassIndex;
+                if (s->Used == 0 && h->KeepEmpty[c] == 0)
+                {
+                    OwnedSlabList.Remove(ref s->OwnerList == SlabMeta.RetainedFull ? ref h->RetainedFull[c] : ref h->RetainedAvailable[c], s);
+                    letGo = true;
+                }
+                else if (s->OwnerList == SlabMeta.RetainedFull) MoveToAvailable(h, s);
             }
-            else if (s->OwnerList == SlabMeta.RetainedFull) MoveToAvailable(h, s);
         }
-        ExitRetained(h);
+        finally
+        {
+            ExitRetained(h);
+        }
         if (letGo) LetGo(s);
     }
 
@@ -85,11 +91,17 @@ internal static unsafe partial class SmallBlocks
             if (Refill(s) || SlabMeta.HasFresh(s)) return AllocateFromCurrent(h, sizeClass, requested);
         }
         EnterRetained(h);
-        // Exhausted: keep owning it (the owner's frees into it stay atomic-free) and look elsewhere.
-        if (s != s_emptySlab) OwnedSlabList.Add(ref h->RetainedFull[sizeClass], s, SlabMeta.RetainedFull);
-        h->Current[sizeClass] = (nint)s_emptySlab;
-        s = TakeRetained(h, sizeClass);
-        ExitRetained(h);
+        try
+        {
+            // Exhausted: keep owning it (the owner's frees into it stay atomic-free) and look elsewhere.
+            if (s != s_emptySlab) OwnedSlabList.Add(ref h->RetainedFull[sizeClass], s, SlabMeta.RetainedFull);
+            h->Current[sizeClass] = (nint)s_emptySlab;
+            s = TakeRetained(h, sizeClass);
+        }
+        finally
+        {
+            ExitRetained(h);
+        }
         MakeCurrent(h, sizeClass, s != null ? s : AcquireFromPool(h, sizeClass, requested));
         return AllocateFromCurrent(h, sizeClass, requested);
     }
@@ -431,9 +443,12 @@ internal static unsafe partial class SmallBlocks
     public static long SlabsLetGoInUse => Volatile.Read(ref s_letGoInUse);
 
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void LetGo(SlabMeta* s)
+    private static void LetGo(SlabMeta* s) => HandOver(s, SlabMeta.LetGo(s));
+
+    /// <summary>Does what <see cref="SlabMeta.LetGo"/> left to the caller for a slab just let go.</summary>
+    private static void HandOver(SlabMeta* s, SlabMeta.LetGoResult result)
     {
-        switch (SlabMeta.LetGo(s))
+        switch (result)
         {
             case SlabMeta.LetGoResult.Detached: // in no list until a remote free publishes it
                 Interlocked.Increment(ref s_letGoInUse);

@@ -127,38 +127,45 @@ internal static unsafe partial class SmallBlocks
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void ExitRetained(ThreadCache* h) => Volatile.Write(ref h->RetainedBusy, h->RetainedBusy - 1);
 
-    /// <summary>Takes back from <paramref name="h"/>, whose record the caller holds (its thread live, or ended and
-    /// not reclaimed yet; see <see cref="ThreadCacheRecord.TakenBy"/>), every retained slab that other threads' frees emptied.
-    /// Returns how many; 0 when the owner stayed in its retained lists too long to wait for.</summary>
-    /// <remarks>A slab whose remote-free list does not check out is left to its owner, whose own collection
-    /// reports it.</remarks>
-    /// <exception cref="InvalidOperationException">Corruption found while letting a slab go.</exception>
+    /// <summary>Unlinks from <paramref name="h"/>, whose record the caller holds (its thread live, or ended and not
+    /// reclaimed yet; see <see cref="ThreadCacheRecord.TakenBy"/>), every retained slab that other threads' frees
+    /// emptied, clears its owner, and chains it through <see cref="SlabMeta.NextOwned"/> for
+    /// <see cref="LetGoTakenSlabs"/>, which the caller runs once it has let go of the cache. Returns the chain (null
+    /// for none); <paramref name="gaveUp"/> when the owner stayed in its retained lists too long to wait for.</summary>
+    /// <remarks>Throws nothing and logs nothing while it holds the owner's lists: a logger that called back into
+    /// the allocator could wait for this very cache. An unlinked slab with no owner is out of everyone's reach
+    /// (in no list, no thread's current slab, and no live block) until it is let go.</remarks>
     /// <param name="h">The cache to take from.</param>
-    /// <param name="walkBudget">The most remote-free links to follow in all (a take from an idle thread is
+    /// <param name="walkBudget">About the most remote-free links to follow in all (a take from an idle thread is
     /// bounded, so that the owner, should it wake, waits little; <c>Trim</c> takes everything).</param>
-    public static int TakeBackFreedSlabs(ThreadCache* h, int walkBudget)
+    /// <param name="gaveUp">Set when the owner did not leave its retained lists in time.</param>
+    public static SlabMeta* UnlinkFreedSlabs(ThreadCache* h, int walkBudget, out bool gaveUp)
     {
-        if (SlabOptions.ThreadCacheLimit != 0) return 0; // the pool-stress setting: the pool serves the work
-        // A claim is released before the next is taken, so the value only tells a waiting owner to wait.
+        gaveUp = false;
+        if (SlabOptions.ThreadCacheLimit != 0) return null; // the pool-stress setting: the pool serves the work
+        // Takers of one cache are one at a time (the record), so the value only tells a waiting owner to wait.
         Volatile.Write(ref h->RetainedClaimedBy, Environment.CurrentManagedThreadId);
         try
         {
             Interlocked.MemoryBarrierProcessWide();
             for (int round = 0; Volatile.Read(ref h->RetainedBusy) != 0; round++)
             {
-                if (round == TakeBackWaitRounds) return 0;
+                if (round == TakeBackWaitRounds)
+                {
+                    gaveUp = true;
+                    return null;
+                }
                 Thread.SpinWait(20);
                 Thread.Yield();
             }
-            int taken = 0;
+            SlabMeta* chain = null;
             for (int c = 0; c < FirstCachedClass && walkBudget > 0; c++)
             {
                 if (h->KeepEmpty[c] != 0) continue;
-                taken += TakeBackFrom(ref h->RetainedFull[c], ref walkBudget);
-                taken += TakeBackFrom(ref h->RetainedAvailable[c], ref walkBudget);
+                UnlinkFreedFrom(ref h->RetainedFull[c], ref chain, ref walkBudget);
+                UnlinkFreedFrom(ref h->RetainedAvailable[c], ref chain, ref walkBudget);
             }
-            if (taken > 0) Interlocked.Add(ref s_takenBack, taken);
-            return taken;
+            return chain;
         }
         finally
         {
@@ -166,14 +173,13 @@ internal static unsafe partial class SmallBlocks
         }
     }
 
-    /// <summary>Lets go of the slabs of one retained list that other threads' frees emptied; returns how many.</summary>
-    private static int TakeBackFrom(ref nint head, ref int walkBudget)
+    /// <summary>Moves the slabs of one retained list that other threads' frees emptied onto <paramref name="chain"/>.</summary>
+    private static void UnlinkFreedFrom(ref nint head, ref SlabMeta* chain, ref int walkBudget)
     {
         var s = (SlabMeta*)head;
-        if (s == null) return 0;
+        if (s == null) return;
         int count = 0;
         do { count++; s = s->NextOwned; } while (s != (SlabMeta*)head);
-        int taken = 0;
         // Each slab of the ring once: the next one is read before the current one may be unlinked.
         for (int i = 0; i < count && walkBudget > 0; i++)
         {
@@ -181,11 +187,40 @@ internal static unsafe partial class SmallBlocks
             if (IsFreedByOthers(s, ref walkBudget))
             {
                 OwnedSlabList.Remove(ref head, s);
-                LetGo(s); // clears the owner first, then collects the frees: the slab goes back empty
-                taken++;
+                // Cleared before the owner can look again: its free path's check (FreeToRetained) then leaves it.
+                Volatile.Write(ref *(nint*)&s->Owner, 0);
+                s->NextOwned = chain;
+                chain = s;
             }
             s = next;
         }
+    }
+
+    /// <summary>Lets go of the slabs <see cref="UnlinkFreedSlabs"/> unlinked, each back to the pool with the frees
+    /// on its list collected; returns how many, and the first corruption met (already reported where it was
+    /// found; the slab it was found in is left out of use, and the others are still let go).</summary>
+    public static int LetGoTakenSlabs(SlabMeta* chain, out Exception? failure)
+    {
+        failure = null;
+        int taken = 0;
+        while (chain != null)
+        {
+            SlabMeta* s = chain;
+            chain = s->NextOwned;
+            s->NextOwned = null;
+            try
+            {
+                SlabMeta.LetGoResult result = SlabMeta.LetGo(s);
+                Invariant.Holds(result == SlabMeta.LetGoResult.Empty, "a slab taken back from a live thread has no block out");
+                HandOver(s, result);
+                taken++;
+            }
+            catch (InvalidOperationException e)
+            {
+                failure ??= e;
+            }
+        }
+        if (taken > 0) Interlocked.Add(ref s_takenBack, taken);
         return taken;
     }
 
@@ -201,6 +236,9 @@ internal static unsafe partial class SmallBlocks
         // Acquire, paired with the owner's release store of Used in its free: the owner's links are seen.
         int used = Volatile.Read(ref s->Used);
         nint word = Volatile.Read(ref s->ThreadFree);
+        // Nothing pushed and nothing collected since a look that said no: still no, without walking again. (A
+        // word that came back to the same value after a collect costs one missed take, never a wrong one.)
+        if (word == s->LookedAtThreadFree && used == s->LookedAtUsed) return false;
         var block = (byte*)(word & ~SlabMeta.StateMask);
         int found = 0;
         while (block != null && found <= used)
@@ -212,6 +250,9 @@ internal static unsafe partial class SmallBlocks
             if (next != 0 && ((next ^ (nuint)block) >> Geometry.SuperslabShift) != 0) return false;
             block = (byte*)next;
         }
-        return found == used;
+        if (found == used) return true;
+        s->LookedAtThreadFree = word;
+        s->LookedAtUsed = used;
+        return false;
     }
 }

@@ -95,6 +95,7 @@ internal static unsafe partial class SmallBlocks
         Volatile.Write(ref h->LatchArmed, 0);
         h->KeepEmpty = default;
         h->RemoteFreesWaiting = default;
+        h->RetainedBusy = 0;
         // A reused record's free caches were flushed when it was reclaimed; a new thread gets a new secret.
         h->FreeCacheKey = NewFreeCacheKey();
         t_heapOffset = (nint)h - (nint)s_emptyHeap;

@@ -125,7 +125,7 @@ internal struct ThreadCache
     /// a store; the owner leaves the batch alone meanwhile.</summary>
     public int RemoteBatchClaimedBy;
     /// <summary>Nonzero while another thread holds the retained lists to take back the slabs other threads'
-    /// frees emptied (<c>SmallBlocks.TakeBackFreedSlabs</c>): its managed id. The owner keeps out of them meanwhile.</summary>
+    /// frees emptied (<c>SmallBlocks.UnlinkFreedSlabs</c>): its managed id. The owner keeps out of them meanwhile.</summary>
     public int RetainedClaimedBy;
     /// <summary>The owner's <see cref="CacheMisses"/> when a taker last looked at this cache: unchanged at the next
     /// look, the thread has not allocated past its current slabs since. Written by takers only.</summary>

@@ -1,3 +1,4 @@
+using SlabAlloc.Memory;
 using SlabAlloc.Platform;
 using SlabAlloc.Runtime;
 using SlabAlloc.Support;
@@ -152,19 +153,20 @@ internal static unsafe class ThreadCacheRecords
         return first;
     }
 
-    /// <summary>The most remote-free links a take from an idle thread follows (see <c>SmallBlocks.TakeBackFreedSlabs</c>).</summary>
+    /// <summary>The most remote-free links a take from an idle thread follows (see <c>SmallBlocks.UnlinkFreedSlabs</c>).</summary>
     private const int IdleTakeBackWalk = 16 * 1024;
 
     /// <summary>Takes back, from every other thread's cache that is live (or ended and not reclaimed yet), the
-    /// retained slabs that other threads' frees have emptied (<c>SmallBlocks.TakeBackFreedSlabs</c>); with
+    /// retained slabs that other threads' frees have emptied (<c>SmallBlocks.UnlinkFreedSlabs</c>, <c>LetGoTakenSlabs</c>); with
     /// <paramref name="idleOnly"/>, only from live threads that have had no cache miss since the last look (one
     /// that misses collects those frees itself), and a bounded amount from each. Returns how many slabs were
     /// taken back.</summary>
     /// <remarks>Holds each cache through its record's <see cref="ThreadCacheRecord.TakenBy"/>, taken by
     /// compare-exchange and kept only if the record is still Live in the generation read before; a reclaim that
     /// wins the record waits until no taker holds it (<see cref="TryReclaim"/>). Both steps are interlocked,
-    /// so of a taker and a reclaim one sees the other. Allocates nothing and never throws: corruption met is
-    /// logged once the cache is released, and the cache left to its owner.</remarks>
+    /// so of a taker and a reclaim one sees the other. The slabs are let go only once the cache is released.
+    /// Allocates nothing and never throws: corruption met while letting a slab go is logged where it is found,
+    /// and that slab left out of use.</remarks>
     public static int TakeBackFreedSlabs(bool idleOnly)
     {
         int taken = 0, self = Environment.CurrentManagedThreadId;
@@ -184,26 +186,22 @@ internal static unsafe class ThreadCacheRecords
             }
             // Loses to another taker: that one has the cache now.
             if (Interlocked.CompareExchange(ref r.TakenBy, self, 0) != 0) continue;
-            Exception? failure = null;
+            SlabMeta* chain = null;
+            bool gaveUp = false;
             try
             {
                 // Reclaimed (or taken by a new thread) since the word was read: not this cache any more.
-                if (Volatile.Read(ref r.StateWord) != word) continue;
-                int here = SmallBlocks.TakeBackFreedSlabs(h, idleOnly ? IdleTakeBackWalk : int.MaxValue);
-                SmallBlocks.NoteTakeBack(h, here);
-                taken += here;
-            }
-            catch (Exception e)
-            {
-                // Corruption met while letting a slab go (a double free that raced with the take).
-                failure = e;
+                if (Volatile.Read(ref r.StateWord) == word) chain = SmallBlocks.UnlinkFreedSlabs(h, idleOnly ? IdleTakeBackWalk : int.MaxValue, out gaveUp);
             }
             finally
             {
                 Volatile.Write(ref r.TakenBy, 0);
             }
-            // Logged once the cache is released: a logger that calls back into SlabAlloc finds nothing held.
-            if (failure != null && !ThrowHelper.WasReported(failure)) SlabLog.ErrorDetected(failure);
+            // Let go once the cache is released: corruption found here is logged where it is found, and a logger
+            // that calls back into SlabAlloc must find nothing held.
+            int here = SmallBlocks.LetGoTakenSlabs(chain, out _);
+            if (!gaveUp) SmallBlocks.NoteTakeBack(h, here);
+            taken += here;
         }
         return taken;
     }

@@ -79,11 +79,17 @@ internal unsafe struct SlabMeta
     // Second cache line: the only field other threads write, kept away from the owner's fields.
     [FieldOffset(64)] public nint ThreadFree;
     /// <summary>Links of the owner's circular list the slab is on (owner only).</summary>
+    /// <summary>Written by a thread taking slabs back from their live owner (<c>SmallBlocks.TakeBack</c>): the
+    /// <see cref="ThreadFree"/> word and <see cref="Used"/> it saw when it last found a block of the slab live, so
+    /// that it does not walk the same remote-free list again before either changes. A hint, reset by <see cref="Format"/>.</summary>
+    [FieldOffset(72)] public nint LookedAtThreadFree;
     [FieldOffset(80)] public SlabMeta* NextOwned;
     /// <inheritdoc cref="NextOwned"/>
     [FieldOffset(88)] public SlabMeta* PrevOwned;
     /// <summary>Directory index × 64 + first slot: the slab's name in the pool's lists.</summary>
     [FieldOffset(96)] public uint GlobalIndex;
+    /// <inheritdoc cref="LookedAtThreadFree"/>
+    [FieldOffset(100)] public int LookedAtUsed;
 
     /// <summary>Values of <see cref="OwnerList"/>.</summary>
     public const byte NotListed = 0, RetainedFull = 1, RetainedAvailable = 2;
@@ -106,6 +112,7 @@ internal unsafe struct SlabMeta
         s->SpanSlots = (byte)SizeClasses.SpanSlots(sizeClass);
         s->GlobalIndex = globalIndex;
         s->OwnerList = NotListed;
+        s->LookedAtUsed = -1;
         Volatile.Write(ref s->ThreadFree, StateOwned);
         SlabInvariants.Formatted(s, sizeClass);
     }
