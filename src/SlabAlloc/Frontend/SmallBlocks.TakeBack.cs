@@ -54,7 +54,7 @@ internal static unsafe partial class SmallBlocks
     private const int MaxTakeBackBackoff = 63;
 
     /// <summary>The least time between two takes started by cache misses, in milliseconds.</summary>
-    private const int TakeBackIntervalMs = 5;
+    private const int TakeBackIntervalMs = 50;
 
     /// <summary>When the next take may start from a cache miss (<see cref="Environment.TickCount64"/>).</summary>
     private static long s_nextTakeBackMs;
