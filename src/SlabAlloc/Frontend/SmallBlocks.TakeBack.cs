@@ -54,13 +54,15 @@ internal static unsafe partial class SmallBlocks
     private const int MaxTakeBackBackoff = 63;
 
     /// <summary>The least time between two takes started by cache misses, in milliseconds.</summary>
-    private const int TakeBackIntervalMs = 50;
+    private const int TakeBackIntervalMs = 5;
 
     /// <summary>When the next take may start from a cache miss (<see cref="Environment.TickCount64"/>).</summary>
     private static long s_nextTakeBackMs;
 
-    /// <summary>Whether an idle thread's cache is worth a look now: not in a run of skipped looks, and some
-    /// class without a free cache has a retained slab (a moment-old read of the owner's list heads: a hint).</summary>
+    /// <summary>Whether an idle thread's cache is worth a look now: not in a run of skipped looks, and some class
+    /// without a free cache, not reserved, has a retained slab and a remote free waiting that its owner has not
+    /// looked for (<see cref="ThreadCache.RemoteFreesWaiting"/>, set by the first remote free into one of its
+    /// slabs). Moment-old reads: a hint, which keeps takers off the caches of threads that free their own blocks.</summary>
     public static bool MayTakeBack(ThreadCache* h)
     {
         if (h->TakeBackSkip > 0)
@@ -70,7 +72,7 @@ internal static unsafe partial class SmallBlocks
         }
         for (int c = 0; c < FirstCachedClass; c++)
         {
-            if (h->KeepEmpty[c] != 0) continue;
+            if (h->KeepEmpty[c] != 0 || Volatile.Read(ref h->RemoteFreesWaiting[c]) == 0) continue;
             if (Volatile.Read(ref h->RetainedFull[c]) != 0 || Volatile.Read(ref h->RetainedAvailable[c]) != 0) return true;
         }
         return false;
