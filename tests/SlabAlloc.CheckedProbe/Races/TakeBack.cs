@@ -12,7 +12,7 @@ namespace SlabAlloc.CheckedProbe.Races;
 /// check and free the rest themselves in a shuffled order, so that an owner often frees the last live block of
 /// a retained slab while the others' frees empty it. A fifth thread takes back, over and over, every slab of
 /// the owners that other threads' frees emptied (directly, and through <c>Trim</c>). A slab taken while a
-/// block of it was live would hand that block out again, to the owner's next round or to another thread: every
+/// block of it was live would hand that block out again, to the owner's next blocks or to another thread: every
 /// stamp must hold, every block must come back once, and at the end everything is returned. The race fails,
 /// too, if no slab was taken back at all (it would have proved nothing).
 /// </summary>

@@ -124,7 +124,7 @@ public sealed unsafe class TakeBackTests
                 }
                 for (int i = 0; i < Count; i++)
                 {
-                    if (!Stamped((byte*)again[i], i + 7)) throw new InvalidOperationException($"block {i} of the second round lost its stamp");
+                    if (!Stamped((byte*)again[i], i + 7)) throw new InvalidOperationException($"block {i} of the second batch lost its stamp");
                     SlabMemory.Free((void*)again[i]);
                 }
             }
@@ -139,7 +139,7 @@ public sealed unsafe class TakeBackTests
             }
         }
 
-        /// <summary>Wakes the owner to allocate, check and free a second round, and waits for it.</summary>
+        /// <summary>Wakes the owner to allocate, check and free a second batch, and waits for it.</summary>
         public void AllocateAndFreeAgain()
         {
             _again = true;
