@@ -46,13 +46,14 @@ internal static class SlabMeter
         public const string PartialSlabsAdopted = "slaballoc.slabs.partial_adopted";
         public const string PoolBuffersReclaimed = "slaballoc.memory_pool.buffers_reclaimed";
         public const string PoolOwnersCreated = "slaballoc.memory_pool.owners_created";
+        public const string SlabsTakenBack = "slaballoc.slabs.taken_back";
 
         public static readonly string[] All =
         [
             MemoryInUse, MemoryMapped, Superslabs, Slabs, UnusedSlots, ThreadCacheHitRatio, ThreadCacheMisses,
             RemoteFrees, Allocations, Frees, LockAcquisitions, LockContended, CasRetries,
             RemoteFreesToEndedThreads, RemoteFreesToUnownedSlabs, SlabsLetGoInUse, PartialSlabsAdopted,
-            PoolBuffersReclaimed, PoolOwnersCreated,
+            PoolBuffersReclaimed, PoolOwnersCreated, SlabsTakenBack,
         ];
     }
 
@@ -145,6 +146,8 @@ internal static class SlabMeter
             "Buffers rented from SlabMemoryPool that were dropped without Dispose and given back by their finalizer.");
         m.CreateObservableCounter(Names.PoolOwnersCreated, () => Read(18).Stats.PoolOwnersCreated, "{owner}",
             "Owner objects created by SlabMemoryPool; every other rent reused a disposed one.");
+        m.CreateObservableCounter(Names.SlabsTakenBack, () => Read(19).Stats.SlabsTakenBack, "{slab}",
+            "Slabs taken back from live threads because other threads had freed every block of theirs that was out.");
     }
 
     private static Measurement<int>[] ObserveSlabs()

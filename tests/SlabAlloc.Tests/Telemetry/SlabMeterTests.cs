@@ -104,7 +104,7 @@ public sealed unsafe class SlabMeterTests
                      "slaballoc.thread_cache.misses", "slaballoc.remote_frees", "slaballoc.allocations", "slaballoc.frees",
                      "slaballoc.pool.lock.acquisitions", "slaballoc.pool.lock.contended_acquisitions", "slaballoc.pool.cas.retries",
                      "slaballoc.remote_frees.to_ended_threads", "slaballoc.remote_frees.to_unowned_slabs",
-                     "slaballoc.slabs.let_go_in_use", "slaballoc.slabs.partial_adopted",
+                     "slaballoc.slabs.let_go_in_use", "slaballoc.slabs.partial_adopted", "slaballoc.slabs.taken_back",
                  })
             Assert.IsType<ObservableCounter<long>>(Get(counter));
 
@@ -174,6 +174,7 @@ public sealed unsafe class SlabMeterTests
         Assert.Equal(s1.RemoteFreesToUnownedSlabs - s0.RemoteFreesToUnownedSlabs, Delta("slaballoc.remote_frees.to_unowned_slabs"));
         Assert.Equal(s1.SlabsLetGoInUse - s0.SlabsLetGoInUse, Delta("slaballoc.slabs.let_go_in_use"));
         Assert.Equal(s1.PartialSlabsAdopted - s0.PartialSlabsAdopted, Delta("slaballoc.slabs.partial_adopted"));
+        Assert.Equal(s1.SlabsTakenBack - s0.SlabsTakenBack, Delta("slaballoc.slabs.taken_back"));
         Assert.Equal(N, Delta("slaballoc.remote_frees"));
     }
 
