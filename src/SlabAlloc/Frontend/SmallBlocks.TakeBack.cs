@@ -48,7 +48,7 @@ internal static unsafe partial class SmallBlocks
 
     /// <summary>How long a taker waits for an owner to leave its retained lists before it gives up on that
     /// thread for now (the owner's work there is a few list operations, unless it is descheduled).</summary>
-    private const int TakeBackWaitRounds = 200;
+    private const int TakeBackWaitSpins = 200;
 
     /// <summary>The longest run of looks a taker skips after fruitless ones (see <see cref="ThreadCache.TakeBackBackoff"/>).</summary>
     private const int MaxTakeBackBackoff = 63;
@@ -94,7 +94,8 @@ internal static unsafe partial class SmallBlocks
     {
         long now = Environment.TickCount64;
         long next = Volatile.Read(ref s_nextTakeBackMs);
-        // Loses to another miss starting the same take: that one does it.
+        // Loses to another miss starting the same take: that one does it. No ABA: the time only grows, so a
+        // value read before another miss moved it never matches again.
         if (now < next || Interlocked.CompareExchange(ref s_nextTakeBackMs, now + TakeBackIntervalMs, next) != next) return;
         ThreadCacheRecords.TakeBackFreedSlabs(idleOnly: true);
     }
@@ -150,9 +151,9 @@ internal static unsafe partial class SmallBlocks
         try
         {
             Interlocked.MemoryBarrierProcessWide();
-            for (int round = 0; Volatile.Read(ref h->RetainedBusy) != 0; round++)
+            for (int spins = 0; Volatile.Read(ref h->RetainedBusy) != 0; spins++)
             {
-                if (round == TakeBackWaitRounds)
+                if (spins == TakeBackWaitSpins)
                 {
                     gaveUp = true;
                     return null;
@@ -199,11 +200,10 @@ internal static unsafe partial class SmallBlocks
     }
 
     /// <summary>Lets go of the slabs <see cref="UnlinkFreedSlabs"/> unlinked, each back to the pool with the frees
-    /// on its list collected; returns how many, and the first corruption met (already reported where it was
-    /// found; the slab it was found in is left out of use, and the others are still let go).</summary>
-    public static int LetGoTakenSlabs(SlabMeta* chain, out Exception? failure)
+    /// on its list collected; returns how many. Corruption met is reported where it is found, the slab it was
+    /// found in is left out of use, and the others are still let go.</summary>
+    public static int LetGoTakenSlabs(SlabMeta* chain)
     {
-        failure = null;
         int taken = 0;
         while (chain != null)
         {
@@ -217,9 +217,9 @@ internal static unsafe partial class SmallBlocks
                 HandOver(s, result);
                 taken++;
             }
-            catch (InvalidOperationException e)
+            catch (InvalidOperationException)
             {
-                failure ??= e;
+                // Reported (logged) where it was thrown; nothing more to do for this slab.
             }
         }
         if (taken > 0) Interlocked.Add(ref s_takenBack, taken);
@@ -247,9 +247,7 @@ internal static unsafe partial class SmallBlocks
         {
             found++;
             walkBudget--;
-            nuint stored = *(nuint*)block;
-            nuint next = SlabOptions.Hardened ? stored ^ s->Key : stored;
-            if (next != 0 && ((next ^ (nuint)block) >> Geometry.SuperslabShift) != 0) return false;
+            if (!SlabMeta.TryNextOf(s, block, out void* next)) return false;
             block = (byte*)next;
         }
         if (found == used) return true;

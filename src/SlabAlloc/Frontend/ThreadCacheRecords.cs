@@ -184,7 +184,8 @@ internal static unsafe class ThreadCacheRecords
                 Volatile.Write(ref h->MissesAtLastLook, misses);
                 if (!idle || !SmallBlocks.MayTakeBack(h)) continue;
             }
-            // Loses to another taker: that one has the cache now.
+            // Loses to another taker: that one has the cache now. No ABA: the claim alone proves nothing; the state
+            // word, generation included, read again once it is held, decides whether this is still the cache read.
             if (Interlocked.CompareExchange(ref r.TakenBy, self, 0) != 0) continue;
             SlabMeta* chain = null;
             bool gaveUp = false;
@@ -199,7 +200,7 @@ internal static unsafe class ThreadCacheRecords
             }
             // Let go once the cache is released: corruption found here is logged where it is found, and a logger
             // that calls back into SlabAlloc must find nothing held.
-            int here = SmallBlocks.LetGoTakenSlabs(chain, out _);
+            int here = SmallBlocks.LetGoTakenSlabs(chain);
             if (!gaveUp) SmallBlocks.NoteTakeBack(h, here);
             taken += here;
         }

@@ -148,6 +148,17 @@ internal unsafe struct SlabMeta
         return (void*)next;
     }
 
+    /// <summary>As <see cref="NextOf"/>, for a reader that must not throw and must not be led outside the slab's
+    /// memory: false when the decoded link leaves the block's superslab, in either mode (a valid link never does,
+    /// and the superslab stays mapped while its slab has a block out).</summary>
+    public static bool TryNextOf(SlabMeta* s, void* block, out void* next)
+    {
+        nuint stored = *(nuint*)block;
+        nuint decoded = SlabOptions.Hardened ? stored ^ s->Key : stored;
+        next = (void*)decoded;
+        return decoded == 0 || ((decoded ^ (nuint)block) >> Geometry.SuperslabShift) == 0;
+    }
+
     /// <summary>Stores the link to <paramref name="next"/> in free block <paramref name="block"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void SetNext(SlabMeta* s, void* block, void* next) =>
