@@ -84,6 +84,7 @@ internal static unsafe partial class SmallBlocks
         Invariant.Holds(ThreadCache.FreeCachesEmpty(h), "a thread cache lets its slabs go with its free caches empty");
         for (int c = 0; c < SizeClasses.Count; c++)
         {
+            TouchRemoteLists(h, c);
             var s = (SlabMeta*)h->Current[c];
             if (s != s_emptySlab && (!onlyEmpty || IsEmptyAfterCollect(s)))
             {
@@ -93,6 +94,37 @@ internal static unsafe partial class SmallBlocks
             ReleaseList(ref h->RetainedFull[c], onlyEmpty);
             ReleaseList(ref h->RetainedAvailable[c], onlyEmpty);
         }
+    }
+
+    /// <summary>Reads the remote-free lists of <paramref name="h"/>'s slabs of <paramref name="sizeClass"/> side by
+    /// side before they are collected one by one (<see cref="RemoteListWalk"/>): a dead thread's slabs, whose
+    /// blocks its successors freed, can carry thousands of them.</summary>
+    private static void TouchRemoteLists(ThreadCache* h, int sizeClass)
+    {
+        SlabMeta** slabs = stackalloc SlabMeta*[RemoteListWalk.Width];
+        int count = 0;
+        var current = (SlabMeta*)h->Current[sizeClass];
+        if (current != s_emptySlab && SlabMeta.HasRemoteFrees(current)) slabs[count++] = current;
+        for (int list = 0; list < 2; list++)
+        {
+            nint head = list == 0 ? h->RetainedFull[sizeClass] : h->RetainedAvailable[sizeClass];
+            var s = (SlabMeta*)head;
+            if (s == null) continue;
+            do
+            {
+                if (SlabMeta.HasRemoteFrees(s))
+                {
+                    slabs[count++] = s;
+                    if (count == RemoteListWalk.Width)
+                    {
+                        RemoteListWalk.Touch(slabs, count);
+                        count = 0;
+                    }
+                }
+                s = s->NextOwned;
+            } while (s != (SlabMeta*)head);
+        }
+        if (count > 1) RemoteListWalk.Touch(slabs, count); // one list alone gains nothing from a walk ahead
     }
 
     /// <summary>Lets go of every slab of a retained list, or only of those with no block out.</summary>
