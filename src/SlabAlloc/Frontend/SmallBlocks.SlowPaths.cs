@@ -251,18 +251,41 @@ internal static unsafe partial class SmallBlocks
             Push(s, block, block);
             return;
         }
-        try
+        // Joining the batch of the same slab is a few plain stores that cannot throw, so the common case holds the
+        // batch without an exception frame (a frame would keep every local of this method in memory).
+        if (h->RemoteBatchSlab == (nint)s)
         {
             // Hardened: the same block twice in a row would make the batch a cycle of one. Rejected before
             // anything is counted, so the rejected call changes nothing.
-            if (SlabOptions.Hardened && (nint)block == h->RemoteBatchHead && h->RemoteBatchSlab == (nint)s) ThrowHelper.ThrowDoubleFree(block);
-            // A batch that this free cannot join is pushed first, before this free is counted: the push checks
-            // the batch and may report corruption, which must not leave this (valid) free half done.
-            bool joins = h->RemoteBatchSlab == (nint)s && h->RemoteBatchCount < SlabOptions.RemoteBatch;
-            if (!joins) FlushRemoteBatchBefore(h, block);
+            if (SlabOptions.Hardened && (nint)block == h->RemoteBatchHead)
+            {
+                ExitRemoteBatch(h);
+                ThrowHelper.ThrowDoubleFree(block);
+            }
+            if (h->RemoteBatchCount < SlabOptions.RemoteBatch)
+            {
+                CountRemoteFree(h, s);
+                JoinRemoteBatch(h, s, block);
+                ExitRemoteBatch(h);
+                return;
+            }
+        }
+        PushBatchAndStartAnother(h, s, block);
+    }
+
+    /// <summary>The remote free of <paramref name="block"/> when it cannot join the batch, which the caller holds
+    /// (<see cref="EnterRemoteBatch"/>) and this releases: the batch is pushed first, before this free is counted,
+    /// because the push checks the batch and may report corruption, which must not leave this (valid) free half
+    /// done; then <paramref name="block"/> starts the next batch.</summary>
+    /// <exception cref="InvalidOperationException">The batch's chain was damaged.</exception>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void PushBatchAndStartAnother(ThreadCache* h, SlabMeta* s, void* block)
+    {
+        try
+        {
+            FlushRemoteBatchBefore(h, block);
             CountRemoteFree(h, s);
-            if (joins) JoinRemoteBatch(h, s, block);
-            else StartRemoteBatch(h, s, block);
+            StartRemoteBatch(h, s, block);
         }
         finally
         {
