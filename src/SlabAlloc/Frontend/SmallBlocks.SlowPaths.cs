@@ -278,7 +278,7 @@ internal static unsafe partial class SmallBlocks
     /// because the push checks the batch and may report corruption, which must not leave this (valid) free half
     /// done; then <paramref name="block"/> starts the next batch.</summary>
     /// <exception cref="InvalidOperationException">The batch's chain was damaged.</exception>
-    [MethodImpl(MethodImplOptions.NoInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void PushBatchAndStartAnother(ThreadCache* h, SlabMeta* s, void* block)
     {
         try
