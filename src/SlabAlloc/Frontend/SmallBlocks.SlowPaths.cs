@@ -195,8 +195,7 @@ internal static unsafe partial class SmallBlocks
             s = (SlabMeta*)h->RetainedFull[c];
             if (SlabMeta.HasRemoteFrees(s))
             {
-                if (h->ListsReadAhead[c] > 0) h->ListsReadAhead[c]--;
-                else h->ListsReadAhead[c] = (byte)(TouchRemoteListsFrom(s) - 1);
+                TouchRemoteListsFrom(s);
                 OwnedSlabList.Remove(ref h->RetainedFull[c], s);
                 h->RemoteFreesWaiting[c] = 1;
                 return s;
@@ -217,8 +216,7 @@ internal static unsafe partial class SmallBlocks
     /// (<see cref="RemoteListWalk"/>): the misses of the lists overlap, and the next misses find their lists in
     /// the cache. The caller holds its retained lists (<see cref="EnterRetained"/>), so no other thread takes
     /// these slabs meanwhile.</summary>
-    /// <returns>How many lists were read: 1 when <paramref name="s"/>'s alone (then not read ahead).</returns>
-    private static int TouchRemoteListsFrom(SlabMeta* s)
+    private static void TouchRemoteListsFrom(SlabMeta* s)
     {
         SlabMeta** slabs = stackalloc SlabMeta*[ListsReadAtAMiss];
         int count = 0;
@@ -230,7 +228,6 @@ internal static unsafe partial class SmallBlocks
             if (t == s) break;
         }
         if (count > 1) RemoteListWalk.Touch(slabs, count); // one list alone gains nothing from a walk ahead
-        return Math.Max(count, 1);
     }
 
     /// <summary>Refills the owner's empty free list: from its local list (no atomic; only the pool-stress

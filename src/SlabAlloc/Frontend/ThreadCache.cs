@@ -75,10 +75,6 @@ internal struct ThreadCache
     /// <summary>Per class: set by <c>ReserveThreadCache</c>, the thread keeps its slabs of the class even
     /// when they become empty, instead of handing them back to the pool.</summary>
     public ClassFlags KeepEmpty;
-    /// <summary>Per class: how many exhausted slabs, next in line, had their remote-free lists read ahead at the last
-    /// miss that read them (<c>SmallBlocks.TouchRemoteListsFrom</c>); the misses that take those skip the read. A
-    /// hint, owner only.</summary>
-    public ClassFlags ListsReadAhead;
     /// <summary>Sum of the sizes callers asked for (before rounding to a class).</summary>
     public long RequestedBytes;
     /// <summary>Frees of blocks whose slab another thread (or no thread) owned.</summary>
