@@ -195,7 +195,6 @@ internal static unsafe partial class SmallBlocks
             s = (SlabMeta*)h->RetainedFull[c];
             if (SlabMeta.HasRemoteFrees(s))
             {
-                TouchRemoteListsFrom(s);
                 OwnedSlabList.Remove(ref h->RetainedFull[c], s);
                 h->RemoteFreesWaiting[c] = 1;
                 return s;
@@ -205,29 +204,6 @@ internal static unsafe partial class SmallBlocks
         }
         h->RemoteFreesWaiting[c] = 1;
         return null;
-    }
-
-    /// <summary>How many remote-free lists a miss reads side by side: the one it is about to collect and the
-    /// next ones of the exhausted slabs it owns, which its next misses will collect.</summary>
-    private const int ListsReadAtAMiss = 4;
-
-    /// <summary>Reads the remote-free list of <paramref name="s"/>, an exhausted slab of the calling owner about to
-    /// be collected, side by side with those of the next exhausted slabs of its ring that have remote frees
-    /// (<see cref="RemoteListWalk"/>): the misses of the lists overlap, and the next misses find their lists in
-    /// the cache. The caller holds its retained lists (<see cref="EnterRetained"/>), so no other thread takes
-    /// these slabs meanwhile.</summary>
-    private static void TouchRemoteListsFrom(SlabMeta* s)
-    {
-        SlabMeta** slabs = stackalloc SlabMeta*[ListsReadAtAMiss];
-        int count = 0;
-        SlabMeta* t = s;
-        for (int looked = 0; looked < 2 * ListsReadAtAMiss && count < ListsReadAtAMiss; looked++)
-        {
-            if (SlabMeta.HasRemoteFrees(t)) slabs[count++] = t;
-            t = t->NextOwned;
-            if (t == s) break;
-        }
-        if (count > 1) RemoteListWalk.Touch(slabs, count); // one list alone gains nothing from a walk ahead
     }
 
     /// <summary>Refills the owner's empty free list: from its local list (no atomic; only the pool-stress

@@ -6,12 +6,12 @@ namespace SlabAlloc.Memory;
 /// lines are in the cache when the holder collects the lists one by one.</summary>
 /// <remarks>
 /// <para>Collecting a remote-free list is a chase of dependent loads over blocks that other threads wrote last:
-/// one cache miss after another, none of them overlapping. A holder about to collect several lists (a
-/// dead thread's cache handed back, or an owner's miss with more exhausted slabs waiting) walks them first
-/// in step, one link of each list per turn, so that the misses of different lists overlap; the collection that follows (<see cref="SlabMeta.CollectRemote"/>, which
+/// one cache miss after another, none of them overlapping. A holder about to collect many lists at once (a
+/// dead thread's cache handed back) walks them first in step, one link of each list per turn, so that the
+/// misses of different lists overlap; the collection that follows (<see cref="SlabMeta.CollectRemote"/>, which
 /// counts, checks and splices) then reads lines already in the cache.</para>
-/// <para><b>Why reading is safe.</b> The caller holds every slab (their owner, inside the handshake that keeps
-/// threads taking slabs back out of its lists, or the reclaimer of their dead owner), so no block on a remote-free list is handed out, and the slab's superslab stays mapped, until the
+/// <para><b>Why reading is safe.</b> The caller holds every slab (their owner, or the reclaimer of their dead
+/// owner), so no block on a remote-free list is handed out, and the slab's superslab stays mapped, until the
 /// caller collects it. Other threads only prepend to a list: a push writes the link of its own new tail and
 /// then swings the head, so the chain from a head once read never changes under the walk. A damaged link is
 /// never followed out of its superslab (<see cref="SlabMeta.TryNextOf"/>) and no walk goes past the slab's
