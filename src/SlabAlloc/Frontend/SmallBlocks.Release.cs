@@ -23,14 +23,17 @@ internal static unsafe partial class SmallBlocks
                 Thread.SpinWait(20);
                 Thread.Yield();
             }
+            BatchDamage damage;
+            void* damaged;
             try
             {
-                FlushRemoteBatch(h); // the owner has ended: no handshake with it
+                damage = TryPushRemoteBatch(h, out damaged); // the owner has ended: no handshake with it
             }
             finally
             {
                 ReleaseRemoteBatchClaim(h);
             }
+            if (damage != BatchDamage.None) ThrowBatchDamage(damage, damaged); // reported once the claim is released
         }
         InvalidOperationException? failure = FlushFreeCaches(h);
         ReleaseSlabs(h, onlyEmpty: false);

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
 using SlabAlloc.Memory;
 using SlabAlloc.Platform;
@@ -275,22 +276,31 @@ internal static unsafe partial class SmallBlocks
 
     /// <summary>The remote free of <paramref name="block"/> when it cannot join the batch, which the caller holds
     /// (<see cref="EnterRemoteBatch"/>) and this releases: the batch is pushed first, before this free is counted,
-    /// because the push checks the batch and may report corruption, which must not leave this (valid) free half
-    /// done; then <paramref name="block"/> starts the next batch.</summary>
-    /// <exception cref="InvalidOperationException">The batch's chain was damaged.</exception>
+    /// because the push checks the batch, and damage found there must not leave this (valid) free half done; then
+    /// <paramref name="block"/> starts the next batch. Damage is reported (to the logger too) only once the batch is
+    /// released, so that a logger that waits for another thread's <c>Trim</c> cannot wait for this batch.</summary>
+    /// <exception cref="InvalidOperationException">The batch's chain was damaged; this free was not done (in checked
+    /// mode its block is marked handed out again, so that its one later free is not taken for a double free).</exception>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void PushBatchAndStartAnother(ThreadCache* h, SlabMeta* s, void* block)
     {
+        BatchDamage damage;
+        void* damaged;
         try
         {
-            FlushRemoteBatchBefore(h, block);
-            CountRemoteFree(h, s);
-            StartRemoteBatch(h, s, block);
+            damage = TryPushRemoteBatch(h, out damaged);
+            if (damage == BatchDamage.None)
+            {
+                CountRemoteFree(h, s);
+                StartRemoteBatch(h, s, block);
+            }
+            else if (SlabOptions.Checked) SuperslabHeader.MarkAllocated(block);
         }
         finally
         {
             ExitRemoteBatch(h);
         }
+        if (damage != BatchDamage.None) ThrowBatchDamage(damage, damaged);
     }
 
     /// <summary>The owner's side of the batch handshake: marks the batch busy, then checks that no other thread
@@ -319,14 +329,17 @@ internal static unsafe partial class SmallBlocks
     {
         if (SlabOptions.RemoteBatch == 0 || h->RemoteBatchSlab == 0) return;
         if (!EnterRemoteBatch(h)) return;
+        BatchDamage damage;
+        void* damaged;
         try
         {
-            FlushRemoteBatch(h);
+            damage = TryPushRemoteBatch(h, out damaged);
         }
         finally
         {
             ExitRemoteBatch(h);
         }
+        if (damage != BatchDamage.None) ThrowBatchDamage(damage, damaged);
     }
 
     /// <summary>Claims another thread's batch (compare-exchange from 0 to this thread's id); false when a third
@@ -362,7 +375,7 @@ internal static unsafe partial class SmallBlocks
 
     /// <summary>Holds a remote free back in the thread's batch (see <see cref="ThreadCache.RemoteBatchSlab"/>),
     /// on top of the batch's blocks of the same slab; the batch reaches the slab with one CAS
-    /// (<see cref="FlushRemoteBatch"/>).</summary>
+    /// (<see cref="TryPushRemoteBatch"/>).</summary>
     /// <remarks>Safe to hold: a held block counts as out for its slab, so the slab cannot be emptied,
     /// released or formatted again before the batch reaches it; its owner may change meanwhile, which the
     /// push handles as any remote free does.</remarks>
@@ -384,46 +397,69 @@ internal static unsafe partial class SmallBlocks
         h->RemoteBatchSlab = (nint)s;
     }
 
+    /// <summary>What <see cref="TryPushRemoteBatch"/> found wrong with a batch's chain.</summary>
+    public enum BatchDamage
+    {
+        /// <summary>The chain was sound and is pushed (or there was no batch).</summary>
+        None,
+        /// <summary>A link leads out of its block's superslab: overwritten.</summary>
+        LinkOverwritten,
+        /// <summary>The chain is not the one recorded: a block freed twice while held.</summary>
+        FreedTwice,
+    }
+
     /// <summary>Pushes the blocks held in <paramref name="h"/>'s remote batch to their slab, after checking
     /// that the chain is what the batch recorded. Called by the thread that owns <paramref name="h"/> inside
-    /// <see cref="EnterRemoteBatch"/>, or by one that claimed the batch (<see cref="TryClaimRemoteBatch"/>).</summary>
+    /// <see cref="EnterRemoteBatch"/>, or by one that claimed the batch (<see cref="TryClaimRemoteBatch"/>).
+    /// Throws nothing: damage is returned, for the caller to report (<see cref="ThrowBatchDamage"/>) once it
+    /// has let go of the batch.</summary>
     /// <remarks>A block freed twice while in the batch re-links the chain: from the head, <c>count</c>
     /// links no longer lead to the recorded oldest block with a null link. Pushing it as it is would cut
     /// blocks off the chain (its oldest block's link is overwritten by the push), so the batch is dropped
-    /// instead, its blocks left counted as out in their slab, and the corruption reported.</remarks>
-    /// <exception cref="InvalidOperationException">The batch's chain was corrupted by a double free.</exception>
-    public static void FlushRemoteBatch(ThreadCache* h)
+    /// instead, its blocks left counted as out in their slab. The walk never follows a link out of the block's
+    /// superslab, in either mode.</remarks>
+    /// <param name="h">The cache whose batch is pushed.</param>
+    /// <param name="damaged">The block whose link was overwritten, for <see cref="BatchDamage.LinkOverwritten"/>.</param>
+    public static BatchDamage TryPushRemoteBatch(ThreadCache* h, out void* damaged)
     {
-        if (SlabOptions.RemoteBatch == 0) return; // off: folded away, every caller included
+        damaged = null;
+        if (SlabOptions.RemoteBatch == 0) return BatchDamage.None; // off: folded away, every caller included
         var s = (SlabMeta*)h->RemoteBatchSlab;
-        if (s == null) return;
+        if (s == null) return BatchDamage.None;
         h->RemoteBatchSlab = 0;
         int count = h->RemoteBatchCount;
         h->RemoteBatchCount = 0;
         var head = (void*)h->RemoteBatchHead;
         var tail = (void*)h->RemoteBatchTail;
         void* p = head;
-        for (int i = 1; i < count && p != null; i++) p = SlabMeta.NextOf(s, p);
-        if (p != tail || SlabMeta.NextOf(s, tail) != null)
-            ThrowHelper.ThrowCorruption("a block was freed twice while held in a thread's remote-free batch (double free); the batch is left out of use");
+        for (int i = 1; i < count && p != null; i++)
+        {
+            if (!SlabMeta.TryNextOf(s, p, out void* next))
+            {
+                damaged = p;
+                return BatchDamage.LinkOverwritten;
+            }
+            p = next;
+        }
+        if (p != tail) return BatchDamage.FreedTwice;
+        if (!SlabMeta.TryNextOf(s, tail, out void* afterTail))
+        {
+            damaged = tail;
+            return BatchDamage.LinkOverwritten;
+        }
+        if (afterTail != null) return BatchDamage.FreedTwice;
         Push(s, head, tail);
+        return BatchDamage.None;
     }
 
-    /// <summary>Pushes the batch before the free of <paramref name="block"/>, which cannot join it. When the push
-    /// reports corruption, that free has not been done: in checked mode its block is marked handed out again,
-    /// so that its one later free is not taken for a double free.</summary>
-    /// <exception cref="InvalidOperationException">The batch's chain was damaged.</exception>
-    private static void FlushRemoteBatchBefore(ThreadCache* h, void* block)
+    /// <summary>Reports what <see cref="TryPushRemoteBatch"/> found (logged, then thrown).</summary>
+    /// <exception cref="InvalidOperationException">Always.</exception>
+    [DoesNotReturn]
+    public static void ThrowBatchDamage(BatchDamage damage, void* damaged)
     {
-        try
-        {
-            FlushRemoteBatch(h);
-        }
-        catch (InvalidOperationException)
-        {
-            if (SlabOptions.Checked) SuperslabHeader.MarkAllocated(block);
-            throw;
-        }
+        Invariant.Holds(damage != BatchDamage.None, "only damage is reported");
+        if (damage == BatchDamage.LinkOverwritten) ThrowHelper.ThrowLinkOverwritten(damaged);
+        ThrowHelper.ThrowCorruption("a block was freed twice while held in a thread's remote-free batch (double free); the batch is left out of use");
     }
 
     /// <summary>Pushes a chain of remote frees and does what the push found to be needed.</summary>

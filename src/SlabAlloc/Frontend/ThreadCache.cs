@@ -92,7 +92,7 @@ internal struct ThreadCache
     /// the oldest at <see cref="RemoteBatchTail"/>. Pushed to the slab with one CAS when a free goes to
     /// another slab, when there are <c>SLABALLOC_REMOTE_BATCH</c> of them, at the thread's next cache miss,
     /// at any thread's call to <c>Trim</c>, and when the cache is reclaimed after its thread ended
-    /// (<c>SmallBlocks.FlushRemoteBatch</c>). Counted as freed already; still out for their slab.</summary>
+    /// (<c>SmallBlocks.TryPushRemoteBatch</c>). Counted as freed already; still out for their slab.</summary>
     public nint RemoteBatchSlab;
     /// <inheritdoc cref="RemoteBatchSlab"/>
     public nint RemoteBatchHead;

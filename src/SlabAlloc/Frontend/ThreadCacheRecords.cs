@@ -135,19 +135,26 @@ internal static unsafe class ThreadCacheRecords
         {
             ThreadCache* h = r.Heap;
             if (Volatile.Read(ref h->RemoteBatchClaimedBy) != self) continue;
+            SmallBlocks.BatchDamage damage;
+            void* damaged;
             try
             {
                 SmallBlocks.AwaitOwnerOutOfRemoteBatch(h);
-                SmallBlocks.FlushRemoteBatch(h);
-            }
-            catch (Exception e)
-            {
-                if (!ThrowHelper.WasReported(e)) SlabLog.ErrorDetected(e);
-                first ??= e;
+                damage = SmallBlocks.TryPushRemoteBatch(h, out damaged);
             }
             finally
             {
                 SmallBlocks.ReleaseRemoteBatchClaim(h);
+            }
+            if (damage == SmallBlocks.BatchDamage.None) continue;
+            // Reported (to the logger too) only once the claim is released.
+            try
+            {
+                SmallBlocks.ThrowBatchDamage(damage, damaged);
+            }
+            catch (InvalidOperationException e)
+            {
+                first ??= e;
             }
         }
         return first;

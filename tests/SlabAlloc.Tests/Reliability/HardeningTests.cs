@@ -100,14 +100,16 @@ public sealed class HardeningTests
     }
 
     [Theory]
-    [InlineData("0")]
-    [InlineData("1")]
-    public void DamageInARemoteFreeBatch_FoundByTheFreeThatPushesIt_IsReportedAndLeavesThatFreeUndone(string isChecked)
+    [InlineData("0", "1")]
+    [InlineData("1", "1")]
+    [InlineData("0", "0")]
+    public void DamageInARemoteFreeBatch_FoundByTheFreeThatPushesIt_IsReportedAndLeavesThatFreeUndone(string isChecked, string hardened)
     {
         // A write after free over a block held in the thread's remote-free batch, met by the push that a free
         // into another slab makes first: reported, and that free left undone (in checked mode too: its block
-        // still marked handed out), so its one later free succeeds and the counts come back exact.
-        var result = ProbeProcess.Run(new Dictionary<string, string> { ["SLABALLOC_CHECKED"] = isChecked }, "batch-damage");
+        // still marked handed out), so its one later free succeeds and the counts come back exact. With hardening
+        // off the overwritten link is stored as it is, and the push must still not follow it out of the heap.
+        var result = ProbeProcess.Run(new Dictionary<string, string> { ["SLABALLOC_CHECKED"] = isChecked, ["SLABALLOC_HARDENED"] = hardened }, "batch-damage");
         Assert.True(result.ExitCode == 0, result.ToString());
         Assert.Contains("heap corruption", Assert.Single(result.Lines("FREE_REPORTS: ")));
         Assert.Single(result.Lines("FREE_AGAIN_SUCCEEDS"));
