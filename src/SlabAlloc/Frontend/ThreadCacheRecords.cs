@@ -131,26 +131,48 @@ internal static unsafe class ThreadCacheRecords
         if (!claimedAny) return null;
         Interlocked.MemoryBarrierProcessWide();
         Exception? first = null;
+        // Damage found in a batch is reported only once every claim of this pass is released: a logger that waits
+        // for another thread (one that reclaims a dead owner waits for its batch's claim) must find none held.
+        const int DamageReportsKept = 16;
+        nint* damagedBlocks = stackalloc nint[DamageReportsKept];
+        SmallBlocks.BatchDamage* damages = stackalloc SmallBlocks.BatchDamage[DamageReportsKept];
+        int damagedBatches = 0;
         for (ThreadCacheRecord? r = Head; r != null; r = r.Next)
         {
             ThreadCache* h = r.Heap;
             if (Volatile.Read(ref h->RemoteBatchClaimedBy) != self) continue;
-            SmallBlocks.BatchDamage damage;
-            void* damaged;
             try
             {
                 SmallBlocks.AwaitOwnerOutOfRemoteBatch(h);
-                damage = SmallBlocks.TryPushRemoteBatch(h, out damaged);
+                SmallBlocks.BatchDamage damage = SmallBlocks.TryPushRemoteBatch(h, out void* damaged);
+                if (damage != SmallBlocks.BatchDamage.None)
+                {
+                    if (damagedBatches < DamageReportsKept)
+                    {
+                        damages[damagedBatches] = damage;
+                        damagedBlocks[damagedBatches] = (nint)damaged;
+                    }
+                    damagedBatches++;
+                }
+            }
+            catch (Exception e)
+            {
+                // Nothing in the push throws today; an exception must still not strand the claims after this one.
+                first ??= e;
             }
             finally
             {
                 SmallBlocks.ReleaseRemoteBatchClaim(h);
             }
-            if (damage == SmallBlocks.BatchDamage.None) continue;
-            // Reported (to the logger too) only once the claim is released.
+        }
+        if (first != null && !ThrowHelper.WasReported(first)) SlabLog.ErrorDetected(first);
+        // Each damaged batch reported (logged once) now; past the first DamageReportsKept of one pass, the others are
+        // dropped as well but not reported one by one.
+        for (int i = 0; i < Math.Min(damagedBatches, DamageReportsKept); i++)
+        {
             try
             {
-                SmallBlocks.ThrowBatchDamage(damage, damaged);
+                SmallBlocks.ThrowBatchDamage(damages[i], (void*)damagedBlocks[i]);
             }
             catch (InvalidOperationException e)
             {

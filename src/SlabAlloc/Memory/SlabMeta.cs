@@ -149,14 +149,15 @@ internal unsafe struct SlabMeta
     }
 
     /// <summary>As <see cref="NextOf"/>, for a reader that must not throw and must not be led outside the slab's
-    /// memory: false when the decoded link leaves the block's superslab, in either mode (a valid link never does,
-    /// and the superslab stays mapped while its slab has a block out).</summary>
+    /// memory: false when the decoded link leaves the block's superslab, in either mode, or is not 8-byte aligned
+    /// (so that the next word read lies whole inside the superslab). A valid link never is either, and the
+    /// superslab stays mapped while its slab has a block out.</summary>
     public static bool TryNextOf(SlabMeta* s, void* block, out void* next)
     {
         nuint stored = *(nuint*)block;
         nuint decoded = SlabOptions.Hardened ? stored ^ s->Key : stored;
         next = (void*)decoded;
-        return decoded == 0 || ((decoded ^ (nuint)block) >> Geometry.SuperslabShift) == 0;
+        return decoded == 0 || (((decoded ^ (nuint)block) >> Geometry.SuperslabShift) == 0 && (decoded & 7) == 0);
     }
 
     /// <summary>Stores the link to <paramref name="next"/> in free block <paramref name="block"/>.</summary>

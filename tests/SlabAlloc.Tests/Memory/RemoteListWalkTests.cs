@@ -105,6 +105,26 @@ public sealed unsafe class RemoteListWalkTests
         Assert.Equal(before, Snapshot(slabs, 4, chains));
     }
 
+    [Fact]
+    public void TheCheckedLink_IsRejectedOutOfTheSuperslabOrMisaligned_AndAcceptedOtherwise()
+    {
+        using var region = new Region();
+        SlabMeta* s = region.Slab(0, 100);
+        var block = region.Block();
+        void Link(void* target) => SlabMeta.SetNext(s, block, target);
+        void* next;
+        Link(region.Base + RegionBytes - 4); // inside the superslab, but an 8-byte read there would leave it
+        Assert.False(SlabMeta.TryNextOf(s, block, out next));
+        Link(region.Base + RegionBytes + 64);
+        Assert.False(SlabMeta.TryNextOf(s, block, out next));
+        Link(region.Base + RegionBytes - 64);
+        Assert.True(SlabMeta.TryNextOf(s, block, out next));
+        Assert.True(next == region.Base + RegionBytes - 64);
+        Link(null);
+        Assert.True(SlabMeta.TryNextOf(s, block, out next));
+        Assert.True(next == null);
+    }
+
     /// <summary>A thread allocates stamped blocks over more slabs than are read side by side and waits; this thread
     /// frees all but one block of each slab, so every slab carries a long remote-free list, and then the owner ends.
     /// When its cache is handed back every slab is let go with its one live block, whose stamp survives; once those
