@@ -402,7 +402,7 @@ internal static unsafe partial class SmallBlocks
     {
         /// <summary>The chain was sound and is pushed (or there was no batch).</summary>
         None,
-        /// <summary>A link leads out of its block's superslab: overwritten.</summary>
+        /// <summary>A link leads out of its block's superslab, or is misaligned: overwritten.</summary>
         LinkOverwritten,
         /// <summary>The chain is not the one recorded: a block freed twice while held.</summary>
         FreedTwice,
