@@ -76,13 +76,15 @@ internal unsafe struct SlabMeta
     /// a pointer that <see cref="NextOf"/> rejects.</summary>
     [FieldOffset(56)] public nuint Key;
 
-    // Second cache line: the only field other threads write, kept away from the owner's fields.
+    // Second cache line: ThreadFree, the only field other threads write without holding the slab's cache, kept away
+    // from the owner's fields; then fields written only by the owner or a thread holding its cache.
     [FieldOffset(64)] public nint ThreadFree;
-    /// <summary>Links of the owner's circular list the slab is on (owner only).</summary>
     /// <summary>Written by a thread taking slabs back from their live owner (<c>SmallBlocks.TakeBack</c>): the
     /// <see cref="ThreadFree"/> word and <see cref="Used"/> it saw when it last found a block of the slab live, so
     /// that it does not walk the same remote-free list again before either changes. A hint, reset by <see cref="Format"/>.</summary>
     [FieldOffset(72)] public nint LookedAtThreadFree;
+    /// <summary>Links of the owner's circular list the slab is on (the owner's, and a thread holding its cache:
+    /// see <c>OwnedSlabList</c>).</summary>
     [FieldOffset(80)] public SlabMeta* NextOwned;
     /// <inheritdoc cref="NextOwned"/>
     [FieldOffset(88)] public SlabMeta* PrevOwned;
