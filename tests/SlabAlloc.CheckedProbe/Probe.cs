@@ -101,11 +101,15 @@ internal static unsafe class Probe
     {
         private readonly Func<LogLevel, bool> _enabled;
         private readonly Func<EventId, string, string> _line;
+        private readonly Action? _afterEach;
 
-        private LogPrinter(Func<LogLevel, bool> enabled, Func<EventId, string, string> line) => (_enabled, _line) = (enabled, line);
+        private LogPrinter(Func<LogLevel, bool> enabled, Func<EventId, string, string> line, Action? afterEach = null) =>
+            (_enabled, _line, _afterEach) = (enabled, line, afterEach);
 
-        /// <summary>Every error, as <c>LOGGED_ERROR: &lt;message&gt;</c>.</summary>
-        public static LogPrinter Errors() => new(level => level >= LogLevel.Error, (_, message) => $"LOGGED_ERROR: {message}");
+        /// <summary>Every error, as <c>LOGGED_ERROR: &lt;message&gt;</c>, each followed by
+        /// <paramref name="afterEach"/> on the thread that logged it (a logger that calls back into SlabAlloc).</summary>
+        public static LogPrinter Errors(Action? afterEach = null) =>
+            new(level => level >= LogLevel.Error, (_, message) => $"LOGGED_ERROR: {message}", afterEach);
 
         /// <summary>Every warning, as <c>LOGGED_WARNING: &lt;event&gt;: &lt;message&gt;</c>.</summary>
         public static LogPrinter Warnings() => new(level => level == LogLevel.Warning, (e, message) => $"LOGGED_WARNING: {e.Name}: {message}");
@@ -117,7 +121,9 @@ internal static unsafe class Probe
         public bool IsEnabled(LogLevel logLevel) => _enabled(logLevel);
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
         {
-            if (IsEnabled(logLevel)) Console.WriteLine(_line(eventId, formatter(state, exception)));
+            if (!IsEnabled(logLevel)) return;
+            Console.WriteLine(_line(eventId, formatter(state, exception)));
+            _afterEach?.Invoke();
         }
     }
 }

@@ -42,7 +42,7 @@ internal static class Program
         new("resident-idle", "<seconds>", ResidentIdle.Run),
         new("upkeep-backoff", "<decay-ms>", UpkeepBackoff.Run),
         new("upkeep-sweep", "", UpkeepSweep.Run),
-        new("reclaim-corruption", "<trim|attach>", ReclaimCorruption.Run),
+        new("reclaim-corruption", "<trim|attach|upkeep> [waiting-logger]", ReclaimCorruption.Run),
         new("pool-corruption", "", PoolCorruption.Run),
         new("invariant", "", InvariantViolation.Run),
         new("dropped-owners", "<count>", DroppedOwners.Run),

@@ -184,6 +184,9 @@ public static unsafe class SlabMemory
     public static void Trim()
     {
         Exception? failure;
+        // Failures found while the upkeep is held off are logged once it is not (a logger may wait for another
+        // thread's Trim).
+        using var reports = ErrorReports.Defer();
         // Not at the same moment as a pass of the periodic upkeep, whose sweep would hold partial slabs
         // out of this trim's view (and report a corruption it found only to the log).
         using (UpkeepPass.Exclusive())

@@ -165,7 +165,7 @@ internal static unsafe class ThreadCacheRecords
                 SmallBlocks.ReleaseRemoteBatchClaim(h);
             }
         }
-        if (first != null && !ThrowHelper.WasReported(first)) SlabLog.ErrorDetected(first);
+        if (first != null) ErrorReports.Report(first);
         // Each damaged batch reported (logged once) now; past the first DamageReportsKept of one pass, the others are
         // dropped as well but not reported one by one.
         for (int i = 0; i < Math.Min(damagedBatches, DamageReportsKept); i++)
@@ -263,35 +263,40 @@ internal static unsafe class ThreadCacheRecords
         // Loses to another scan that found the same dead thread: one of them hands the heap back. The
         // generation in the word makes a scan that read an earlier thread's record lose too (no ABA).
         if (Interlocked.CompareExchange(ref r.StateWord, generation << 2 | StateReclaiming, live) != live) return;
-        Volatile.Write(ref r.ReclaimedBy, Environment.CurrentManagedThreadId);
-        // A take of the heap's slabs that began before the exchange ends first (a taker that looks after it
-        // finds the record no longer Live and leaves).
-        while (Volatile.Read(ref r.TakenBy) != 0)
+        // Failures found while the record is Reclaiming are logged once it is not: Trim waits for every reclaim
+        // in flight, and a logger may wait for another thread's Trim.
+        using (ErrorReports.Defer())
         {
-            Thread.SpinWait(20);
-            Thread.Yield();
-        }
-        StackCacheMap.Unregister(r.Heap);
-        try
-        {
-            SmallBlocks.ReleaseAllSlabs(r.Heap);
-        }
-        catch (Exception e)
-        {
-            // Corruption found in the dead thread's slabs (logged where it was thrown), or no memory: the
-            // heap is left as it is, never taken again, and no longer waited for by Trim.
-            if (!ThrowHelper.WasReported(e)) SlabLog.ErrorDetected(e);
+            Volatile.Write(ref r.ReclaimedBy, Environment.CurrentManagedThreadId);
+            // A take of the heap's slabs that began before the exchange ends first (a taker that looks after it
+            // finds the record no longer Live and leaves).
+            while (Volatile.Read(ref r.TakenBy) != 0)
+            {
+                Thread.SpinWait(20);
+                Thread.Yield();
+            }
+            StackCacheMap.Unregister(r.Heap);
+            try
+            {
+                SmallBlocks.ReleaseAllSlabs(r.Heap);
+            }
+            catch (Exception e)
+            {
+                // Corruption found in the dead thread's slabs, or no memory: the heap is left as it is, never taken
+                // again, and no longer waited for by Trim.
+                ErrorReports.Report(e);
+                Volatile.Write(ref r.ReclaimedBy, 0);
+                Volatile.Write(ref r.StateWord, generation << 2 | StateAbandoned);
+                throw;
+            }
+            int threadId = r.Thread?.ManagedThreadId ?? -1;
+            r.Thread = null;
+            Interlocked.Increment(ref s_reclaimed);
             Volatile.Write(ref r.ReclaimedBy, 0);
-            Volatile.Write(ref r.StateWord, generation << 2 | StateAbandoned);
-            throw;
+            Volatile.Write(ref r.StateWord, generation << 2 | StateFree);
+            // Logged once the record is free: a logger that calls back into SlabAlloc (Trim) finds nothing in flight.
+            SlabLog.ThreadCacheFlushed((nuint)r.Heap, generation, threadId);
         }
-        int threadId = r.Thread?.ManagedThreadId ?? -1;
-        r.Thread = null;
-        Interlocked.Increment(ref s_reclaimed);
-        Volatile.Write(ref r.ReclaimedBy, 0);
-        Volatile.Write(ref r.StateWord, generation << 2 | StateFree);
-        // Logged once the record is free: a logger that calls back into SlabAlloc (Trim) finds nothing in flight.
-        SlabLog.ThreadCacheFlushed((nuint)r.Heap, generation, threadId);
     }
 
     /// <summary>True while a thread is attached to the record.</summary>

@@ -74,6 +74,8 @@ internal static class UpkeepPass
     /// <param name="onPoolTraffic">Called on the first pool acquisition or release after this pass began (<see cref="PoolTrafficWatch"/>).</param>
     internal static bool Run(Action onPoolTraffic)
     {
+        // Failures found while the pass holds Trim off are logged once it does not (a logger may wait for a Trim).
+        using var reports = ErrorReports.Defer();
         using (Uninterruptible.EnterScope(s_tickGate))
         {
             if (Volatile.Read(ref s_suspended) > 0 || Volatile.Read(ref AdjustableSettings.DecayMs) == 0) return false;
@@ -90,7 +92,7 @@ internal static class UpkeepPass
             }
             catch (Exception e)
             {
-                if (!ThrowHelper.WasReported(e)) SlabLog.ErrorDetected(e);
+                ErrorReports.Report(e);
                 return false;
             }
             return !traffic && ChangeMark() == before;

@@ -98,7 +98,7 @@ internal static unsafe class WarmUp
         }
         catch (Exception e)
         {
-            if (!ThrowHelper.WasReported(e)) SlabLog.ErrorDetected(e);
+            ErrorReports.Report(e);
             try
             {
                 while (count > 0) SlabMemory.Free((void*)blocks[--count]); // null (already freed) does nothing
@@ -107,7 +107,7 @@ internal static unsafe class WarmUp
             }
             catch (Exception again)
             {
-                if (!ThrowHelper.WasReported(again)) SlabLog.ErrorDetected(again);
+                ErrorReports.Report(again);
             }
         }
     }

@@ -5,7 +5,8 @@ namespace SlabAlloc.Support;
 
 /// <summary>
 /// Every exception SlabAlloc throws is built here, out of line, so that fast paths stay small.
-/// Each failure is logged at Error level (when a logger is configured, in every build) just before it is thrown.
+/// Each failure is logged at Error level (when a logger is configured, in every build) just before it is thrown,
+/// or, inside an <see cref="ErrorReports"/> scope, once the scope's holder has let go of what it holds.
 /// </summary>
 /// <remarks>Each <c>ThrowX</c> is a one-line <c>throw</c> of an exception built by a non-inlined
 /// method. The JIT sees that the small <c>ThrowX</c> never returns, so a call to it is a cold exit:
@@ -55,15 +56,5 @@ internal static unsafe class ThrowHelper
     private static Exception BadAlignment(nuint alignment) =>
         new ArgumentException($"Alignment {alignment} is not a power of two greater than zero.", "alignment");
 
-    private static T Report<T>(T exception) where T : Exception
-    {
-        SlabLog.ErrorDetected(exception);
-        exception.Data[ReportedKey] = true;
-        return exception;
-    }
-
-    private const string ReportedKey = "SlabAlloc.Reported";
-
-    /// <summary>True if <paramref name="exception"/> was logged where it was thrown (by this class).</summary>
-    public static bool WasReported(Exception exception) => exception.Data.Contains(ReportedKey);
+    private static T Report<T>(T exception) where T : Exception => ErrorReports.Report(exception);
 }

@@ -50,20 +50,42 @@ public sealed class HardeningTests
     [Theory]
     [InlineData("trim")]
     [InlineData("attach")]
+    [InlineData("upkeep")]
     public void CorruptionFoundWhileReclaimingADeadThreadsHeapIsLoggedAndLeavesTheAllocatorWorking(string foundBy)
     {
         // A remote double free makes a dead thread's slab list a cycle; handing the heap back finds it.
         // Only in checked mode is the second free itself rejected, before any corruption.
         // Remote frees pushed one at a time: batched, the second free of the block in a row is rejected
         // at once (RemoteFreeBatchTests), and the list never becomes the cycle this test is about.
-        var result = ProbeProcess.Run(new Dictionary<string, string> { ["SLABALLOC_REMOTE_BATCH"] = "0" }, "reclaim-corruption", foundBy);
+        var settings = new Dictionary<string, string> { ["SLABALLOC_REMOTE_BATCH"] = "0" };
+        if (foundBy == "upkeep") settings["SLABALLOC_DECAY_MS"] = "20";
+        var result = ProbeProcess.Run(settings, "reclaim-corruption", foundBy);
         Assert.True(result.ExitCode == 0, result.ToString());
         Assert.Single(result.Lines("TRIM_RETURNS"));
         if (foundBy == "attach") Assert.Single(result.Lines("NEW_THREAD_ALLOCATES"));
+        if (foundBy == "upkeep") Assert.Single(result.Lines("UPKEEP_REPORTED"));
         Assert.Single(result.Lines("PROBE_OK"));
-        // Reported by Trim, or met first by the dead thread's finalizer; logged either way.
+        // Reported by Trim, or met first by a pass of the upkeep; logged either way.
         foreach (string line in result.Lines("RECLAIM_CORRUPTION_REPORTED: ")) Assert.Contains("heap corruption", line);
         Assert.Contains(result.Lines("LOGGED_ERROR: "), line => line.Contains("heap corruption") && line.Contains("cycle"));
+    }
+
+    [Theory]
+    [InlineData("trim")]
+    [InlineData("attach")]
+    [InlineData("upkeep")]
+    public void ALoggerThatWaitsForAnotherThreadsTrim_IsCalledOnceNothingIsHeld(string foundBy)
+    {
+        // The same corruption, met by Trim (which holds the upkeep off), by a new thread's reclaim (whose record
+        // Trim waits for) or by a pass of the upkeep (which holds Trim off). The logger, at the error, runs Trim
+        // on a thread of its own and waits for it: the error must reach it once the finder has let go.
+        var result = ProbeProcess.Run(new Dictionary<string, string> { ["SLABALLOC_REMOTE_BATCH"] = "0", ["SLABALLOC_DECAY_MS"] = "20" },
+            "reclaim-corruption", foundBy, "waiting-logger");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Single(result.Lines("LOGGER_TRIM_RETURNED"));
+        Assert.Contains(result.Lines("LOGGED_ERROR: "), line => line.Contains("heap corruption") && line.Contains("cycle"));
+        Assert.Single(result.Lines("TRIM_RETURNS"));
+        Assert.Single(result.Lines("PROBE_OK"));
     }
 
     [Fact]

@@ -1,0 +1,140 @@
+using Microsoft.Extensions.Logging;
+using SlabAlloc.Support;
+
+namespace SlabAlloc.Tests.Support;
+
+/// <summary>
+/// <see cref="ErrorReports"/>: each failure is logged exactly once, at once outside a scope and, inside one, when
+/// the thread's outermost scope ends, in the order found. The whole-allocator case (a logger that waits for another
+/// thread's <c>Trim</c> while a reclaim, a <c>Trim</c> or a pass of the upkeep found the failure) is
+/// <c>HardeningTests.ALoggerThatWaitsForAnotherThreadsTrim_IsCalledOnceNothingIsHeld</c>.
+/// </summary>
+[Collection("SlabAlloc global state")]
+public sealed class ErrorReportsTests
+{
+    [Fact]
+    public void InsideNestedScopes_FailuresAreLoggedWhenTheOutermostEnds_OnceEach_InOrder()
+    {
+        var factory = new RecordingLoggerFactory();
+        var first = new InvalidOperationException("first");
+        var second = new InvalidOperationException("second");
+        try
+        {
+            SlabAllocLogging.Configure(factory);
+            using (ErrorReports.Defer())
+            {
+                Assert.Same(first, ErrorReports.Report(first));
+                using (ErrorReports.Defer())
+                {
+                    ErrorReports.Report(second);
+                    ErrorReports.Report(first); // reported before: not kept again
+                }
+                Assert.Empty(Mine(factory, first, second)); // the inner scope's end logs nothing
+                Assert.Equal(2, ErrorReports.KeptCount);
+            }
+            Assert.Equal([first, second], Mine(factory, first, second));
+            Assert.Equal(0, ErrorReports.KeptCount);
+
+            ErrorReports.Report(second); // logged already: never again
+            Assert.Equal([first, second], Mine(factory, first, second));
+        }
+        finally
+        {
+            SlabAllocLogging.Configure(null);
+        }
+    }
+
+    [Fact]
+    public void OutsideAScope_AFailureIsLoggedAtOnce_AndOnAnotherThreadAScopeOfThisOneDefersNothing()
+    {
+        var factory = new RecordingLoggerFactory();
+        var here = new InvalidOperationException("here");
+        var there = new InvalidOperationException("there");
+        try
+        {
+            SlabAllocLogging.Configure(factory);
+            ErrorReports.Report(here);
+            Assert.Equal([here], Mine(factory, here, there));
+            using (ErrorReports.Defer())
+            {
+                var other = new Thread(() => ErrorReports.Report(there));
+                other.Start();
+                other.Join();
+                Assert.Equal([here, there], Mine(factory, here, there));
+            }
+        }
+        finally
+        {
+            SlabAllocLogging.Configure(null);
+        }
+    }
+
+    [Fact]
+    public void AScopeKeepsTheFirstFailuresUpToItsBound_AndTheNextScopeStartsFromNothing()
+    {
+        var factory = new RecordingLoggerFactory();
+        var failures = Enumerable.Range(0, ErrorReports.KeptPerScope + 3).Select(i => new InvalidOperationException($"failure {i}")).ToArray();
+        var later = new InvalidOperationException("later");
+        try
+        {
+            SlabAllocLogging.Configure(factory);
+            using (ErrorReports.Defer())
+            {
+                foreach (var f in failures) ErrorReports.Report(f);
+            }
+            Assert.Equal(failures.Take(ErrorReports.KeptPerScope), Mine(factory, failures));
+            using (ErrorReports.Defer()) ErrorReports.Report(later);
+            Assert.Equal([later], Mine(factory, later));
+        }
+        finally
+        {
+            SlabAllocLogging.Configure(null);
+        }
+    }
+
+    [Fact]
+    public void ALoggerThatReportsWhileTheScopeIsLogged_HasItsOwnFailureLoggedAtOnce()
+    {
+        var kept = new InvalidOperationException("kept");
+        var fromLogger = new InvalidOperationException("from the logger");
+        var factory = new RecordingLoggerFactory();
+        var callingBack = new CallingBackFactory(factory, kept, () => ErrorReports.Report(fromLogger));
+        try
+        {
+            SlabAllocLogging.Configure(callingBack);
+            using (ErrorReports.Defer()) ErrorReports.Report(kept);
+            Assert.Equal([kept, fromLogger], Mine(factory, kept, fromLogger));
+            Assert.Equal(0, ErrorReports.KeptCount);
+        }
+        finally
+        {
+            SlabAllocLogging.Configure(null);
+        }
+    }
+
+    /// <summary>The errors logged whose exception is one of <paramref name="ours"/>, in order (the upkeep may log
+    /// on its own thread meanwhile).</summary>
+    private static Exception[] Mine(RecordingLoggerFactory factory, params Exception[] ours) =>
+        factory.Entries.Where(e => e.Level == LogLevel.Error && ours.Contains(e.Exception)).Select(e => e.Exception!).ToArray();
+
+    /// <summary>Records through <paramref name="inner"/>, and calls <paramref name="onLogged"/> after logging
+    /// <paramref name="trigger"/>.</summary>
+    private sealed class CallingBackFactory(RecordingLoggerFactory inner, Exception trigger, Action onLogged) : ILoggerFactory
+    {
+        public ILogger CreateLogger(string categoryName) => new Logger(inner.CreateLogger(categoryName), trigger, onLogged);
+        public void AddProvider(ILoggerProvider provider) => throw new NotSupportedException();
+        public void Dispose() { }
+
+        private sealed class Logger(ILogger inner, Exception trigger, Action onLogged) : ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+            public bool IsEnabled(LogLevel logLevel) => true;
+
+            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+            {
+                inner.Log(logLevel, eventId, state, exception, formatter);
+                if (exception == trigger) onLogged();
+            }
+        }
+    }
+}
