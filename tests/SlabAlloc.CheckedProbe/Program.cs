@@ -43,7 +43,7 @@ internal static class Program
         new("upkeep-backoff", "<decay-ms>", UpkeepBackoff.Run),
         new("upkeep-sweep", "", UpkeepSweep.Run),
         new("reclaim-corruption", "<trim|attach|upkeep> [waiting-logger]", ReclaimCorruption.Run),
-        new("pool-corruption", "", PoolCorruption.Run),
+        new("pool-corruption", "[acquire]", PoolCorruption.Run),
         new("invariant", "", InvariantViolation.Run),
         new("dropped-owners", "<count>", DroppedOwners.Run),
         new("batch-double-free", "", BatchDoubleFree.Run),

@@ -185,38 +185,40 @@ public static unsafe class SlabMemory
     {
         Exception? failure;
         // Failures found while the upkeep is held off are logged once it is not (a logger may wait for another
-        // thread's Trim).
-        using var reports = ErrorReports.Defer();
-        // Not at the same moment as a pass of the periodic upkeep, whose sweep would hold partial slabs
-        // out of this trim's view (and report a corruption it found only to the log).
-        using (UpkeepPass.Exclusive())
+        // thread's Trim), and before the exception leaves: the scope ends before the throw.
+        using (ErrorReports.Defer())
         {
-            // Dead threads' caches first: the frees they held back may empty this thread's slabs.
-            failure = ThreadCacheRecords.ReclaimDead();
-            ThreadCacheRecords.AwaitReclaims();
-            // Live threads' held remote frees too, for the same reason.
-            Exception? batchFailure = ThreadCacheRecords.PushOtherThreadsRemoteBatches();
-            failure ??= batchFailure;
-            try
+            // Not at the same moment as a pass of the periodic upkeep, whose sweep would hold partial slabs
+            // out of this trim's view (and report a corruption it found only to the log).
+            using (UpkeepPass.Exclusive())
             {
-                SmallBlocks.FlushCurrentThreadRemoteBatch();
+                // Dead threads' caches first: the frees they held back may empty this thread's slabs.
+                failure = ThreadCacheRecords.ReclaimDead();
+                ThreadCacheRecords.AwaitReclaims();
+                // Live threads' held remote frees too, for the same reason.
+                Exception? batchFailure = ThreadCacheRecords.PushOtherThreadsRemoteBatches();
+                failure ??= batchFailure;
+                try
+                {
+                    SmallBlocks.FlushCurrentThreadRemoteBatch();
+                }
+                catch (InvalidOperationException e)
+                {
+                    failure ??= e;
+                }
+                // Then the slabs of other live threads that other threads' frees emptied (found once every batch is in).
+                ThreadCacheRecords.TakeBackFreedSlabs(idleOnly: false);
+                try
+                {
+                    SmallBlocks.TrimCurrentThread();
+                }
+                catch (InvalidOperationException e)
+                {
+                    failure ??= e;
+                }
+                Exception? poolFailure = SlabPool.Shared.Trim();
+                failure ??= poolFailure;
             }
-            catch (InvalidOperationException e)
-            {
-                failure ??= e;
-            }
-            // Then the slabs of other live threads that other threads' frees emptied (found once every batch is in).
-            ThreadCacheRecords.TakeBackFreedSlabs(idleOnly: false);
-            try
-            {
-                SmallBlocks.TrimCurrentThread();
-            }
-            catch (InvalidOperationException e)
-            {
-                failure ??= e;
-            }
-            Exception? poolFailure = SlabPool.Shared.Trim();
-            failure ??= poolFailure;
         }
         LargeObjects.FlushCache();
         if (failure != null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);

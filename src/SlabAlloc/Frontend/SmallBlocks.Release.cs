@@ -168,7 +168,12 @@ internal static unsafe partial class SmallBlocks
     /// keeps its slabs of this class even when they become empty (until <c>Trim</c>).</remarks>
     public static void Reserve(int sizeClass, int count)
     {
-        EnsureHeap()->KeepEmpty[sizeClass] = 1;
+        ThreadCache* h = EnsureHeap();
+        // Inside the handshake with takers (SmallBlocks.TakeBack): a take in flight ends first, and every later one
+        // reads the flag after the owner has left its lists, so none takes a slab of the class from here on.
+        EnterRetained(h);
+        h->KeepEmpty[sizeClass] = 1;
+        ExitRetained(h);
         var blocks = new nint[count];
         nuint blockBytes = (nuint)SizeClasses.BlockBytes(sizeClass);
         for (int i = 0; i < count; i++)

@@ -165,7 +165,7 @@ internal static unsafe class ThreadCacheRecords
                 SmallBlocks.ReleaseRemoteBatchClaim(h);
             }
         }
-        if (first != null) ErrorReports.Report(first);
+        if (first != null) ErrorReports.ReportCaught(first);
         // Each damaged batch reported (logged once) now; past the first DamageReportsKept of one pass, the others are
         // dropped as well but not reported one by one.
         for (int i = 0; i < Math.Min(damagedBatches, DamageReportsKept); i++)
@@ -284,9 +284,9 @@ internal static unsafe class ThreadCacheRecords
             {
                 // Corruption found in the dead thread's slabs, or no memory: the heap is left as it is, never taken
                 // again, and no longer waited for by Trim.
-                ErrorReports.Report(e);
                 Volatile.Write(ref r.ReclaimedBy, 0);
                 Volatile.Write(ref r.StateWord, generation << 2 | StateAbandoned);
+                ErrorReports.ReportCaught(e); // after the record is out of Reclaiming, should the report itself fail
                 throw;
             }
             int threadId = r.Thread?.ManagedThreadId ?? -1;

@@ -92,7 +92,7 @@ internal static class UpkeepPass
             }
             catch (Exception e)
             {
-                ErrorReports.Report(e);
+                ErrorReports.ReportCaught(e);
                 return false;
             }
             return !traffic && ChangeMark() == before;

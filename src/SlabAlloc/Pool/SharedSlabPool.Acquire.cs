@@ -12,12 +12,26 @@ internal sealed unsafe partial class SharedSlabPool<TGuard>
     public override SlabMeta* Acquire(int sizeClass, void* owner)
     {
         PoolTrafficWatch.Note();
+        SlabMeta* s;
+        bool popped;
         _guard.Enter(PoolPath.AcquireSlab);
-        try { return AcquireUnguarded(sizeClass, owner); }
+        try { s = AcquireUnguarded(sizeClass, owner, out popped); }
         finally { _guard.Exit(); }
+        // A slab popped from a partial or empty list is adopted outside the guard: the pop made it this caller's
+        // alone, and the collect of its remote frees may find corruption, which is logged where it is found (a
+        // logger must not run while the mutex pool's lock is held: it may wait for a thread that waits for it).
+        if (popped)
+        {
+            SlabMeta.Adopt(s, owner);
+            s->Lifecycle = SlabLifecycle.Owned;
+            SlabInvariants.OwnedBy(s, owner);
+        }
+        return s;
     }
 
-    private SlabMeta* AcquireUnguarded(int sizeClass, void* owner)
+    /// <summary>The three stages; <paramref name="popped"/> when stage 1 popped a partial or empty slab of the class,
+    /// which the caller adopts.</summary>
+    private SlabMeta* AcquireUnguarded(int sizeClass, void* owner, out bool popped)
     {
         // Stage 1: a slab of this class that no thread owns, partial ones first (their memory is already
         // touched); then, for a one-slot class, an empty one-slot slab of any class from the shared reserve,
@@ -25,7 +39,7 @@ internal sealed unsafe partial class SharedSlabPool<TGuard>
         int span = SizeClasses.SpanSlots(sizeClass);
         int failures = 0;
         bool reserved = false;
-        bool popped = _partial[sizeClass].TryPop(out uint g, default(SlabLinks), ref failures);
+        popped = _partial[sizeClass].TryPop(out uint g, default(SlabLinks), ref failures);
         bool partial = popped;
         if (!popped && (popped = _empty[sizeClass].TryPop(out g, default(SlabLinks), ref failures)))
             LowerLowWater(ref _emptyLowWater[sizeClass], Interlocked.Decrement(ref _emptyCount[sizeClass]));
@@ -35,14 +49,12 @@ internal sealed unsafe partial class SharedSlabPool<TGuard>
         if (popped)
         {
             SlabMeta* s;
-            if (reserved) s = Own(Superslabs.Reformat(g, sizeClass), owner); // popped: held exclusively, no block out
-            else
+            if (reserved)
             {
-                s = Superslabs.SlabByIndex(g);
-                SlabMeta.Adopt(s, owner);
-                s->Lifecycle = SlabLifecycle.Owned;
-                SlabInvariants.OwnedBy(s, owner);
+                s = Own(Superslabs.Reformat(g, sizeClass), owner); // popped: held exclusively, no block out
+                popped = false;
             }
+            else s = Superslabs.SlabByIndex(g); // adopted by the caller
             Counters.Add(ref Counters.Stage1);
             if (partial) Counters.Add(ref Counters.Stage1Partial);
             SlabLog.SlabAcquired(sizeClass, 1, g);

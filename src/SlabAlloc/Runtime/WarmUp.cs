@@ -87,6 +87,10 @@ internal static unsafe class WarmUp
         foreach (Step step in plan) ArgumentOutOfRangeException.ThrowIfGreaterThan(step.Blocks, MaxBlocksPerStep, nameof(plan));
         nint* blocks = stackalloc nint[MaxBlocksPerStep]; // not zeroed (SkipLocalsInit): only [0..count) is read
         int count = 0;
+        // The reclaim of this thread's cache, which the first allocation of another thread may run, reports inside a
+        // scope: opened here once, so that its methods are compiled off the program's threads too. Failures of the
+        // warm-up itself are logged when it ends.
+        using var reports = ErrorReports.Defer();
         try
         {
             foreach (Step step in plan)
@@ -98,7 +102,7 @@ internal static unsafe class WarmUp
         }
         catch (Exception e)
         {
-            ErrorReports.Report(e);
+            ErrorReports.ReportCaught(e);
             try
             {
                 while (count > 0) SlabMemory.Free((void*)blocks[--count]); // null (already freed) does nothing
@@ -107,7 +111,7 @@ internal static unsafe class WarmUp
             }
             catch (Exception again)
             {
-                ErrorReports.Report(again);
+                ErrorReports.ReportCaught(again);
             }
         }
     }

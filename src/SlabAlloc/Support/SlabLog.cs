@@ -34,7 +34,8 @@ internal static partial class SlabLog
         Volatile.Write(ref s_logger, logger is null ? null : new GuardedLogger(logger));
 
     /// <summary>Logs a detected failure (corruption, a bad pointer, a double free, out of memory) at
-    /// Error level. Every build: called by <c>ThrowHelper</c> just before the exception is thrown.</summary>
+    /// Error level. Every build: called by <c>ErrorReports</c> just before the exception is thrown, or once the
+    /// operation that found it has let go of what other threads wait for.</summary>
     public static void ErrorDetected(Exception exception)
     {
         if (Logger is { } logger) LogErrorDetected(logger, exception.Message, exception);
@@ -42,6 +43,17 @@ internal static partial class SlabLog
 
     [LoggerMessage(EventId = 1, EventName = "ErrorDetected", Level = LogLevel.Error, Message = "SlabAlloc detected an error: {Detail}")]
     private static partial void LogErrorDetected(ILogger logger, string detail, Exception exception);
+
+    /// <summary>Logs, at Error level, that <paramref name="count"/> more failures were found by one operation than the
+    /// <paramref name="kept"/> it keeps to log once it has let go (<c>ErrorReports</c>). Every build.</summary>
+    public static void ErrorsNotLogged(int count, int kept)
+    {
+        if (Logger is { } logger) LogErrorsNotLogged(logger, count, kept);
+    }
+
+    [LoggerMessage(EventId = 4, EventName = "ErrorsNotLogged", Level = LogLevel.Error,
+        Message = "SlabAlloc detected {Count} more errors in one operation than the {Kept} it logs; they were handled as the logged ones were")]
+    private static partial void LogErrorsNotLogged(ILogger logger, int count, int kept);
 
     /// <summary>Logs, at Error level, that a buffer rented from the memory pool was dropped without being
     /// disposed and that its block was given back by the owner's finalizer. Every build; the pool calls it

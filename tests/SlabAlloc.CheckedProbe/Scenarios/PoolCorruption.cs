@@ -16,6 +16,12 @@ internal static unsafe class PoolCorruption
 {
     public static int Run(string[] args, long baseline)
     {
+        if (args.Length == 1 && args[0] == "acquire")
+        {
+            CorruptThenAcquire();
+            return Finish(SlabMemory.GetStatistics().BlocksInUse);
+        }
+        if (args.Length != 0) return BadArguments;
         Corrupt();
         // The double-freed block was counted twice: the count from here on is the one to come back to.
         return Finish(SlabMemory.GetStatistics().BlocksInUse);
@@ -24,21 +30,8 @@ internal static unsafe class PoolCorruption
     private static void Corrupt()
     {
         SlabAllocLogging.Configure(LogPrinter.Errors());
-        // One thread fills a 64 KiB slab of 64-byte blocks and starts a second; it keeps one block of the
-        // first and two of the second, frees the rest and exits. Handing its cache back lets the current
-        // (second) slab go first, then the first: the first ends on top of the partial list.
-        nint[] kept = RunOnNewThread(() =>
-        {
-            var blocks = new nint[1100];
-            for (int i = 0; i < blocks.Length; i++) blocks[i] = (nint)SlabMemory.Alloc(64);
-            nint firstSlab = blocks[0] >> 16, lastSlab = blocks[^1] >> 16;
-            if (firstSlab == lastSlab || blocks.Any(p => p >> 16 != firstSlab && p >> 16 != lastSlab)) return [];
-            nint x = blocks[0], y1 = blocks[^1], y2 = blocks[^2];
-            foreach (nint p in blocks) if (p != x && p != y1 && p != y2) SlabMemory.Free((void*)p);
-            return [x, y1, y2];
-        });
-        if (kept.Length == 0) { Fail("SETUP: 1100 blocks of 64 B did not span exactly two slabs"); return; }
-        SlabMemory.Trim(); // the dead thread's cache handed back: both slabs to the partial list
+        nint[] kept = TwoSlabsInThePool();
+        if (kept.Length == 0) return;
         SlabMemory.Free((void*)kept[1]);
         SlabMemory.Free((void*)kept[1]); // the lower slab's remote-free list is now a cycle
         SlabMemory.Free(SlabMemory.Alloc(1 << 20));
@@ -66,5 +59,78 @@ internal static unsafe class PoolCorruption
         SlabMemory.Free((void*)kept[0]);
         SlabMemory.Free((void*)kept[2]); // into the slab left out of use: accepted, never reused
         SlabAllocLogging.Configure(null);
+    }
+
+    /// <summary><c>pool-corruption acquire</c>: the same two slabs and the same cycle, met this time by a thread that
+    /// allocates through the upper slab and pops the lower one from the pool. The logger, at the error, runs
+    /// <c>Trim</c> on another thread and waits for it: the error must be logged once nothing of the pool is held
+    /// (with <c>SLABALLOC_POOL=mutex</c>, its lock; <c>LOGGER_TRIM_RETURNED</c>, or <c>LOGGER_WAITED_FOR_EVER</c> and
+    /// exit code 4 after 20 s). The allocation that met it reports it (<c>ACQUIRE_REPORTED</c>).</summary>
+    private static void CorruptThenAcquire()
+    {
+        int loggerTrims = 0;
+        SlabAllocLogging.Configure(LogPrinter.Errors(() =>
+        {
+            if (Interlocked.Exchange(ref loggerTrims, 1) != 0) return;
+            var trim = new Thread(() =>
+            {
+                try { SlabMemory.Trim(); }
+                catch (InvalidOperationException) { } // the corruption, if this Trim meets it too
+            });
+            trim.Start();
+            if (!trim.Join(TimeSpan.FromSeconds(20)))
+            {
+                Console.WriteLine("LOGGER_WAITED_FOR_EVER");
+                Environment.Exit(4);
+            }
+            Console.WriteLine("LOGGER_TRIM_RETURNED");
+        }));
+        nint[] kept = TwoSlabsInThePool();
+        if (kept.Length == 0) return;
+        SlabMemory.Free((void*)kept[1]);
+        SlabMemory.Free((void*)kept[1]); // the lower slab's remote-free list is now a cycle
+        string? reported = null;
+        RunOnNewThread(() =>
+        {
+            var blocks = new List<nint>();
+            try
+            {
+                for (int i = 0; i < 2200; i++) blocks.Add((nint)SlabMemory.Alloc(64));
+            }
+            catch (InvalidOperationException e)
+            {
+                reported = e.Message;
+            }
+            foreach (nint p in blocks) SlabMemory.Free((void*)p);
+            return [];
+        });
+        if (reported == null) Fail("ACQUIRE_NOT_REPORTED: 2,200 allocations of the class never met the cycle");
+        else Console.WriteLine($"ACQUIRE_REPORTED: {OneLine(reported)}");
+        SlabMemory.Trim();
+        Console.WriteLine("TRIM_RETURNS");
+        SlabMemory.Free((void*)kept[0]);
+        SlabAllocLogging.Configure(null);
+    }
+
+    /// <summary>Two slabs of the 64-byte class in the pool's partial list, the lower one holding the second and third
+    /// block returned, the upper one the first; empty when the set-up failed (reported).</summary>
+    private static nint[] TwoSlabsInThePool()
+    {
+        // One thread fills a 64 KiB slab of 64-byte blocks and starts a second; it keeps one block of the
+        // first and two of the second, frees the rest and exits. Handing its cache back lets the current
+        // (second) slab go first, then the first: the first ends on top of the partial list.
+        nint[] kept = RunOnNewThread(() =>
+        {
+            var blocks = new nint[1100];
+            for (int i = 0; i < blocks.Length; i++) blocks[i] = (nint)SlabMemory.Alloc(64);
+            nint firstSlab = blocks[0] >> 16, lastSlab = blocks[^1] >> 16;
+            if (firstSlab == lastSlab || blocks.Any(p => p >> 16 != firstSlab && p >> 16 != lastSlab)) return [];
+            nint x = blocks[0], y1 = blocks[^1], y2 = blocks[^2];
+            foreach (nint p in blocks) if (p != x && p != y1 && p != y2) SlabMemory.Free((void*)p);
+            return [x, y1, y2];
+        });
+        if (kept.Length == 0) { Fail("SETUP: 1100 blocks of 64 B did not span exactly two slabs"); return []; }
+        SlabMemory.Trim(); // the dead thread's cache handed back: both slabs to the partial list
+        return kept;
     }
 }

@@ -79,11 +79,29 @@ public sealed class HardeningTests
         // The same corruption, met by Trim (which holds the upkeep off), by a new thread's reclaim (whose record
         // Trim waits for) or by a pass of the upkeep (which holds Trim off). The logger, at the error, runs Trim
         // on a thread of its own and waits for it: the error must reach it once the finder has let go.
-        var result = ProbeProcess.Run(new Dictionary<string, string> { ["SLABALLOC_REMOTE_BATCH"] = "0", ["SLABALLOC_DECAY_MS"] = "20" },
+        // The upkeep off where it is not the finder, so that the case meets the corruption where it means to.
+        var result = ProbeProcess.Run(new Dictionary<string, string> { ["SLABALLOC_REMOTE_BATCH"] = "0", ["SLABALLOC_DECAY_MS"] = foundBy == "upkeep" ? "20" : "0" },
             "reclaim-corruption", foundBy, "waiting-logger");
         Assert.True(result.ExitCode == 0, result.ToString());
         Assert.Single(result.Lines("LOGGER_TRIM_RETURNED"));
         Assert.Contains(result.Lines("LOGGED_ERROR: "), line => line.Contains("heap corruption") && line.Contains("cycle"));
+        Assert.Single(result.Lines("TRIM_RETURNS"));
+        Assert.Single(result.Lines("PROBE_OK"));
+    }
+
+    [Theory]
+    [InlineData("lockfree")]
+    [InlineData("mutex")]
+    public void CorruptionMetByAnAllocationInAPoolSlab_ReachesALoggerThatWaitsForAnotherThreadsTrim(string pool)
+    {
+        // A thread's allocation pops the slab with the cycle from the pool: the allocation reports it, and the
+        // logger, which runs Trim on a thread of its own and waits for it, is called once the pool (with the mutex
+        // pool, its lock) is let go.
+        var result = ProbeProcess.Run(new Dictionary<string, string> { ["SLABALLOC_REMOTE_BATCH"] = "0", ["SLABALLOC_POOL"] = pool },
+            "pool-corruption", "acquire");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Contains("heap corruption", Assert.Single(result.Lines("ACQUIRE_REPORTED: ")));
+        Assert.Single(result.Lines("LOGGER_TRIM_RETURNED"));
         Assert.Single(result.Lines("TRIM_RETURNS"));
         Assert.Single(result.Lines("PROBE_OK"));
     }

@@ -45,6 +45,32 @@ public sealed class ErrorReportsTests
     }
 
     [Fact]
+    public void AnExceptionOfTheRuntimeCaughtTwiceInOneScope_IsLoggedOnce_AndNotMarked()
+    {
+        // The runtime may throw one out-of-memory instance again and again: it is never marked, so each later
+        // catch outside a scope logs it again, but one scope logs it once.
+        var factory = new RecordingLoggerFactory();
+        var runtimes = new OutOfMemoryException("the runtime's");
+        try
+        {
+            SlabAllocLogging.Configure(factory);
+            using (ErrorReports.Defer())
+            {
+                ErrorReports.ReportCaught(runtimes);
+                ErrorReports.ReportCaught(runtimes);
+            }
+            Assert.Equal([runtimes], Mine(factory, runtimes));
+            Assert.False(ErrorReports.WasReported(runtimes));
+            ErrorReports.ReportCaught(runtimes);
+            Assert.Equal([runtimes, runtimes], Mine(factory, runtimes));
+        }
+        finally
+        {
+            SlabAllocLogging.Configure(null);
+        }
+    }
+
+    [Fact]
     public void OutsideAScope_AFailureIsLoggedAtOnce_AndOnAnotherThreadAScopeOfThisOneDefersNothing()
     {
         var factory = new RecordingLoggerFactory();
@@ -83,8 +109,12 @@ public sealed class ErrorReportsTests
                 foreach (var f in failures) ErrorReports.Report(f);
             }
             Assert.Equal(failures.Take(ErrorReports.KeptPerScope), Mine(factory, failures));
+            LogEntry notLogged = Assert.Single(factory.Entries, e => e.EventId.Name == "ErrorsNotLogged");
+            Assert.Equal(LogLevel.Error, notLogged.Level);
+            Assert.Contains($"detected 3 more errors in one operation than the {ErrorReports.KeptPerScope} it logs", notLogged.Message);
             using (ErrorReports.Defer()) ErrorReports.Report(later);
             Assert.Equal([later], Mine(factory, later));
+            Assert.Single(factory.Entries, e => e.EventId.Name == "ErrorsNotLogged");
         }
         finally
         {

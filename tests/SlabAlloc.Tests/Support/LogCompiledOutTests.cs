@@ -67,16 +67,21 @@ public sealed class LogCompiledOutTests
     }
 
     [Fact]
-    public void ErrorEvent_IsCalledFromThrowHelper_InEveryBuild()
+    public void ErrorEvents_AreCalledFromErrorReports_InEveryBuild()
     {
         MethodInfo errorEvent = typeof(SlabLog).GetMethod(nameof(SlabLog.ErrorDetected), BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic)!;
         Assert.Null(errorEvent.GetCustomAttribute<ConditionalAttribute>());
         MethodInfo poolEvent = typeof(SlabLog).GetMethod(nameof(SlabLog.PoolBufferNotDisposed), BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic)!;
         Assert.Null(poolEvent.GetCustomAttribute<ConditionalAttribute>());
+        MethodInfo notLoggedEvent = typeof(SlabLog).GetMethod(nameof(SlabLog.ErrorsNotLogged), BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic)!;
+        Assert.Null(notLoggedEvent.GetCustomAttribute<ConditionalAttribute>());
         var errorMessages = LoggerMessages().Where(m => m.GetCustomAttribute<LoggerMessageAttribute>()!.Level == LogLevel.Error).ToList();
-        Assert.Equal(2, errorMessages.Count);
+        Assert.Equal(3, errorMessages.Count);
 
-        Assert.Contains(References.Value, r => r.CalleeToken == errorEvent.MetadataToken && r.CallerType == "SlabAlloc.Support.ThrowHelper");
+        // ThrowHelper builds every exception and reports it through ErrorReports, which logs it.
+        Assert.Contains(References.Value, r => r.CalleeToken == errorEvent.MetadataToken && r.CallerType == "SlabAlloc.Support.ErrorReports");
+        Assert.Contains(References.Value, r => r.CalleeToken == notLoggedEvent.MetadataToken && r.CallerType == "SlabAlloc.Support.ErrorReports");
+        Assert.Contains(References.Value, r => r.CallerType == "SlabAlloc.Support.ThrowHelper" && r.CalleeType == "SlabAlloc.Support.ErrorReports" && r.CalleeMethod == "Report");
         Assert.Contains(References.Value, r => r.CalleeToken == poolEvent.MetadataToken && r.CallerType == "SlabAlloc.SlabMemoryPool");
         foreach (MethodInfo errorMessage in errorMessages)
             Assert.Contains(References.Value, r => r.CalleeToken == errorMessage.MetadataToken && r.CallerType == LogClass);
