@@ -65,6 +65,28 @@ internal static unsafe class Probe
         else Console.WriteLine($"ALLOCATOR_WORKS: BlocksInUse {end}");
     }
 
+    private static int s_loggerTrims;
+
+    /// <summary>What a logger does that hands its work to a thread that calls into SlabAlloc: the first time, runs
+    /// <c>Trim</c> on a thread of its own and waits for it, then prints <c>LOGGER_TRIM_RETURNED</c>; after 20 s it
+    /// prints <c>LOGGER_WAITED_FOR_EVER</c> and ends the process with exit code 4 (the waiting thread cannot be freed).</summary>
+    public static void TrimOnAnotherThreadOnce()
+    {
+        if (Interlocked.Exchange(ref s_loggerTrims, 1) != 0) return;
+        var trim = new Thread(() =>
+        {
+            try { SlabMemory.Trim(); }
+            catch (InvalidOperationException) { } // a corruption this Trim meets as well
+        });
+        trim.Start();
+        if (!trim.Join(TimeSpan.FromSeconds(20)))
+        {
+            Console.WriteLine("LOGGER_WAITED_FOR_EVER");
+            Environment.Exit(4);
+        }
+        Console.WriteLine("LOGGER_TRIM_RETURNED");
+    }
+
     /// <summary>Runs <paramref name="body"/> on a thread of its own, which then ends, and returns what it returned.</summary>
     public static nint[] RunOnNewThread(Func<nint[]> body)
     {
@@ -111,8 +133,10 @@ internal static unsafe class Probe
         public static LogPrinter Errors(Action? afterEach = null) =>
             new(level => level >= LogLevel.Error, (_, message) => $"LOGGED_ERROR: {message}", afterEach);
 
-        /// <summary>Every warning, as <c>LOGGED_WARNING: &lt;event&gt;: &lt;message&gt;</c>.</summary>
-        public static LogPrinter Warnings() => new(level => level == LogLevel.Warning, (e, message) => $"LOGGED_WARNING: {e.Name}: {message}");
+        /// <summary>Every warning, as <c>LOGGED_WARNING: &lt;event&gt;: &lt;message&gt;</c>, each followed by
+        /// <paramref name="afterEach"/> as in <see cref="Errors"/>.</summary>
+        public static LogPrinter Warnings(Action? afterEach = null) =>
+            new(level => level == LogLevel.Warning, (e, message) => $"LOGGED_WARNING: {e.Name}: {message}", afterEach);
 
         public ILogger CreateLogger(string categoryName) => this;
         public void AddProvider(ILoggerProvider provider) { }

@@ -31,7 +31,7 @@ internal static class Program
         new("double-free", "", DoubleFree.Run),
         new("realloc-freed", "", ReallocOfFreed.Run),
         new("uncarved", "<Free|AlignedFree|Realloc|AlignedRealloc|UsableSize> <owner|remote>", Uncarved.Run),
-        new("arena-used-up", "", ArenaUsedUp.Run),
+        new("arena-used-up", "[waiting-logger]", ArenaUsedUp.Run),
         new("arena-refused", "", ArenaRefused.Run),
         new("overflow", "[size]", Overflow.Run),
         new("double-free-immediate", "[size]", DoubleFreeImmediate.Run),

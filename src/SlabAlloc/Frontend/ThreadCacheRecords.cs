@@ -167,7 +167,8 @@ internal static unsafe class ThreadCacheRecords
         }
         if (first != null) ErrorReports.ReportCaught(first);
         // Each damaged batch reported (logged once) now; past the first DamageReportsKept of one pass, the others are
-        // dropped as well but not reported one by one.
+        // dropped as well and only counted.
+        ErrorReports.ReportUnreported(damagedBatches - DamageReportsKept);
         for (int i = 0; i < Math.Min(damagedBatches, DamageReportsKept); i++)
         {
             try

@@ -26,7 +26,8 @@ namespace SlabAlloc.Memory;
 /// If the system refuses to open a range, the arena is closed for good (<see cref="s_refused"/>): ranges
 /// not open by then are never used, and new superslabs are mapped one by one as before.</para>
 /// <para><b>Used up.</b> The first caller to find no range left to cut, or the one the system refused,
-/// logs it once (<see cref="SlabLog.SuperslabArenaUsedUp"/>, a warning in every build): from then on every
+/// notes it, and the pool logs it once when it has let go of its guard (<see cref="ReportUsedUp"/>,
+/// <see cref="SlabLog.SuperslabArenaUsedUp"/>, a warning in every build): from then on every
 /// free of a new superslab's block pays the registry's load again.</para>
 /// </remarks>
 internal static unsafe class SuperslabArena
@@ -49,8 +50,8 @@ internal static unsafe class SuperslabArena
     /// <summary>1 once the system refused to open a range.</summary>
     private static int s_refused;
 
-    /// <summary>1 once the arena's being used up has been logged.</summary>
-    private static int s_usedUpLogged;
+    /// <summary>0, then 1 once a cut found the arena used up (to be logged), then 2 once that was logged.</summary>
+    private static int s_usedUpState;
 
     private static nuint ReserveBase()
     {
@@ -69,11 +70,11 @@ internal static unsafe class SuperslabArena
     /// <summary>True when no range is left to cut (or there is no arena, or the system refused to open one).</summary>
     public static bool IsUsedUp => (nuint)Volatile.Read(ref s_cut) + Geometry.SuperslabBytes > s_bytes || Volatile.Read(ref s_refused) != 0;
 
-    /// <summary>True when a range is left to cut; the first time it is not, logs so.</summary>
+    /// <summary>True when a range is left to cut; when it is not, notes so for <see cref="ReportUsedUp"/>.</summary>
     public static bool HasRoom()
     {
         if (!IsUsedUp) return true;
-        LogUsedUpOnce();
+        NoteUsedUp();
         return false;
     }
 
@@ -92,7 +93,7 @@ internal static unsafe class SuperslabArena
             mine = Volatile.Read(ref s_cut);
             if ((nuint)mine + Geometry.SuperslabBytes > s_bytes || Volatile.Read(ref s_refused) != 0)
             {
-                LogUsedUpOnce();
+                NoteUsedUp();
                 return null;
             }
             // Loses only to another cut; the offset only grows, so there is no ABA.
@@ -106,7 +107,7 @@ internal static unsafe class SuperslabArena
             if (!OsMemory.TryMakeWritable((void*)(s_base + (nuint)open), Geometry.SuperslabBytes))
             {
                 Volatile.Write(ref s_refused, 1);
-                LogUsedUpOnce();
+                NoteUsedUp();
                 return null;
             }
             // Loses to another claimer that opened the same range first (both made it read-write). The open
@@ -115,11 +116,19 @@ internal static unsafe class SuperslabArena
         }
     }
 
-    /// <summary>Logs, once per process, that the arena has no range left to cut, and why (nothing when there is
-    /// no arena).</summary>
-    private static void LogUsedUpOnce()
+    /// <summary>Notes that the arena has no range left to cut, for <see cref="ReportUsedUp"/> to log (nothing when
+    /// there is no arena). Found at stage 3, where the mutex pool holds its lock: a logger must not run there.</summary>
+    private static void NoteUsedUp()
     {
-        if (s_bytes == 0 || Interlocked.Exchange(ref s_usedUpLogged, 1) != 0) return;
-        SlabLog.SuperslabArenaUsedUp((long)s_bytes, Volatile.Read(ref s_open), Volatile.Read(ref s_refused) != 0);
+        if (s_bytes != 0) Interlocked.CompareExchange(ref s_usedUpState, 1, 0);
+    }
+
+    /// <summary>Logs, once per process, that the arena has no range left to cut, and why, if a cut has found so.
+    /// Called by the pool with nothing held.</summary>
+    public static void ReportUsedUp()
+    {
+        // Loses to another thread logging it: once per process.
+        if (Volatile.Read(ref s_usedUpState) == 1 && Interlocked.CompareExchange(ref s_usedUpState, 2, 1) == 1)
+            SlabLog.SuperslabArenaUsedUp((long)s_bytes, Volatile.Read(ref s_open), Volatile.Read(ref s_refused) != 0);
     }
 }

@@ -13,25 +13,30 @@ internal sealed unsafe partial class SharedSlabPool<TGuard>
     {
         PoolTrafficWatch.Note();
         SlabMeta* s;
-        bool popped;
+        bool popped, partial;
         _guard.Enter(PoolPath.AcquireSlab);
-        try { s = AcquireUnguarded(sizeClass, owner, out popped); }
+        try { s = AcquireUnguarded(sizeClass, owner, out popped, out partial); }
         finally { _guard.Exit(); }
-        // A slab popped from a partial or empty list is adopted outside the guard: the pop made it this caller's
-        // alone, and the collect of its remote frees may find corruption, which is logged where it is found (a
-        // logger must not run while the mutex pool's lock is held: it may wait for a thread that waits for it).
+        // What is logged is logged here, outside the guard: a logger must not run while the mutex pool's lock is
+        // held (it may wait for a thread that waits for the lock). The arena's being used up, noted at stage 3:
+        SuperslabArena.ReportUsedUp();
+        // A slab popped from a partial or empty list is adopted outside the guard too: the pop made it this caller's
+        // alone, and the collect of its remote frees may find corruption, which is logged where it is found. It
+        // counts as a stage-1 acquisition once adopted.
         if (popped)
         {
             SlabMeta.Adopt(s, owner);
             s->Lifecycle = SlabLifecycle.Owned;
             SlabInvariants.OwnedBy(s, owner);
+            Counters.Add(ref Counters.Stage1);
+            if (partial) Counters.Add(ref Counters.Stage1Partial);
         }
         return s;
     }
 
-    /// <summary>The three stages; <paramref name="popped"/> when stage 1 popped a partial or empty slab of the class,
-    /// which the caller adopts.</summary>
-    private SlabMeta* AcquireUnguarded(int sizeClass, void* owner, out bool popped)
+    /// <summary>The three stages; <paramref name="popped"/> when stage 1 popped a partial (<paramref name="partial"/>) or
+    /// empty slab of the class, which the caller adopts and counts.</summary>
+    private SlabMeta* AcquireUnguarded(int sizeClass, void* owner, out bool popped, out bool partial)
     {
         // Stage 1: a slab of this class that no thread owns, partial ones first (their memory is already
         // touched); then, for a one-slot class, an empty one-slot slab of any class from the shared reserve,
@@ -40,7 +45,7 @@ internal sealed unsafe partial class SharedSlabPool<TGuard>
         int failures = 0;
         bool reserved = false;
         popped = _partial[sizeClass].TryPop(out uint g, default(SlabLinks), ref failures);
-        bool partial = popped;
+        partial = popped;
         if (!popped && (popped = _empty[sizeClass].TryPop(out g, default(SlabLinks), ref failures)))
             LowerLowWater(ref _emptyLowWater[sizeClass], Interlocked.Decrement(ref _emptyCount[sizeClass]));
         if (!popped && span == 1 && (popped = reserved = _sharedEmpty.TryPop(out g, default(SlabLinks), ref failures)))
@@ -48,16 +53,11 @@ internal sealed unsafe partial class SharedSlabPool<TGuard>
         RecordCas(CasSite.Stage1, failures);
         if (popped)
         {
-            SlabMeta* s;
-            if (reserved)
-            {
-                s = Own(Superslabs.Reformat(g, sizeClass), owner); // popped: held exclusively, no block out
-                popped = false;
-            }
-            else s = Superslabs.SlabByIndex(g); // adopted by the caller
-            Counters.Add(ref Counters.Stage1);
-            if (partial) Counters.Add(ref Counters.Stage1Partial);
             SlabLog.SlabAcquired(sizeClass, 1, g);
+            if (!reserved) return Superslabs.SlabByIndex(g); // adopted and counted by the caller
+            popped = false;
+            SlabMeta* s = Own(Superslabs.Reformat(g, sizeClass), owner); // popped: held exclusively, no block out
+            Counters.Add(ref Counters.Stage1);
             return s;
         }
 

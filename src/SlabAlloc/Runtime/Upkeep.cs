@@ -55,7 +55,7 @@ internal static class Upkeep
         }
         catch (Exception e)
         {
-            SlabLog.ErrorDetected(e);
+            ErrorReports.ReportCaught(e);
         }
     }
 
@@ -118,7 +118,7 @@ internal static class Upkeep
         catch (Exception e)
         {
             // Never out of an allocation: the upkeep then ticks on at its backed-off delay.
-            SlabLog.ErrorDetected(e);
+            ErrorReports.ReportCaught(e); // logged when an open scope (Trim, a reclaim) ends
         }
     }
 

@@ -39,6 +39,7 @@ internal static class ErrorReports
 
     [ThreadStatic] private static int t_depth;
     [ThreadStatic] private static int t_count;
+    [ThreadStatic] private static int t_notReported;
     [ThreadStatic] private static Kept t_kept;
 
     /// <summary>Reports an exception SlabAlloc built: marks it, and logs it now or when the calling thread's
@@ -56,6 +57,15 @@ internal static class ErrorReports
     public static void ReportCaught(Exception exception)
     {
         if (!WasReported(exception)) LogOrKeep(exception);
+    }
+
+    /// <summary>Reports that <paramref name="count"/> more failures were handled without being reported one by one
+    /// (their number is logged, now or when the calling thread's outermost scope ends).</summary>
+    public static void ReportUnreported(int count)
+    {
+        if (count <= 0) return;
+        if (t_depth == 0) SlabLog.ErrorsNotLogged(count, KeptPerScope);
+        else t_notReported += count;
     }
 
     /// <summary>True if SlabAlloc reported <paramref name="exception"/> where it built it (logged, or kept to be logged).</summary>
@@ -97,14 +107,15 @@ internal static class ErrorReports
     private static void End()
     {
         Invariant.Holds(t_depth > 0, "a report scope is closed once, on the thread that opened it");
-        if (--t_depth != 0 || t_count == 0) return;
-        int count = t_count, kept = Math.Min(count, KeptPerScope);
+        if (--t_depth != 0 || t_count + t_notReported == 0) return;
+        int count = t_count, kept = Math.Min(count, KeptPerScope), notLogged = count - kept + t_notReported;
         // Taken from the thread before any is logged: a logger that calls back into SlabAlloc may open and close
         // scopes of its own, which then start from nothing.
         Kept list = t_kept;
         t_kept = default;
         t_count = 0;
+        t_notReported = 0;
         for (int i = 0; i < kept; i++) SlabLog.ErrorDetected(list[i]!);
-        if (count > kept) SlabLog.ErrorsNotLogged(count - kept, kept);
+        if (notLogged > 0) SlabLog.ErrorsNotLogged(notLogged, KeptPerScope);
     }
 }

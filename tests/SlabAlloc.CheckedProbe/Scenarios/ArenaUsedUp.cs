@@ -14,7 +14,8 @@ namespace SlabAlloc.CheckedProbe.Scenarios;
 /// outside the arena, one <c>REJECTED: &lt;message&gt;</c> per hostile call, one <c>LOGGED_WARNING</c> per
 /// warning SlabAlloc logged (the two threads meet the used-up arena at once: it must be logged once) and the
 /// statistics' arena line (<c>STATISTICS</c>), and fails on any accepted call, a damaged stamp or inexact
-/// accounting.
+/// accounting. With <c>waiting-logger</c>, the logger, at the warning, runs <c>Trim</c> on another thread and waits
+/// for it (<see cref="Probe.TrimOnAnotherThreadOnce"/>): the warning must reach it with nothing of the pool held.
 /// </summary>
 internal static unsafe class ArenaUsedUp
 {
@@ -22,12 +23,13 @@ internal static unsafe class ArenaUsedUp
 
     public static int Run(string[] args, long baseline)
     {
+        if (args.Length > 1 || args.Length == 1 && args[0] != "waiting-logger") return BadArguments;
         // Blocks from the arena first (they open a range of it), so that the run-out is met in use.
         var early = new nint[1000];
         for (int i = 0; i < early.Length; i++) early[i] = (nint)SlabMemory.Alloc(64);
         (nuint arenaBase, nuint arenaBytes, nuint open) = TestHooks.SuperslabArenaRange;
         Console.WriteLine(arenaBytes == 0 ? "ARENA: none" : $"ARENA: {open} bytes open");
-        SlabAllocLogging.Configure(LogPrinter.Warnings());
+        SlabAllocLogging.Configure(LogPrinter.Warnings(args.Length == 1 ? TrimOnAnotherThreadOnce : null));
         TestHooks.UseUpSuperslabArena();
         nint[][] owned = new nint[2][];
         var threads = new Thread[2];

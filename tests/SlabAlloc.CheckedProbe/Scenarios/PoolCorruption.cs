@@ -68,23 +68,7 @@ internal static unsafe class PoolCorruption
     /// exit code 4 after 20 s). The allocation that met it reports it (<c>ACQUIRE_REPORTED</c>).</summary>
     private static void CorruptThenAcquire()
     {
-        int loggerTrims = 0;
-        SlabAllocLogging.Configure(LogPrinter.Errors(() =>
-        {
-            if (Interlocked.Exchange(ref loggerTrims, 1) != 0) return;
-            var trim = new Thread(() =>
-            {
-                try { SlabMemory.Trim(); }
-                catch (InvalidOperationException) { } // the corruption, if this Trim meets it too
-            });
-            trim.Start();
-            if (!trim.Join(TimeSpan.FromSeconds(20)))
-            {
-                Console.WriteLine("LOGGER_WAITED_FOR_EVER");
-                Environment.Exit(4);
-            }
-            Console.WriteLine("LOGGER_TRIM_RETURNED");
-        }));
+        SlabAllocLogging.Configure(LogPrinter.Errors(TrimOnAnotherThreadOnce));
         nint[] kept = TwoSlabsInThePool();
         if (kept.Length == 0) return;
         SlabMemory.Free((void*)kept[1]);

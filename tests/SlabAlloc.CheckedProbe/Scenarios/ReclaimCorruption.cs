@@ -80,22 +80,5 @@ internal static unsafe class ReclaimCorruption
         SlabAllocLogging.Configure(null);
     }
 
-    private static int s_loggerTrims, s_errorsLogged;
-
-    private static void TrimOnAnotherThreadOnce()
-    {
-        if (Interlocked.Exchange(ref s_loggerTrims, 1) != 0) return;
-        var trim = new Thread(() =>
-        {
-            try { SlabMemory.Trim(); }
-            catch (InvalidOperationException) { } // the corruption, if this Trim meets it first
-        });
-        trim.Start();
-        if (!trim.Join(TimeSpan.FromSeconds(20)))
-        {
-            Console.WriteLine("LOGGER_WAITED_FOR_EVER");
-            Environment.Exit(4);
-        }
-        Console.WriteLine("LOGGER_TRIM_RETURNED");
-    }
+    private static int s_errorsLogged;
 }

@@ -135,6 +135,20 @@ public sealed unsafe class SuperslabArenaTests
         Assert.Equal(baseline, SlabMemory.GetStatistics().BlocksInUse);
     }
 
+    [Theory]
+    [InlineData("lockfree")]
+    [InlineData("mutex")]
+    public void TheArenaUsedUpWarning_ReachesALoggerThatWaitsForAnotherThreadsTrim(string pool)
+    {
+        // Met at stage 3, where the mutex pool holds its lock: logged once the pool has let go of it.
+        ProbeResult result = Run(new Dictionary<string, string> { ["SLABALLOC_POOL"] = pool }, "arena-used-up", "waiting-logger");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        if (TestHooks.SuperslabArenaRange.Bytes == 0) return; // no arena here: nothing to use up
+        Assert.Single(result.Lines("LOGGED_WARNING: "));
+        Assert.Single(result.Lines("LOGGER_TRIM_RETURNED"));
+        Assert.Single(result.Lines("PROBE_OK"));
+    }
+
     [Fact]
     public void OnceTheArenaIsUsedUp_SuperslabsMappedOnTheirOwn_WorkAndRejectBadPointers()
     {

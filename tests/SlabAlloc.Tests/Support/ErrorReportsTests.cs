@@ -123,6 +123,32 @@ public sealed class ErrorReportsTests
     }
 
     [Fact]
+    public void FailuresHandledWithoutAReportOfTheirOwn_AreCountedWithThoseNotKept()
+    {
+        // A Trim that finds more damaged remote batches than it reports one by one counts the rest.
+        var factory = new RecordingLoggerFactory();
+        var one = new InvalidOperationException("one");
+        try
+        {
+            SlabAllocLogging.Configure(factory);
+            using (ErrorReports.Defer())
+            {
+                ErrorReports.Report(one);
+                ErrorReports.ReportUnreported(3);
+                ErrorReports.ReportUnreported(0);
+                Assert.Empty(factory.Entries.Where(e => e.EventId.Name == "ErrorsNotLogged"));
+            }
+            Assert.Equal([one], Mine(factory, one));
+            LogEntry notLogged = Assert.Single(factory.Entries, e => e.EventId.Name == "ErrorsNotLogged");
+            Assert.Contains("detected 3 more errors", notLogged.Message);
+        }
+        finally
+        {
+            SlabAllocLogging.Configure(null);
+        }
+    }
+
+    [Fact]
     public void ALoggerThatReportsWhileTheScopeIsLogged_HasItsOwnFailureLoggedAtOnce()
     {
         var kept = new InvalidOperationException("kept");
