@@ -22,7 +22,8 @@ namespace SlabAlloc.Support;
 /// a scope is opened and closed on one thread (a <c>ref struct</c>, which cannot cross an <c>await</c>). Nothing
 /// is allocated: the kept failures are an inline array in the thread-static block.</para>
 /// <para><b>Bounds.</b> One scope keeps the first <see cref="KeptPerScope"/> failures; past that they are still
-/// thrown or dropped as before, and their number is logged (<c>ErrorsNotLogged</c>).</para>
+/// thrown or dropped as before, and their number is logged (<c>ErrorsNotLogged</c>), together with failures an
+/// operation handled without reporting them one by one (<see cref="ReportUnreported"/>).</para>
 /// </remarks>
 internal static class ErrorReports
 {
