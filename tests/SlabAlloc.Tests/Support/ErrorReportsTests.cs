@@ -136,7 +136,7 @@ public sealed class ErrorReportsTests
                 ErrorReports.Report(one);
                 ErrorReports.ReportUnreported(3);
                 ErrorReports.ReportUnreported(0);
-                Assert.Empty(factory.Entries.Where(e => e.EventId.Name == "ErrorsNotLogged"));
+                Assert.DoesNotContain(factory.Entries, e => e.EventId.Name == "ErrorsNotLogged");
             }
             Assert.Equal([one], Mine(factory, one));
             LogEntry notLogged = Assert.Single(factory.Entries, e => e.EventId.Name == "ErrorsNotLogged");
