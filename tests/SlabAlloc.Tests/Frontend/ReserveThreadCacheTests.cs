@@ -37,6 +37,46 @@ public sealed unsafe class ReserveThreadCacheTests
     }
 
     [Fact]
+    public void AReservationHolds_WhileAnotherThreadTrimsAgainAndAgain()
+    {
+        // Trim takes back the emptied slabs of idle live threads; a reserved class's are not taken, whether the
+        // Trim runs while the reservation is made or while the thread waits with its slabs empty.
+        const int Size = 64, Count = 3000, Rounds = 10;
+        bool stop = false;
+        var trimmer = new Thread(() =>
+        {
+            while (!Volatile.Read(ref stop)) SlabMemory.Trim();
+        });
+        trimmer.Start();
+        try
+        {
+            for (int round = 0; round < Rounds; round++)
+            {
+                long poolAcquisitionsDuring = -1;
+                var t = new Thread(() =>
+                {
+                    SlabMemory.ReserveThreadCache(Size, Count);
+                    Thread.Sleep(20); // idle, every reserved slab empty: what a taker looks for
+                    SlabStatistics before = SlabMemory.GetStatistics();
+                    var blocks = new nint[Count];
+                    for (int i = 0; i < Count; i++) blocks[i] = (nint)SlabMemory.Alloc(Size);
+                    SlabStatistics after = SlabMemory.GetStatistics();
+                    poolAcquisitionsDuring = Acquisitions(after) - Acquisitions(before);
+                    foreach (nint p in blocks) SlabMemory.Free((void*)p);
+                });
+                t.Start();
+                t.Join();
+                Assert.True(poolAcquisitionsDuring == 0, $"round {round}: {poolAcquisitionsDuring} slabs taken from the pool after the reservation");
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref stop, true);
+            trimmer.Join();
+        }
+    }
+
+    [Fact]
     public void AReservationEndsWithItsThreadAndIsNotInheritedWithTheHeap()
     {
         // The first thread reserves and exits. Threads that take over heap records after it (the
