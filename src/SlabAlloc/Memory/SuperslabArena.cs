@@ -120,6 +120,8 @@ internal static unsafe class SuperslabArena
     /// there is no arena). Found at stage 3, where the mutex pool holds its lock: a logger must not run there.</summary>
     private static void NoteUsedUp()
     {
+        // Loses to another cut that noted it first, or to a report already made: both leave the state where it
+        // should be. The state only grows (0, 1, 2), so a value once passed never comes back: no ABA.
         if (s_bytes != 0) Interlocked.CompareExchange(ref s_usedUpState, 1, 0);
     }
 
@@ -127,7 +129,7 @@ internal static unsafe class SuperslabArena
     /// Called by the pool with nothing held.</summary>
     public static void ReportUsedUp()
     {
-        // Loses to another thread logging it: once per process.
+        // Loses to another thread logging it: once per process (the state only grows, so no ABA).
         if (Volatile.Read(ref s_usedUpState) == 1 && Interlocked.CompareExchange(ref s_usedUpState, 2, 1) == 1)
             SlabLog.SuperslabArenaUsedUp((long)s_bytes, Volatile.Read(ref s_open), Volatile.Read(ref s_refused) != 0);
     }

@@ -41,7 +41,7 @@ public sealed unsafe class ReserveThreadCacheTests
     {
         // Trim takes back the emptied slabs of idle live threads; a reserved class's are not taken, whether the
         // Trim runs while the reservation is made or while the thread waits with its slabs empty.
-        const int Size = 64, Count = 3000, Rounds = 10;
+        const int Size = 64, Count = 3000, Reservations = 10;
         bool stop = false;
         var trimmer = new Thread(() =>
         {
@@ -50,7 +50,7 @@ public sealed unsafe class ReserveThreadCacheTests
         trimmer.Start();
         try
         {
-            for (int round = 0; round < Rounds; round++)
+            for (int reservation = 0; reservation < Reservations; reservation++)
             {
                 long poolAcquisitionsDuring = -1;
                 var t = new Thread(() =>
@@ -66,7 +66,7 @@ public sealed unsafe class ReserveThreadCacheTests
                 });
                 t.Start();
                 t.Join();
-                Assert.True(poolAcquisitionsDuring == 0, $"round {round}: {poolAcquisitionsDuring} slabs taken from the pool after the reservation");
+                Assert.True(poolAcquisitionsDuring == 0, $"reservation {reservation}: {poolAcquisitionsDuring} slabs taken from the pool after it was made");
             }
         }
         finally
