@@ -36,7 +36,7 @@ internal static unsafe class StatisticsCollector
             remoteToUnowned += Volatile.Read(ref h->RemoteFreesToUnowned);
             if (!ThreadCacheRecords.IsLive(r)) continue;
             live++;
-            batched += Volatile.Read(ref h->RemoteBatchCount);
+            for (int c = 0; c < SizeClasses.Count; c++) batched += Volatile.Read(ref ThreadCache.RemoteBatchOf(h, c)->Count);
             freeCacheBytes += Volatile.Read(ref h->FreeCacheBytes);
             for (int c = 0; c < SizeClasses.Count; c++)
             {

@@ -25,15 +25,16 @@ internal static unsafe partial class SmallBlocks
             }
             BatchDamage damage;
             void* damaged;
+            int moreDamaged;
             try
             {
-                damage = TryPushRemoteBatch(h, out damaged); // the owner has ended: no handshake with it
+                damage = TryPushRemoteBatches(h, out damaged, out moreDamaged); // the owner has ended: no handshake with it
             }
             finally
             {
                 ReleaseRemoteBatchClaim(h);
             }
-            if (damage != BatchDamage.None) ThrowBatchDamage(damage, damaged); // reported once the claim is released
+            if (damage != BatchDamage.None) ThrowBatchDamage(damage, damaged, moreDamaged); // reported once the claim is released
         }
         InvalidOperationException? failure = FlushFreeCaches(h);
         ReleaseSlabs(h, onlyEmpty: false);
@@ -46,7 +47,7 @@ internal static unsafe partial class SmallBlocks
     public static void FlushCurrentThreadRemoteBatch()
     {
         ThreadCache* h = HeapFromThreadStatic;
-        if (h != s_emptyHeap) FlushOwnRemoteBatch(h);
+        if (h != s_emptyHeap) FlushOwnRemoteBatches(h);
     }
 
     /// <summary>Pushes the calling thread's held remote frees and flushes its free caches, then releases its
@@ -60,7 +61,7 @@ internal static unsafe partial class SmallBlocks
         InvalidOperationException? failure = null;
         try
         {
-            FlushOwnRemoteBatch(h);
+            FlushOwnRemoteBatches(h);
         }
         catch (InvalidOperationException e)
         {

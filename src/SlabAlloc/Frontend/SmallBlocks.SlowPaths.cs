@@ -1,4 +1,5 @@
 using System.Diagnostics.CodeAnalysis;
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using SlabAlloc.Memory;
 using SlabAlloc.Platform;
@@ -80,7 +81,7 @@ internal static unsafe partial class SmallBlocks
     private static void* AllocateAfterMiss(ThreadCache* h, int sizeClass, nuint requested)
     {
         if (h == s_emptyHeap) h = EnsureHeap();
-        FlushOwnRemoteBatch(h); // held frees may be the very blocks this miss is looking for
+        FlushOwnRemoteBatches(h); // held frees may be the very blocks this miss is looking for
         h->CacheMisses++;
         // Not in the stack map yet (its latch was still held): try again now and then.
         if (h->StackBytes == 0 && (h->CacheMisses & 63) == 0 && h->StackRegistrationFailures < MaxStackRegistrationFailures) RegisterStack(h);
@@ -252,26 +253,29 @@ internal static unsafe partial class SmallBlocks
             Push(s, block, block);
             return;
         }
-        // Joining the batch of the same slab is a few plain stores that cannot throw, so the common case holds the
-        // batch without an exception frame (a frame would keep every local of this method in memory).
-        if (h->RemoteBatchSlab == (nint)s)
+        // Joining the class's batch of the same slab is a few plain stores that cannot throw, so the common case
+        // holds the batch without an exception frame (a frame would keep every local of this method in memory).
+        // A class read from a slab formatted again since it was validated only picks another batch: the blocks
+        // of a batch belong to its slab whatever the class says.
+        RemoteBatch* b = ThreadCache.RemoteBatchOf(h, s->ClassIndex);
+        if (b->Slab == (nint)s)
         {
             // Hardened: the same block twice in a row would make the batch a cycle of one. Rejected before
             // anything is counted, so the rejected call changes nothing.
-            if (SlabOptions.Hardened && (nint)block == h->RemoteBatchHead)
+            if (SlabOptions.Hardened && (nint)block == b->Head)
             {
                 ExitRemoteBatch(h);
                 ThrowHelper.ThrowDoubleFree(block);
             }
-            if (h->RemoteBatchCount < SlabOptions.RemoteBatch)
+            if (b->Count < SlabOptions.RemoteBatch)
             {
                 CountRemoteFree(h, s);
-                JoinRemoteBatch(h, s, block);
+                JoinRemoteBatch(b, s, block);
                 ExitRemoteBatch(h);
                 return;
             }
         }
-        PushBatchAndStartAnother(h, s, block);
+        PushBatchAndStartAnother(h, b, s, block);
     }
 
     /// <summary>The remote free of <paramref name="block"/> when it cannot join the batch, which the caller holds
@@ -282,17 +286,17 @@ internal static unsafe partial class SmallBlocks
     /// <exception cref="InvalidOperationException">The batch's chain was damaged; this free was not done (in checked
     /// mode its block is marked handed out again, so that its one later free is not taken for a double free).</exception>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void PushBatchAndStartAnother(ThreadCache* h, SlabMeta* s, void* block)
+    private static void PushBatchAndStartAnother(ThreadCache* h, RemoteBatch* b, SlabMeta* s, void* block)
     {
         BatchDamage damage;
         void* damaged;
         try
         {
-            damage = TryPushRemoteBatch(h, out damaged);
+            damage = TryPushRemoteBatch(h, b, out damaged);
             if (damage == BatchDamage.None)
             {
                 CountRemoteFree(h, s);
-                StartRemoteBatch(h, s, block);
+                StartRemoteBatch(h, b, s, block);
             }
             else if (SlabOptions.Checked) SuperslabHeader.MarkAllocated(block);
         }
@@ -300,7 +304,7 @@ internal static unsafe partial class SmallBlocks
         {
             ExitRemoteBatch(h);
         }
-        if (damage != BatchDamage.None) ThrowBatchDamage(damage, damaged);
+        if (damage != BatchDamage.None) ThrowBatchDamage(damage, damaged, 0);
     }
 
     /// <summary>The owner's side of the batch handshake: marks the batch busy, then checks that no other thread
@@ -323,23 +327,24 @@ internal static unsafe partial class SmallBlocks
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void ExitRemoteBatch(ThreadCache* h) => Volatile.Write(ref h->RemoteBatchBusy, 0);
 
-    /// <summary>The owner pushes its own batch, unless another thread is pushing it at this moment.</summary>
-    /// <exception cref="InvalidOperationException">The batch was corrupted by a double free.</exception>
-    public static void FlushOwnRemoteBatch(ThreadCache* h)
+    /// <summary>The owner pushes every batch of its own, unless another thread is pushing them at this moment.</summary>
+    /// <exception cref="InvalidOperationException">A batch was corrupted by a double free.</exception>
+    public static void FlushOwnRemoteBatches(ThreadCache* h)
     {
-        if (SlabOptions.RemoteBatch == 0 || h->RemoteBatchSlab == 0) return;
+        if (SlabOptions.RemoteBatch == 0 || h->RemoteBatchClasses == 0) return;
         if (!EnterRemoteBatch(h)) return;
         BatchDamage damage;
         void* damaged;
+        int moreDamaged;
         try
         {
-            damage = TryPushRemoteBatch(h, out damaged);
+            damage = TryPushRemoteBatches(h, out damaged, out moreDamaged);
         }
         finally
         {
             ExitRemoteBatch(h);
         }
-        if (damage != BatchDamage.None) ThrowBatchDamage(damage, damaged);
+        if (damage != BatchDamage.None) ThrowBatchDamage(damage, damaged, moreDamaged);
     }
 
     /// <summary>Claims another thread's batch (compare-exchange from 0 to this thread's id); false when a third
@@ -373,29 +378,35 @@ internal static unsafe partial class SmallBlocks
         CountRemoteTarget(h, s);
     }
 
-    /// <summary>Holds a remote free back in the thread's batch (see <see cref="ThreadCache.RemoteBatchSlab"/>),
-    /// on top of the batch's blocks of the same slab; the batch reaches the slab with one CAS
-    /// (<see cref="TryPushRemoteBatch"/>).</summary>
+    /// <summary>Holds a remote free back in its class's batch <paramref name="b"/>, on top of the batch's blocks of
+    /// the same slab; the batch reaches the slab with one CAS (<see cref="TryPushRemoteBatch"/>).</summary>
     /// <remarks>Safe to hold: a held block counts as out for its slab, so the slab cannot be emptied,
     /// released or formatted again before the batch reaches it; its owner may change meanwhile, which the
     /// push handles as any remote free does.</remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void JoinRemoteBatch(ThreadCache* h, SlabMeta* s, void* block)
+    private static void JoinRemoteBatch(RemoteBatch* b, SlabMeta* s, void* block)
     {
-        SlabMeta.SetNext(s, block, (void*)h->RemoteBatchHead);
-        h->RemoteBatchHead = (nint)block;
-        h->RemoteBatchCount++;
+        SlabMeta.SetNext(s, block, (void*)b->Head);
+        b->Head = (nint)block;
+        b->Count++;
     }
 
-    /// <summary>Starts the (empty) batch with <paramref name="block"/> of slab <paramref name="s"/>.</summary>
+    /// <summary>Starts the (empty) batch <paramref name="b"/> of <paramref name="h"/> with <paramref name="block"/>
+    /// of slab <paramref name="s"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StartRemoteBatch(ThreadCache* h, SlabMeta* s, void* block)
+    private static void StartRemoteBatch(ThreadCache* h, RemoteBatch* b, SlabMeta* s, void* block)
     {
         SlabMeta.SetNext(s, block, null);
-        h->RemoteBatchHead = h->RemoteBatchTail = (nint)block;
-        h->RemoteBatchCount = 1;
-        h->RemoteBatchSlab = (nint)s;
+        b->Head = (nint)block;
+        b->TailOffset = (uint)((byte*)block - s->Start);
+        b->Count = 1;
+        b->Slab = (nint)s;
+        h->RemoteBatchClasses |= 1UL << ClassOfBatch(h, b);
     }
+
+    /// <summary>The class whose batch <paramref name="b"/> is.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int ClassOfBatch(ThreadCache* h, RemoteBatch* b) => (int)(b - ThreadCache.RemoteBatchOf(h, 0));
 
     /// <summary>What <see cref="TryPushRemoteBatch"/> found wrong with a batch's chain.</summary>
     public enum BatchDamage
@@ -408,9 +419,9 @@ internal static unsafe partial class SmallBlocks
         FreedTwice,
     }
 
-    /// <summary>Pushes the blocks held in <paramref name="h"/>'s remote batch to their slab, after checking
-    /// that the chain is what the batch recorded. Called by the thread that owns <paramref name="h"/> inside
-    /// <see cref="EnterRemoteBatch"/>, or by one that claimed the batch (<see cref="TryClaimRemoteBatch"/>).
+    /// <summary>Pushes the blocks held in <paramref name="h"/>'s remote batch <paramref name="b"/> to their slab, after
+    /// checking that the chain is what the batch recorded. Called by the thread that owns <paramref name="h"/> inside
+    /// <see cref="EnterRemoteBatch"/>, or by one that claimed its batches (<see cref="TryClaimRemoteBatch"/>).
     /// Throws nothing: damage is returned, for the caller to report (<see cref="ThrowBatchDamage"/>) once it
     /// has let go of the batch.</summary>
     /// <remarks>A block freed twice while in the batch re-links the chain: from the head, <c>count</c>
@@ -419,18 +430,20 @@ internal static unsafe partial class SmallBlocks
     /// instead, its blocks left counted as out in their slab. The walk never follows a link out of the block's
     /// superslab, in either mode.</remarks>
     /// <param name="h">The cache whose batch is pushed.</param>
+    /// <param name="b">The batch, one of <paramref name="h"/>'s.</param>
     /// <param name="damaged">The block whose link was overwritten, for <see cref="BatchDamage.LinkOverwritten"/>.</param>
-    public static BatchDamage TryPushRemoteBatch(ThreadCache* h, out void* damaged)
+    private static BatchDamage TryPushRemoteBatch(ThreadCache* h, RemoteBatch* b, out void* damaged)
     {
         damaged = null;
         if (SlabOptions.RemoteBatch == 0) return BatchDamage.None; // off: folded away, every caller included
-        var s = (SlabMeta*)h->RemoteBatchSlab;
+        var s = (SlabMeta*)b->Slab;
         if (s == null) return BatchDamage.None;
-        h->RemoteBatchSlab = 0;
-        int count = h->RemoteBatchCount;
-        h->RemoteBatchCount = 0;
-        var head = (void*)h->RemoteBatchHead;
-        var tail = (void*)h->RemoteBatchTail;
+        b->Slab = 0;
+        h->RemoteBatchClasses &= ~(1UL << ClassOfBatch(h, b));
+        int count = b->Count;
+        b->Count = 0;
+        var head = (void*)b->Head;
+        var tail = s->Start + b->TailOffset;
         void* p = head;
         for (int i = 1; i < count && p != null; i++)
         {
@@ -452,12 +465,41 @@ internal static unsafe partial class SmallBlocks
         return BatchDamage.None;
     }
 
-    /// <summary>Reports what <see cref="TryPushRemoteBatch"/> found (logged, then thrown).</summary>
+    /// <summary>Pushes every batch <paramref name="h"/> holds (<see cref="TryPushRemoteBatch"/>), a damaged one
+    /// dropped and the others pushed all the same. Returns the first damage found; the number of other batches
+    /// found damaged in <paramref name="moreDamaged"/>. Throws nothing; the same callers as for one batch.</summary>
+    public static BatchDamage TryPushRemoteBatches(ThreadCache* h, out void* damaged, out int moreDamaged)
+    {
+        damaged = null;
+        moreDamaged = 0;
+        if (SlabOptions.RemoteBatch == 0) return BatchDamage.None;
+        BatchDamage first = BatchDamage.None;
+        for (ulong classes = h->RemoteBatchClasses; classes != 0; classes &= classes - 1)
+        {
+            BatchDamage damage = TryPushRemoteBatch(h, ThreadCache.RemoteBatchOf(h, BitOperations.TrailingZeroCount(classes)), out void* d);
+            if (damage == BatchDamage.None) continue;
+            if (first == BatchDamage.None)
+            {
+                first = damage;
+                damaged = d;
+            }
+            else moreDamaged++;
+        }
+        return first;
+    }
+
+    /// <summary>Reports what <see cref="TryPushRemoteBatch"/> found (logged, then thrown); other batches of the same push
+    /// found damaged are reported together, in one logged error that is not thrown.</summary>
     /// <exception cref="InvalidOperationException">Always.</exception>
+    /// <param name="damage">The first damage found.</param>
+    /// <param name="damaged">The block <paramref name="damage"/> names, if any.</param>
+    /// <param name="moreDamaged">Other batches found damaged in the same push.</param>
     [DoesNotReturn]
-    public static void ThrowBatchDamage(BatchDamage damage, void* damaged)
+    public static void ThrowBatchDamage(BatchDamage damage, void* damaged, int moreDamaged)
     {
         Invariant.Holds(damage != BatchDamage.None, "only damage is reported");
+        if (moreDamaged > 0)
+            ThrowHelper.ReportCorruption($"{moreDamaged} remote-free batches of one thread were damaged besides the one reported next (a block freed twice while held, or a link overwritten) and are left out of use");
         if (damage == BatchDamage.LinkOverwritten) ThrowHelper.ThrowLinkOverwritten(damaged);
         ThrowHelper.ThrowCorruption("a block was freed twice while held in a thread's remote-free batch (double free); the batch is left out of use");
     }

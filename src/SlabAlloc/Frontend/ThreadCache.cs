@@ -87,19 +87,17 @@ internal struct ThreadCache
     public long RemoteFreesToUnowned;
     /// <summary>Allocations that found the current slab's free list empty (thread-cache misses).</summary>
     public long CacheMisses;
-    /// <summary>The thread's remote frees not pushed yet: blocks of one slab (<see cref="RemoteBatchSlab"/>,
-    /// 0 when there are none), linked through their first word, newest first at <see cref="RemoteBatchHead"/>,
-    /// the oldest at <see cref="RemoteBatchTail"/>. Pushed to the slab with one CAS when a free goes to
-    /// another slab, when there are <c>SLABALLOC_REMOTE_BATCH</c> of them, at the thread's next cache miss,
-    /// at any thread's call to <c>Trim</c>, and when the cache is reclaimed after its thread ended
-    /// (<c>SmallBlocks.TryPushRemoteBatch</c>). Counted as freed already; still out for their slab.</summary>
-    public nint RemoteBatchSlab;
-    /// <inheritdoc cref="RemoteBatchSlab"/>
-    public nint RemoteBatchHead;
-    /// <inheritdoc cref="RemoteBatchSlab"/>
-    public nint RemoteBatchTail;
-    /// <summary>Blocks in the remote batch (<see cref="RemoteBatchSlab"/>); read by the statistics.</summary>
-    public int RemoteBatchCount;
+    /// <summary>The thread's remote frees not pushed yet, one batch per class (<see cref="RemoteBatch"/>). A
+    /// class's batch is pushed to its slab with one CAS when a free of the class goes to another slab or it holds
+    /// <c>SLABALLOC_REMOTE_BATCH</c> blocks; every batch is pushed at the thread's next cache miss, at any thread's
+    /// call to <c>Trim</c> and when the cache is reclaimed after its thread ended
+    /// (<c>SmallBlocks.TryPushRemoteBatches</c>).</summary>
+    public ClassRemoteBatches RemoteBatches;
+    /// <summary>Bit c set while class c's remote batch holds blocks (the classes fit in 64 bits: checked when compiled).
+    /// Written with the batches; read by other threads as a hint of whether there is anything to push.</summary>
+    public ulong RemoteBatchClasses;
+    /// <summary>Fails to compile when the classes do not fit in <see cref="RemoteBatchClasses"/>.</summary>
+    private const ulong ClassesFitInOneWord = 64 - SizeClasses.Count;
     /// <summary>1 while the owner works on its remote batch: plain stores, ordered against another thread's
     /// claim by that thread's process-wide barrier (<c>SmallBlocks.EnterRemoteBatch</c>).</summary>
     public int RemoteBatchBusy;
@@ -153,6 +151,9 @@ internal struct ThreadCache
             if (FreeCacheHeadOf(h, c) != 0 || FreeCacheCountOf(h, c) != 0) return false;
         return h->FreeCacheBytes == 0;
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe RemoteBatch* RemoteBatchOf(ThreadCache* h, int sizeClass) => (RemoteBatch*)&h->RemoteBatches + sizeClass;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static unsafe ref long AllocCountOf(ThreadCache* h, int sizeClass) => ref ((long*)&h->AllocCount)[sizeClass];

@@ -115,9 +115,10 @@ internal static unsafe class ThreadCacheRecords
     /// <summary>Pushes the remote batches of every other live thread, so that blocks a thread holds back while it
     /// waits reach their slabs now (<c>Trim</c>). The first failure (a batch corrupted by a double free,
     /// already logged) is returned after every batch was tried.</summary>
-    /// <remarks>Claims every batch that holds blocks, then runs one process-wide barrier (the other half of the
-    /// owners' handshake, <c>SmallBlocks.EnterRemoteBatch</c>), then waits for each owner to be out of its batch,
-    /// pushes it and releases the claim. Allocates nothing; spins and yields, never sleeps.</remarks>
+    /// <remarks>Claims the batches of every thread that holds some (one claim covers all of a thread's classes), then
+    /// runs one process-wide barrier (the other half of the owners' handshake, <c>SmallBlocks.EnterRemoteBatch</c>),
+    /// then waits for each owner to be out of its batches, pushes them and releases the claim. Allocates nothing
+    /// until every claim is released; spins and yields, never sleeps.</remarks>
     public static Exception? PushOtherThreadsRemoteBatches()
     {
         if (SlabOptions.RemoteBatch == 0) return null;
@@ -125,7 +126,7 @@ internal static unsafe class ThreadCacheRecords
         bool claimedAny = false;
         for (ThreadCacheRecord? r = Head; r != null; r = r.Next)
         {
-            if (!IsLive(r) || r.Thread == Thread.CurrentThread || Volatile.Read(ref r.Heap->RemoteBatchSlab) == 0) continue;
+            if (!IsLive(r) || r.Thread == Thread.CurrentThread || Volatile.Read(ref r.Heap->RemoteBatchClasses) == 0) continue;
             claimedAny |= SmallBlocks.TryClaimRemoteBatch(r.Heap);
         }
         if (!claimedAny) return null;
@@ -136,7 +137,8 @@ internal static unsafe class ThreadCacheRecords
         const int DamageReportsKept = 16;
         nint* damagedBlocks = stackalloc nint[DamageReportsKept];
         SmallBlocks.BatchDamage* damages = stackalloc SmallBlocks.BatchDamage[DamageReportsKept];
-        int damagedBatches = 0;
+        int* moreDamagedCounts = stackalloc int[DamageReportsKept];
+        int damagedCaches = 0, unreported = 0;
         for (ThreadCacheRecord? r = Head; r != null; r = r.Next)
         {
             ThreadCache* h = r.Heap;
@@ -144,15 +146,17 @@ internal static unsafe class ThreadCacheRecords
             try
             {
                 SmallBlocks.AwaitOwnerOutOfRemoteBatch(h);
-                SmallBlocks.BatchDamage damage = SmallBlocks.TryPushRemoteBatch(h, out void* damaged);
+                SmallBlocks.BatchDamage damage = SmallBlocks.TryPushRemoteBatches(h, out void* damaged, out int moreDamaged);
                 if (damage != SmallBlocks.BatchDamage.None)
                 {
-                    if (damagedBatches < DamageReportsKept)
+                    if (damagedCaches < DamageReportsKept)
                     {
-                        damages[damagedBatches] = damage;
-                        damagedBlocks[damagedBatches] = (nint)damaged;
+                        damages[damagedCaches] = damage;
+                        damagedBlocks[damagedCaches] = (nint)damaged;
+                        moreDamagedCounts[damagedCaches] = moreDamaged;
                     }
-                    damagedBatches++;
+                    else unreported += 1 + moreDamaged;
+                    damagedCaches++;
                 }
             }
             catch (Exception e)
@@ -166,14 +170,14 @@ internal static unsafe class ThreadCacheRecords
             }
         }
         if (first != null) ErrorReports.ReportCaught(first);
-        // Each damaged batch reported (logged once) now; past the first DamageReportsKept of one pass, the others are
-        // dropped as well and only counted.
-        ErrorReports.ReportUnreported(damagedBatches - DamageReportsKept);
-        for (int i = 0; i < Math.Min(damagedBatches, DamageReportsKept); i++)
+        // The damaged batches of each cache reported (logged once) now; past the first DamageReportsKept caches of one
+        // pass, the others' are dropped as well and only counted.
+        ErrorReports.ReportUnreported(unreported);
+        for (int i = 0; i < Math.Min(damagedCaches, DamageReportsKept); i++)
         {
             try
             {
-                SmallBlocks.ThrowBatchDamage(damages[i], (void*)damagedBlocks[i]);
+                SmallBlocks.ThrowBatchDamage(damages[i], (void*)damagedBlocks[i], moreDamagedCounts[i]);
             }
             catch (InvalidOperationException e)
             {

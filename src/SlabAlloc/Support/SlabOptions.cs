@@ -70,12 +70,14 @@ internal static class SlabOptions
     public static readonly int ThreadCacheLimit = ReadInt("SLABALLOC_THREAD_CACHE_LIMIT", "SlabAlloc.ThreadCacheLimit", 0, 0, 1 << 20);
 
     /// <summary><c>SLABALLOC_REMOTE_BATCH</c> (default 32): the most frees of blocks of another thread's slab
-    /// that a thread holds back to push to that slab together, with one CAS; consecutive frees into one slab
-    /// are batched, a free into another slab pushes the batch first. The held blocks count as freed; their
+    /// that a thread holds back to push to that slab together, with one CAS. A thread keeps one batch per size
+    /// class: its frees of a class into one slab are batched, whatever frees of other classes come between, and a
+    /// free of the class into another slab pushes the class's batch first. The held blocks count as freed; their
     /// slab gets them at the latest at the freeing thread's next cache miss, at any thread's call to
     /// <c>Trim</c> (which claims live threads' batches), or when the thread has ended and its cache is
-    /// reclaimed. So a live thread that frees into another thread's slab and then stops allocating keeps at
-    /// most that many blocks of one slab from it until the next <c>Trim</c>. 0 pushes every remote free at once.</summary>
+    /// reclaimed. So a live thread that frees into other threads' slabs and then stops allocating keeps at
+    /// most that many blocks of one slab per class from them until the next <c>Trim</c>. 0 pushes every remote
+    /// free at once.</summary>
     public static readonly int RemoteBatch = ReadInt("SLABALLOC_REMOTE_BATCH", "SlabAlloc.RemoteBatch", 32, 0, 4096);
 
     /// <summary><c>SLABALLOC_MAX_MAPPED_MB</c> (default 0 = unlimited): the most memory SlabAlloc maps from the

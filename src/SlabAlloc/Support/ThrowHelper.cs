@@ -24,6 +24,9 @@ internal static unsafe class ThrowHelper
     [DoesNotReturn] public static void ThrowOutOfMemoryOverflow(nuint count, nuint size) => throw OutOfMemoryOverflow(count, size);
     [DoesNotReturn] public static void ThrowBadAlignment(nuint alignment) => throw BadAlignment(alignment);
 
+    /// <summary>Reports heap corruption that is handled where it was found and not thrown (logged like the thrown ones).</summary>
+    public static void ReportCorruption(string what) => Corruption(what);
+
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static Exception ForeignPointer(void* p) =>
         Report(new ArgumentException($"0x{(nuint)p:x} was not allocated by SlabAlloc (a foreign pointer, or memory SlabAlloc already returned to the system).", "ptr"));

@@ -4,10 +4,11 @@ using SlabAlloc.Support;
 namespace SlabAlloc.Tests.Frontend;
 
 /// <summary>
-/// A thread's remote frees into one slab are held back in its batch and pushed together: counted as freed
-/// at once, held up to <c>SLABALLOC_REMOTE_BATCH</c> blocks, pushed when a free goes to another slab, at the
-/// thread's next miss, at any thread's <c>Trim</c>, and when its cache is reclaimed after it ended; the same block freed
-/// twice in a row into a batch is rejected and changes nothing.
+/// A thread's remote frees into one slab are held back in its batch of their class and pushed together: counted as
+/// freed at once, held up to <c>SLABALLOC_REMOTE_BATCH</c> blocks, pushed when a free of the class goes to another
+/// slab, at the thread's next miss, at any thread's <c>Trim</c>, and when its cache is reclaimed after it ended; frees
+/// of other classes in between do not push it; the same block freed twice in a row into a batch is rejected and
+/// changes nothing.
 /// </summary>
 /// <remarks>In the non-parallel "SlabAlloc global state" collection: it reads process-wide counts, as
 /// differences, while no other thread frees.</remarks>
@@ -33,18 +34,19 @@ public sealed unsafe class RemoteFreeBatchTests
     }
 
     [Fact]
-    public void RemoteFreesAreHeldUntilTheBatchIsFullAnotherSlabIsFreedIntoAMissOrTrim()
+    public void RemoteFreesAreHeldUntilTheBatchIsFullAnotherSlabOfTheClassIsFreedIntoAMissOrTrim()
     {
         if (Limit == 0) return; // the batch is off: nothing is held
         // Blocks of another thread's slabs, 64 B; a 64 KiB slot all of whose blocks it allocated is a slab
         // that holds no one else's block.
         int capacity = SizeClasses.Capacity(SizeClasses.ClassOf(64));
         nint[] blocks = [];
-        nint other = 0;
+        nint other = 0, other2 = 0;
         OnThread(() =>
         {
             blocks = Enumerable.Range(0, 4 * capacity).Select(_ => (nint)SlabMemory.Alloc(64)).ToArray();
             other = (nint)SlabMemory.Alloc(1000);
+            other2 = (nint)SlabMemory.Alloc(1000);
         });
         nint[] oneSlab = blocks.GroupBy(p => p >> 16).First(g => g.Count() == capacity).ToArray();
         nint[] rest = blocks.Except(oneSlab).ToArray();
@@ -66,23 +68,28 @@ public sealed unsafe class RemoteFreeBatchTests
                 Assert.Equal((inUse, batched), Counts());
             }
 
-            // A free into another slab pushes the batch and starts a new one.
+            // A free of another class starts that class's batch; the first one stays held.
             SlabMemory.Free((void*)other);
-            Assert.Equal((inUse - 1, batched0 + 1), Counts());
+            Assert.Equal((inUse - 1, batched + 1), Counts());
 
-            // The thread's next miss pushes it (a class it never allocated: its first allocation misses).
+            // A free into another slab of the class pushes the class's batch and starts a new one.
+            SlabMemory.Free((void*)rest[0]);
+            Assert.Equal((inUse - 2, batched0 + 2), Counts());
+
+            // The thread's next miss pushes every batch (a class it never allocated: its first allocation misses).
             void* mine = SlabMemory.Alloc(3000);
-            Assert.Equal((inUse, batched0), Counts());
+            Assert.Equal((inUse - 1, batched0), Counts());
             SlabMemory.Free(mine);
 
-            // Trim pushes it too.
+            // Trim pushes every batch too.
             SlabMemory.Free((void*)oneSlab[held]);
-            Assert.Equal(batched0 + 1, Counts().Batched);
+            SlabMemory.Free((void*)other2);
+            Assert.Equal(batched0 + 2, Counts().Batched);
             SlabMemory.Trim();
             Assert.Equal(batched0, Counts().Batched);
 
             // Held when the thread ends: pushed when its cache is reclaimed.
-            foreach (nint p in rest) SlabMemory.Free((void*)p);
+            foreach (nint p in rest.Skip(1)) SlabMemory.Free((void*)p);
             SlabMemory.Free((void*)oneSlab[held + 1]);
             Assert.Equal(batched0 + 1, Counts().Batched);
         });
@@ -90,6 +97,61 @@ public sealed unsafe class RemoteFreeBatchTests
         // Every block of the slab came back, the last one from the batch the freer held when it ended: the
         // slab has no block out, so asking about one of its blocks is asking about a freed block.
         Assert.Throws<ArgumentException>(() => SlabMemory.UsableSize((void*)oneSlab[0]));
+    }
+
+    /// <summary>Frees of three classes in turn, into slabs of another thread, each join their own class's batch: none
+    /// pushes another's, so all of them are held while the freeing thread waits; another thread's <c>Trim</c> pushes
+    /// every one of them, and every block comes back.</summary>
+    [Fact]
+    public void FreesOfSeveralClassesInTurnEachJoinTheirClasssBatch_AndAnotherThreadsTrimPushesThemAll()
+    {
+        if (Limit < 2) return;
+        nuint[] sizes = [64, 256, 512];
+        int perClass = Limit - 1;
+        nint[][] blocks = new nint[sizes.Length][];
+        OnThread(() =>
+        {
+            for (int k = 0; k < sizes.Length; k++)
+            {
+                // Twice a slab's worth, so that one slab had all its blocks handed out here.
+                int capacity = SizeClasses.Capacity(SizeClasses.ClassOf(sizes[k]));
+                nint[] all = Enumerable.Range(0, 2 * capacity).Select(_ => (nint)SlabMemory.Alloc(sizes[k])).ToArray();
+                nint[] oneSlab = all.GroupBy(p => (nint)SuperslabHeader.SlabOf((void*)p)).First(g => g.Count() == capacity).ToArray();
+                blocks[k] = oneSlab[..perClass];
+                foreach (nint p in all.Except(blocks[k])) SlabMemory.Free((void*)p);
+            }
+        });
+        (long inUse0, long batched0) = Counts();
+        using var freed = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        Exception? failure = null;
+        var freer = new Thread(() =>
+        {
+            try
+            {
+                for (int i = 0; i < perClass; i++)
+                    for (int k = 0; k < sizes.Length; k++) SlabMemory.Free((void*)blocks[k][i]);
+            }
+            catch (Exception e) { failure = e; }
+            freed.Set();
+            release.Wait();
+        });
+        freer.Start();
+        freed.Wait();
+        try
+        {
+            Assert.Null(failure);
+            Assert.Equal((inUse0 - sizes.Length * perClass, batched0 + sizes.Length * perClass), Counts());
+            SlabMemory.Trim();
+            Assert.Equal(batched0, Counts().Batched);
+            // Every block of those slabs came back: asking about one of them is asking about a freed block.
+            foreach (nint[] k in blocks) Assert.Throws<ArgumentException>(() => SlabMemory.UsableSize((void*)k[0]));
+        }
+        finally
+        {
+            release.Set();
+            freer.Join();
+        }
     }
 
     /// <summary>A live thread that freed into another thread's slab and then waits holds a batch; another
