@@ -46,7 +46,7 @@ internal static class Program
         new("pool-corruption", "[acquire]", PoolCorruption.Run),
         new("invariant", "", InvariantViolation.Run),
         new("dropped-owners", "<count>", DroppedOwners.Run),
-        new("batch-double-free", "", BatchDoubleFree.Run),
+        new("batch-double-free", "[two-classes]", BatchDoubleFree.Run),
         new("batch-damage", "", BatchDamage.Run),
         new("cache-damage", "<trim|free>", CacheDamage.Run),
         new("race", $"<{string.Join('|', RaceRunner.Names)}> <milliseconds>", RaceRunner.Run),

@@ -21,4 +21,28 @@ public sealed class RemoteFreeBatchDoubleFreeTests
         else Assert.Contains("freed twice while held in a thread's remote-free batch", Assert.Single(result.Lines("DOUBLE_FREE_REPORTED")));
         Assert.Single(result.Lines("PROBE_OK"));
     }
+
+    /// <summary>Two batches of one thread (64 B and 128 B blocks, freed in turn) damaged alike: the reclaim pushes
+    /// neither, throws for the first and logs the other as well; in checked mode both double frees are rejected.</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void DoubleFreesInTwoClassesBatchesAreBothReported(bool checkedMode)
+    {
+        var settings = new Dictionary<string, string> { ["SLABALLOC_REMOTE_BATCH"] = "32" };
+        if (checkedMode) settings["SLABALLOC_CHECKED"] = "1";
+        var result = ProbeProcess.Run(settings, "batch-double-free", "two-classes");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        if (checkedMode)
+        {
+            Assert.Equal(2, result.Lines("DOUBLE_FREE_REJECTED").Length);
+            Assert.Empty(result.Lines("DOUBLE_FREE_REPORTED"));
+        }
+        else
+        {
+            Assert.Contains("freed twice while held in a thread's remote-free batch", Assert.Single(result.Lines("DOUBLE_FREE_REPORTED")));
+            Assert.Single(result.Lines("LOGGED_ERROR").Where(l => l.Contains("1 remote-free batches of one thread were damaged besides the one reported next")));
+        }
+        Assert.Single(result.Lines("PROBE_OK"));
+    }
 }
