@@ -8,15 +8,22 @@ namespace SlabAlloc.Tests.Frontend;
 /// </summary>
 public sealed class RemoteFreeBatchDoubleFreeTests
 {
+    /// <summary>Runs the probe's <c>batch-double-free</c> with the batch on, and checks that it exited normally.</summary>
+    private static ProbeProcess.ProbeResult RunProbe(bool checkedMode, params string[] args)
+    {
+        var settings = new Dictionary<string, string> { ["SLABALLOC_REMOTE_BATCH"] = "32" };
+        if (checkedMode) settings["SLABALLOC_CHECKED"] = "1";
+        var result = ProbeProcess.Run(settings, ["batch-double-free", .. args]);
+        Assert.True(result.ExitCode == 0, result.ToString());
+        return result;
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
     public void ARemoteDoubleFreeOfABatchsOldestBlockIsReported(bool checkedMode)
     {
-        var settings = new Dictionary<string, string> { ["SLABALLOC_REMOTE_BATCH"] = "32" };
-        if (checkedMode) settings["SLABALLOC_CHECKED"] = "1";
-        var result = ProbeProcess.Run(settings, "batch-double-free");
-        Assert.True(result.ExitCode == 0, result.ToString());
+        var result = RunProbe(checkedMode);
         if (checkedMode) Assert.Single(result.Lines("DOUBLE_FREE_REJECTED"));
         else Assert.Contains("freed twice while held in a thread's remote-free batch", Assert.Single(result.Lines("DOUBLE_FREE_REPORTED")));
         Assert.Single(result.Lines("PROBE_OK"));
@@ -29,10 +36,7 @@ public sealed class RemoteFreeBatchDoubleFreeTests
     [InlineData(true)]
     public void DoubleFreesInTwoClassesBatchesAreBothReported(bool checkedMode)
     {
-        var settings = new Dictionary<string, string> { ["SLABALLOC_REMOTE_BATCH"] = "32" };
-        if (checkedMode) settings["SLABALLOC_CHECKED"] = "1";
-        var result = ProbeProcess.Run(settings, "batch-double-free", "two-classes");
-        Assert.True(result.ExitCode == 0, result.ToString());
+        var result = RunProbe(checkedMode, "two-classes");
         if (checkedMode)
         {
             Assert.Equal(2, result.Lines("DOUBLE_FREE_REJECTED").Length);
