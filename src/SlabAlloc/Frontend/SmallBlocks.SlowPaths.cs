@@ -396,6 +396,7 @@ internal static unsafe partial class SmallBlocks
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void StartRemoteBatch(ThreadCache* h, RemoteBatch* b, SlabMeta* s, void* block)
     {
+        Invariant.Holds(b->Slab == 0 && (h->RemoteBatchClasses & (1UL << ClassOfBatch(h, b))) == 0, "a batch is started only when empty, its class's bit clear");
         SlabMeta.SetNext(s, block, null);
         b->Head = (nint)block;
         b->TailOffset = (uint)((byte*)block - s->Start);
@@ -485,6 +486,8 @@ internal static unsafe partial class SmallBlocks
             }
             else moreDamaged++;
         }
+        // The caller holds the batches (the owner inside its handshake, or a claim): nothing refilled them meanwhile.
+        Invariant.Holds(h->RemoteBatchClasses == 0, "every batch pushed or dropped");
         return first;
     }
 
