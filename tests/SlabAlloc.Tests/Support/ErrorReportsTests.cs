@@ -12,15 +12,28 @@ namespace SlabAlloc.Tests.Support;
 [Collection("SlabAlloc global state")]
 public sealed class ErrorReportsTests
 {
+    /// <summary>Runs <paramref name="test"/> with <paramref name="factory"/> as SlabAlloc's logger, and none after.</summary>
+    private static void WithLogger(ILoggerFactory factory, Action test)
+    {
+        SlabAllocLogging.Configure(factory);
+        try
+        {
+            test();
+        }
+        finally
+        {
+            SlabAllocLogging.Configure(null);
+        }
+    }
+
     [Fact]
     public void InsideNestedScopes_FailuresAreLoggedWhenTheOutermostEnds_OnceEach_InOrder()
     {
         var factory = new RecordingLoggerFactory();
         var first = new InvalidOperationException("first");
         var second = new InvalidOperationException("second");
-        try
+        WithLogger(factory, () =>
         {
-            SlabAllocLogging.Configure(factory);
             using (ErrorReports.Defer())
             {
                 Assert.Same(first, ErrorReports.Report(first));
@@ -37,11 +50,7 @@ public sealed class ErrorReportsTests
 
             ErrorReports.Report(second); // logged already: never again
             Assert.Equal([first, second], Mine(factory, first, second));
-        }
-        finally
-        {
-            SlabAllocLogging.Configure(null);
-        }
+        });
     }
 
     [Fact]
@@ -51,9 +60,8 @@ public sealed class ErrorReportsTests
         // catch outside a scope logs it again, but one scope logs it once.
         var factory = new RecordingLoggerFactory();
         var runtimes = new OutOfMemoryException("the runtime's");
-        try
+        WithLogger(factory, () =>
         {
-            SlabAllocLogging.Configure(factory);
             using (ErrorReports.Defer())
             {
                 ErrorReports.ReportCaught(runtimes);
@@ -63,11 +71,7 @@ public sealed class ErrorReportsTests
             Assert.False(ErrorReports.WasReported(runtimes));
             ErrorReports.ReportCaught(runtimes);
             Assert.Equal([runtimes, runtimes], Mine(factory, runtimes));
-        }
-        finally
-        {
-            SlabAllocLogging.Configure(null);
-        }
+        });
     }
 
     [Fact]
@@ -76,9 +80,8 @@ public sealed class ErrorReportsTests
         var factory = new RecordingLoggerFactory();
         var here = new InvalidOperationException("here");
         var there = new InvalidOperationException("there");
-        try
+        WithLogger(factory, () =>
         {
-            SlabAllocLogging.Configure(factory);
             ErrorReports.Report(here);
             Assert.Equal([here], Mine(factory, here, there));
             using (ErrorReports.Defer())
@@ -88,11 +91,7 @@ public sealed class ErrorReportsTests
                 other.Join();
                 Assert.Equal([here, there], Mine(factory, here, there));
             }
-        }
-        finally
-        {
-            SlabAllocLogging.Configure(null);
-        }
+        });
     }
 
     [Fact]
@@ -101,9 +100,8 @@ public sealed class ErrorReportsTests
         var factory = new RecordingLoggerFactory();
         var failures = Enumerable.Range(0, ErrorReports.KeptPerScope + 3).Select(i => new InvalidOperationException($"failure {i}")).ToArray();
         var later = new InvalidOperationException("later");
-        try
+        WithLogger(factory, () =>
         {
-            SlabAllocLogging.Configure(factory);
             using (ErrorReports.Defer())
             {
                 foreach (var f in failures) ErrorReports.Report(f);
@@ -115,11 +113,7 @@ public sealed class ErrorReportsTests
             using (ErrorReports.Defer()) ErrorReports.Report(later);
             Assert.Equal([later], Mine(factory, later));
             Assert.Single(factory.Entries, e => e.EventId.Name == "ErrorsNotLogged");
-        }
-        finally
-        {
-            SlabAllocLogging.Configure(null);
-        }
+        });
     }
 
     [Fact]
@@ -128,9 +122,8 @@ public sealed class ErrorReportsTests
         // A Trim that finds more damaged remote batches than it reports one by one counts the rest.
         var factory = new RecordingLoggerFactory();
         var one = new InvalidOperationException("one");
-        try
+        WithLogger(factory, () =>
         {
-            SlabAllocLogging.Configure(factory);
             using (ErrorReports.Defer())
             {
                 ErrorReports.Report(one);
@@ -141,11 +134,7 @@ public sealed class ErrorReportsTests
             Assert.Equal([one], Mine(factory, one));
             LogEntry notLogged = Assert.Single(factory.Entries, e => e.EventId.Name == "ErrorsNotLogged");
             Assert.Contains("detected 3 more errors", notLogged.Message);
-        }
-        finally
-        {
-            SlabAllocLogging.Configure(null);
-        }
+        });
     }
 
     [Fact]
@@ -155,17 +144,12 @@ public sealed class ErrorReportsTests
         var fromLogger = new InvalidOperationException("from the logger");
         var factory = new RecordingLoggerFactory();
         var callingBack = new CallingBackFactory(factory, kept, () => ErrorReports.Report(fromLogger));
-        try
+        WithLogger(callingBack, () =>
         {
-            SlabAllocLogging.Configure(callingBack);
             using (ErrorReports.Defer()) ErrorReports.Report(kept);
             Assert.Equal([kept, fromLogger], Mine(factory, kept, fromLogger));
             Assert.Equal(0, ErrorReports.KeptCount);
-        }
-        finally
-        {
-            SlabAllocLogging.Configure(null);
-        }
+        });
     }
 
     /// <summary>The errors logged whose exception is one of <paramref name="ours"/>, in order (the upkeep may log
