@@ -2,8 +2,9 @@ using SlabAlloc.Support;
 
 namespace SlabAlloc.Memory;
 
-/// <summary>Walks the remote-free lists of several slabs side by side, reading only, so that their blocks'
-/// lines are in the cache when the holder collects the lists one by one.</summary>
+/// <summary>Walks remote-free lists side by side, reading only, so that their blocks' lines are in the cache when
+/// the holder collects the lists one by one: the lists of several slabs (<see cref="Touch"/>), or the chains of one
+/// slab's list (<see cref="TouchChains"/>).</summary>
 /// <remarks>
 /// <para>Collecting a remote-free list is a chase of dependent loads over blocks that other threads wrote last:
 /// one cache miss after another, none of them overlapping. A holder about to collect many lists at once (a
@@ -16,6 +17,12 @@ namespace SlabAlloc.Memory;
 /// then swings the head, so the chain from a head once read never changes under the walk. A damaged link is
 /// never followed out of its superslab (<see cref="SlabMeta.TryNextOf"/>) and no walk goes past the slab's
 /// capacity: this walk changes nothing and reports nothing; finding damage is the collection's job.</para>
+/// <para><b>One long list.</b> A list is made of chains, one per push (a remote-free batch, or one block), and a
+/// push leaves its chain's last block in its first block (<see cref="SlabMeta.TryChainEndOf"/>). From the list's
+/// head, the first blocks of up to <see cref="Width"/> chains are found two reads per chain (the hint, then the last
+/// block's link), and the chains are then walked side by side. A hint is only trusted to be a block of the slab:
+/// a wrong one (a block overwritten after its free) makes this walk stop early or read blocks twice, never
+/// read outside the slab; the collection's own walk, link by link from the head, is what counts and checks.</para>
 /// </remarks>
 internal static unsafe class RemoteListWalk
 {
@@ -47,6 +54,40 @@ internal static unsafe class RemoteListWalk
                 if (--budget[i] < 0 || !SlabMeta.TryNextOf(slabs[i], block, out void* next)) next = null;
                 cursor[i] = next;
                 if (next != null) walking++;
+            }
+        }
+    }
+
+    /// <summary>Reads the remote-free list that starts at <paramref name="head"/>, already taken by the caller
+    /// from slab <paramref name="s"/>, which it holds, up to <see cref="Width"/> of its chains side by side.</summary>
+    public static void TouchChains(SlabMeta* s, void* head)
+    {
+        void** cursor = stackalloc void*[Width];
+        void** last = stackalloc void*[Width];
+        int budget = s->Capacity; // reads in all, the collection's own bound
+        void* next = head;
+        while (next != null)
+        {
+            int chains = 0;
+            while (next != null && chains < Width)
+            {
+                if (--budget < 0 || !SlabMeta.TryChainEndOf(s, next, out void* end) || !SlabMeta.TryNextOf(s, end, out void* after)) return;
+                cursor[chains] = next;
+                last[chains++] = end;
+                next = after;
+            }
+            if (chains == 1) continue; // one chain: nothing to overlap (its last block was just read)
+            for (int walking = chains; walking > 0; )
+            {
+                walking = 0;
+                for (int i = 0; i < chains; i++)
+                {
+                    void* block = cursor[i];
+                    if (block == last[i]) continue;
+                    if (--budget < 0 || !SlabMeta.TryNextOf(s, block, out void* link) || link == null) return;
+                    cursor[i] = link;
+                    if (link != last[i]) walking++;
+                }
             }
         }
     }

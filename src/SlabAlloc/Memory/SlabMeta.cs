@@ -29,7 +29,9 @@ namespace SlabAlloc.Memory;
 /// freed one after the other, with one CAS (<see cref="PushRemote(SlabMeta*, void*, void*)"/>): the
 /// chain's last block is linked to the list's head as it was, and the head becomes the chain's first
 /// block. The holder walks the whole list when it takes it back (<see cref="CollectRemote"/>), so a cycle
-/// anywhere in it, a chain's inside included, is found by the walk's bound.</para>
+/// anywhere in it, a chain's inside included, is found by the walk's bound. The push also leaves the chain's
+/// last block in the second word of its first block, so that the holder can read the chains of a long list
+/// side by side before that walk (<see cref="RemoteListWalk.TouchChains"/>).</para>
 /// <para><b>The ThreadFree word</b> packs the head of the remote-free list (blocks are 16-byte aligned)
 /// with a 2-bit state: <see cref="StateOwned"/> (a thread cache owns the slab), <see cref="StateDetached"/>
 /// (no owner, no free block, in no list) and <see cref="StateQueued"/> (no owner, in a pool list).
@@ -162,6 +164,20 @@ internal unsafe struct SlabMeta
         return decoded == 0 || (((decoded ^ (nuint)block) >> Geometry.SuperslabShift) == 0 && (decoded & 7) == 0);
     }
 
+    /// <summary>The last block of the chain whose first block is <paramref name="head"/>, as the push of the chain
+    /// left it (<see cref="PushRemote(SlabMeta*, void*, void*)"/>): false unless it names a block of this slab that
+    /// was handed out. A hint, for reading ahead only (<see cref="RemoteListWalk.TouchChains"/>); the collection
+    /// follows and checks every link itself. <paramref name="head"/> is checked first to be a block of the slab,
+    /// so that the word read lies inside it.</summary>
+    public static bool TryChainEndOf(SlabMeta* s, void* head, out void* last)
+    {
+        last = null;
+        if (BlockIndexOf(s, head) < 0) return false;
+        nuint stored = ((nuint*)head)[1];
+        last = (void*)(SlabOptions.Hardened ? stored ^ s->Key : stored);
+        return BlockIndexOf(s, last) >= 0;
+    }
+
     /// <summary>Stores the link to <paramref name="next"/> in free block <paramref name="block"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void SetNext(SlabMeta* s, void* block, void* next) =>
@@ -214,6 +230,7 @@ internal unsafe struct SlabMeta
         nint word = Interlocked.Exchange(ref s->ThreadFree, newState);
         void* head = (void*)(word & ~StateMask);
         if (head == null) return 0;
+        RemoteListWalk.TouchChains(s, head);
         int count = 1;
         void* tail = head;
         for (void* next; (next = NextOf(s, tail)) != null; )
@@ -246,6 +263,9 @@ internal unsafe struct SlabMeta
     /// <paramref name="head"/> to <paramref name="tail"/> (the same block for one), with one CAS.</summary>
     public static PushOutcome PushRemote(SlabMeta* s, void* head, void* tail)
     {
+        // The chain's last block, in the second word of its first (every block has two): what lets the holder
+        // read a long list's chains side by side (TryChainEndOf). Encoded as the links are.
+        ((nuint*)head)[1] = SlabOptions.Hardened ? (nuint)tail ^ s->Key : (nuint)tail;
         while (true)
         {
             nint word = Volatile.Read(ref s->ThreadFree);
