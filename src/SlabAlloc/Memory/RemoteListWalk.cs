@@ -2,9 +2,9 @@ using SlabAlloc.Support;
 
 namespace SlabAlloc.Memory;
 
-/// <summary>Walks remote-free lists side by side, reading only, so that their blocks' lines are in the cache when
-/// the holder collects the lists one by one: the lists of several slabs (<see cref="Touch"/>), or the chains of one
-/// slab's list (<see cref="TouchChains"/>).</summary>
+/// <summary>Walks remote-free lists side by side, reading only, so that the misses on their blocks overlap: the lists
+/// of several slabs, read so that their lines are in the cache when the holder collects them one by one
+/// (<see cref="Touch"/>), or the chains of one slab's list, counted as the holder collects it (<see cref="CountByChains"/>).</summary>
 /// <remarks>
 /// <para>Collecting a remote-free list is a chase of dependent loads over blocks that other threads wrote last:
 /// one cache miss after another, none of them overlapping. A holder about to collect many lists at once (a
@@ -20,9 +20,10 @@ namespace SlabAlloc.Memory;
 /// <para><b>One long list.</b> A list is made of chains, one per push (a remote-free batch, or one block), and a
 /// push leaves its chain's last block in its first block (<see cref="SlabMeta.TryChainEndOf"/>). From the list's
 /// head, the first blocks of up to <see cref="Width"/> chains are found two reads per chain (the hint, then the last
-/// block's link), and the chains are then walked side by side. A hint is only trusted to be a block of the slab:
-/// a wrong one (a block overwritten after its free) makes this walk stop early or read blocks twice, never
-/// read outside the slab; the collection's own walk, link by link from the head, is what counts and checks.</para>
+/// block's link), and the chains are then walked side by side, each up to the block its hint names. A hint is
+/// only trusted to be a block of the slab, so a wrong one (a block overwritten after its free) is never read
+/// outside the slab; it makes the chain miss its end, and the count gives up (0) for the collection's walk link by
+/// link, which reports what is wrong.</para>
 /// </remarks>
 internal static unsafe class RemoteListWalk
 {
@@ -58,25 +59,32 @@ internal static unsafe class RemoteListWalk
         }
     }
 
-    /// <summary>Reads the remote-free list that starts at <paramref name="head"/>, already taken by the caller
-    /// from slab <paramref name="s"/>, which it holds, up to <see cref="Width"/> of its chains side by side.</summary>
-    public static void TouchChains(SlabMeta* s, void* head)
+    /// <summary>Counts the remote-free list that starts at <paramref name="head"/>, already taken by the caller from slab
+    /// <paramref name="s"/>, which it holds, walking up to <see cref="Width"/> of its chains side by side; its last
+    /// block in <paramref name="tail"/>. Returns 0 when the list is not what its chains' hints say (a hint or a link
+    /// overwritten, a cycle) or is longer than the slab: the caller then walks it link by link, which reports.</summary>
+    /// <remarks>Follows exactly the links the walk from the head does, in pieces: every chain is walked from its
+    /// first block until it reaches the last block its hint names, and that block's link is the next chain's first
+    /// block, or null at the list's end. So a count returned is the list's length, bounded by the slab's capacity as
+    /// that walk's is, and a list that walk would reject (a link out of the superslab, a cycle, too long) gives 0.</remarks>
+    public static int CountByChains(SlabMeta* s, void* head, out void* tail)
     {
         void** cursor = stackalloc void*[Width];
         void** last = stackalloc void*[Width];
-        int budget = s->Capacity; // reads in all, the collection's own bound
+        int capacity = s->Capacity, count = 0;
+        tail = null;
         void* next = head;
         while (next != null)
         {
             int chains = 0;
             while (next != null && chains < Width)
             {
-                if (--budget < 0 || !SlabMeta.TryChainEndOf(s, next, out void* end) || !SlabMeta.TryNextOf(s, end, out void* after)) return;
+                if (++count > capacity || !SlabMeta.TryChainEndOf(s, next, out void* end) || !SlabMeta.TryNextOf(s, end, out void* after)) return 0;
                 cursor[chains] = next;
                 last[chains++] = end;
+                tail = end;
                 next = after;
             }
-            if (chains == 1) continue; // one chain: nothing to overlap (its last block was just read)
             for (int walking = chains; walking > 0; )
             {
                 walking = 0;
@@ -84,11 +92,12 @@ internal static unsafe class RemoteListWalk
                 {
                     void* block = cursor[i];
                     if (block == last[i]) continue;
-                    if (--budget < 0 || !SlabMeta.TryNextOf(s, block, out void* link) || link == null) return;
+                    if (!SlabMeta.TryNextOf(s, block, out void* link) || link == null || ++count > capacity) return 0;
                     cursor[i] = link;
                     if (link != last[i]) walking++;
                 }
             }
         }
+        return count;
     }
 }

@@ -31,7 +31,7 @@ namespace SlabAlloc.Memory;
 /// block. The holder walks the whole list when it takes it back (<see cref="CollectRemote"/>), so a cycle
 /// anywhere in it, a chain's inside included, is found by the walk's bound. The push also leaves the chain's
 /// last block in the second word of its first block, so that the holder can read the chains of a long list
-/// side by side before that walk (<see cref="RemoteListWalk.TouchChains"/>).</para>
+/// side by side (<see cref="RemoteListWalk.CountByChains"/>).</para>
 /// <para><b>The ThreadFree word</b> packs the head of the remote-free list (blocks are 16-byte aligned)
 /// with a 2-bit state: <see cref="StateOwned"/> (a thread cache owns the slab), <see cref="StateDetached"/>
 /// (no owner, no free block, in no list) and <see cref="StateQueued"/> (no owner, in a pool list).
@@ -166,8 +166,8 @@ internal unsafe struct SlabMeta
 
     /// <summary>The last block of the chain whose first block is <paramref name="head"/>, as the push of the chain
     /// left it (<see cref="PushRemote(SlabMeta*, void*, void*)"/>): false unless it names a block of this slab that
-    /// was handed out. A hint, for reading ahead only (<see cref="RemoteListWalk.TouchChains"/>); the collection
-    /// follows and checks every link itself. <paramref name="head"/> is checked first to be a block of the slab,
+    /// was handed out. A hint: the walk that uses it (<see cref="RemoteListWalk.CountByChains"/>)
+    /// checks that every chain ends where its hint says. <paramref name="head"/> is checked first to be a block of the slab,
     /// so that the word read lies inside it.</summary>
     public static bool TryChainEndOf(SlabMeta* s, void* head, out void* last)
     {
@@ -221,8 +221,10 @@ internal unsafe struct SlabMeta
     /// </summary>
     /// <remarks>Exchange needs no CAS loop: only the holder leaves the state it holds, and remote
     /// pushers preserve the state bits, so whatever list is there now is taken whole. Popping a whole
-    /// list by exchange has no ABA problem. The walk is bounded by the capacity, so a corrupted
-    /// (cyclic) list is reported instead of looping.</remarks>
+    /// list by exchange has no ABA problem. The list is counted chain by chain, side by side
+    /// (<see cref="RemoteListWalk.CountByChains"/>), so that the misses on blocks another core wrote last
+    /// overlap; when its hints do not hold up, link by link. Either walk is bounded by the capacity, so a
+    /// corrupted (cyclic) list is reported instead of looping.</remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static int CollectRemote(SlabMeta* s, nint newState)
     {
@@ -230,17 +232,29 @@ internal unsafe struct SlabMeta
         nint word = Interlocked.Exchange(ref s->ThreadFree, newState);
         void* head = (void*)(word & ~StateMask);
         if (head == null) return 0;
-        RemoteListWalk.TouchChains(s, head);
+        int count = RemoteListWalk.CountByChains(s, head, out void* tail);
+        Invariant.Holds(count == 0 || count == CountLinkByLink(s, head, out void* checkedTail) && checkedTail == tail,
+            "a list counted by its chains has the length and the last block of the walk from its head");
+        if (count == 0) count = CountLinkByLink(s, head, out tail);
+        SetNext(s, tail, s->Free);
+        s->Free = head;
+        s->Used -= count;
+        return count;
+    }
+
+    /// <summary>Walks a remote-free list taken by the holder from its head, one link after the other: its length,
+    /// its last block in <paramref name="tail"/>.</summary>
+    /// <exception cref="InvalidOperationException">A link leaves the superslab (hardened), or the list is longer
+    /// than the slab (a cycle or a double free).</exception>
+    private static int CountLinkByLink(SlabMeta* s, void* head, out void* tail)
+    {
         int count = 1;
-        void* tail = head;
+        tail = head;
         for (void* next; (next = NextOf(s, tail)) != null; )
         {
             tail = next;
             if (++count > s->Capacity) ThrowHelper.ThrowCorruption("a slab's remote-free list is longer than the slab (a cycle or a double free)");
         }
-        SetNext(s, tail, s->Free);
-        s->Free = head;
-        s->Used -= count;
         return count;
     }
 
