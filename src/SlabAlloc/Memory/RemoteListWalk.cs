@@ -113,11 +113,13 @@ internal static unsafe class RemoteListWalk
     private static void PrefetchRun(SlabMeta* s, void* first, void* end)
     {
         if (!Sse.IsSupported) return;
-        nint step = (nint)s->BlockBytes;
-        nint span = (nint)((byte*)end - (byte*)first);
-        if (span < 0) step = -step;
-        // Both ends are block starts of the slab (TryChainEndOf), so the span is a whole number of steps.
-        if (span == 0 || span / step > MaxPrefetchBlocks) return;
-        for (byte* p = (byte*)first + step; p != (byte*)end; p += step) Sse.Prefetch0(p);
+        byte* low = (byte*)Math.Min((nuint)first, (nuint)end), high = (byte*)Math.Max((nuint)first, (nuint)end);
+        uint blockBytes = s->BlockBytes;
+        if ((nuint)(high - low) > MaxPrefetchBlocks * (nuint)blockBytes) return;
+        // One request per line: blocks smaller than a line share it.
+        nuint step = Math.Max(blockBytes, CacheLineBytes);
+        for (byte* p = low; p <= high; p += step) Sse.Prefetch0(p);
     }
+
+    private const uint CacheLineBytes = 64;
 }
