@@ -22,9 +22,9 @@ namespace SlabAlloc.Memory;
 /// push leaves its chain's last block in its first block (<see cref="SlabMeta.TryChainEndOf"/>). From the list's
 /// head, the first blocks of up to <see cref="Width"/> chains are found two reads per chain (the hint, then the last
 /// block's link), and the chains are then walked side by side, each up to the block its hint names. A hint is
-/// only trusted to be a block of the slab, so a wrong one (a block overwritten after its free) is never read
-/// outside the slab; it makes the chain miss its end, and the count gives up (0) for the collection's walk link by
-/// link, which reports what is wrong.</para>
+/// checked as a link is (inside the superslab, aligned), so a wrong one (a block overwritten after its free) is
+/// never read outside the superslab; it makes the chain miss its end, and the count gives up (0) for the
+/// collection's walk link by link, which reports what is wrong.</para>
 /// </remarks>
 internal static unsafe class RemoteListWalk
 {

@@ -165,17 +165,19 @@ internal unsafe struct SlabMeta
     }
 
     /// <summary>The last block of the chain whose first block is <paramref name="head"/>, as the push of the chain
-    /// left it (<see cref="PushRemote(SlabMeta*, void*, void*)"/>): false unless it names a block of this slab that
-    /// was handed out. A hint: the walk that uses it (<see cref="RemoteListWalk.CountByChains"/>)
-    /// checks that every chain ends where its hint says. <paramref name="head"/> is checked first to be a block of the slab,
-    /// so that the word read lies inside it.</summary>
+    /// left it (<see cref="PushRemote(SlabMeta*, void*, void*)"/>): false when <paramref name="head"/> or the hint is
+    /// not 16-byte aligned (every block is) or the hint leaves the head's superslab. <paramref name="head"/> must be in
+    /// the slab's superslab (the list's head, or a link <see cref="TryNextOf"/> accepted), so the word read lies inside
+    /// it. A hint only: the walk that uses it (<see cref="RemoteListWalk.CountByChains"/>) checks that every chain
+    /// ends where its hint says; what it reads at a hint lies inside the superslab, as for a link.</summary>
     public static bool TryChainEndOf(SlabMeta* s, void* head, out void* last)
     {
         last = null;
-        if (BlockIndexOf(s, head) < 0) return false;
+        if (((nuint)head & 15) != 0) return false;
         nuint stored = ((nuint*)head)[1];
-        last = (void*)(SlabOptions.Hardened ? stored ^ s->Key : stored);
-        return BlockIndexOf(s, last) >= 0;
+        nuint decoded = SlabOptions.Hardened ? stored ^ s->Key : stored;
+        last = (void*)decoded;
+        return ((decoded ^ (nuint)head) >> Geometry.SuperslabShift) == 0 && (decoded & 15) == 0;
     }
 
     /// <summary>Stores the link to <paramref name="next"/> in free block <paramref name="block"/>.</summary>
