@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics.X86;
 using SlabAlloc.Support;
 
@@ -68,6 +69,7 @@ internal static unsafe class RemoteListWalk
     /// first block until it reaches the last block its hint names, and that block's link is the next chain's first
     /// block, or null at the list's end. So a count returned is the list's length, bounded by the slab's capacity as
     /// that walk's is, and a list that walk would reject (a link out of the superslab, a cycle, too long) gives 0.</remarks>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static int CountByChains(SlabMeta* s, void* head, out void* tail)
     {
         void** cursor = stackalloc void*[Width];

@@ -156,6 +156,7 @@ internal unsafe struct SlabMeta
     /// memory: false when the decoded link leaves the block's superslab, in either mode, or is not 8-byte aligned
     /// (so that the next word read lies whole inside the superslab). A valid link never is either, and the
     /// superslab stays mapped while its slab has a block out.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool TryNextOf(SlabMeta* s, void* block, out void* next)
     {
         nuint stored = *(nuint*)block;
@@ -170,6 +171,7 @@ internal unsafe struct SlabMeta
     /// the slab's superslab (the list's head, or a link <see cref="TryNextOf"/> accepted), so the word read lies inside
     /// it. A hint only: the walk that uses it (<see cref="RemoteListWalk.CountByChains"/>) checks that every chain
     /// ends where its hint says; what it reads at a hint lies inside the superslab, as for a link.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool TryChainEndOf(SlabMeta* s, void* head, out void* last)
     {
         last = null;
