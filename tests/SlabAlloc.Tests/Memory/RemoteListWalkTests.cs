@@ -3,6 +3,7 @@ using SlabAlloc.Frontend;
 using SlabAlloc.Memory;
 using SlabAlloc.Platform;
 using SlabAlloc.Runtime;
+using SlabAlloc.Support;
 using SlabAlloc.Testing;
 
 namespace SlabAlloc.Tests.Memory;
@@ -58,6 +59,260 @@ public sealed unsafe class RemoteListWalkTests
             foreach (nint b in chains[i]) words.Add(*(ulong*)b);
         }
         return words.ToArray();
+    }
+
+    /// <summary>Links each chain (newest block first) and pushes it onto <paramref name="s"/> as a remote free does,
+    /// the first chain first; returns the list's blocks in the order the walk from its head meets them.</summary>
+    private static List<nint> PushChains(SlabMeta* s, List<List<nint>> chains)
+    {
+        s->ThreadFree = SlabMeta.StateOwned;
+        foreach (List<nint> chain in chains)
+        {
+            for (int i = 0; i + 1 < chain.Count; i++) SlabMeta.SetNext(s, (void*)chain[i], (void*)chain[i + 1]);
+            SlabMeta.PushRemote(s, (void*)chain[0], (void*)chain[^1]);
+        }
+        var order = new List<nint>();
+        for (int c = chains.Count - 1; c >= 0; c--) order.AddRange(chains[c]);
+        return order;
+    }
+
+    /// <summary>Chains of 1-40 blocks: runs of neighbouring blocks, newest first (the order a thread frees blocks
+    /// another carved), and blocks from anywhere; more chains than are walked side by side.</summary>
+    private static List<List<nint>> MixedChains(Region region, Random random, int chainCount)
+    {
+        var pool = new List<nint>();
+        for (int i = 0; i < chainCount * 40; i++) pool.Add((nint)region.Block());
+        var chains = new List<List<nint>>();
+        int next = 0;
+        var scattered = pool.Skip(chainCount * 20).OrderBy(_ => random.Next()).ToList();
+        int scatteredNext = 0;
+        for (int c = 0; c < chainCount; c++)
+        {
+            int length = random.Next(1, 21);
+            var chain = new List<nint>();
+            if (random.Next(2) == 0)
+            {
+                for (int i = 0; i < length; i++) chain.Add(pool[next++]);
+                chain.Reverse();
+            }
+            else for (int i = 0; i < length; i++) chain.Add(scattered[scatteredNext++]);
+            chains.Add(chain);
+        }
+        return chains;
+    }
+
+    private static List<nint> FreeListOf(SlabMeta* s)
+    {
+        var blocks = new List<nint>();
+        for (void* p = s->Free; p != null && blocks.Count <= s->Capacity; p = SlabMeta.NextOf(s, p)) blocks.Add((nint)p);
+        return blocks;
+    }
+
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(RemoteListWalk.Width, 2)]
+    [InlineData(RemoteListWalk.Width + 1, 3)]
+    [InlineData(60, 4)]
+    public void AListCountedByItsChains_HasTheLengthAndTheLastBlockOfTheWalkFromItsHead(int chainCount, int seed)
+    {
+        using var region = new Region();
+        var random = new Random(seed);
+        SlabMeta* s = region.Slab(0, 4000);
+        s->BlockBytes = BlockBytes;
+        List<nint> order = PushChains(s, MixedChains(region, random, chainCount));
+        var head = (void*)(s->ThreadFree & ~SlabMeta.StateMask);
+
+        Assert.Equal(order.Count, RemoteListWalk.CountByChains(s, head, out void* tail));
+        Assert.True(tail == (void*)order[^1], "the count ended on another block than the list's last");
+
+        // The collection takes the list onto Free, in front of what Free held, with Used counted down by its length.
+        var held = (nint)region.Block();
+        SlabMeta.SetNext(s, (void*)held, null);
+        s->Free = (void*)held;
+        s->Used = order.Count;
+        Assert.Equal(order.Count, SlabMeta.CollectRemote(s, SlabMeta.StateOwned));
+        Assert.Equal(order.Append(held), FreeListOf(s));
+        Assert.Equal(0, s->Used);
+        Assert.Equal(SlabMeta.StateOwned, s->ThreadFree);
+    }
+
+    public enum HintDamage { AnotherChainsBlock, OutOfTheSuperslab, Misaligned, Null }
+
+    /// <summary>A hint overwritten after the push (a write after free): the chain count gives up without reading
+    /// outside the superslab, and the collection walks link by link to the same exact result.</summary>
+    [Theory]
+    [InlineData(HintDamage.AnotherChainsBlock)]
+    [InlineData(HintDamage.OutOfTheSuperslab)]
+    [InlineData(HintDamage.Misaligned)]
+    [InlineData(HintDamage.Null)]
+    public void AnOverwrittenHint_MakesTheChainCountGiveUp_AndTheCollectionIsExactAllTheSame(HintDamage damage)
+    {
+        using var region = new Region();
+        var random = new Random(11);
+        SlabMeta* s = region.Slab(0, 4000);
+        s->BlockBytes = BlockBytes;
+        List<List<nint>> chains = MixedChains(region, random, 30);
+        List<nint> order = PushChains(s, chains);
+        nint victim = chains[12][0];
+        nuint hint = damage switch
+        {
+            HintDamage.AnotherChainsBlock => (nuint)chains[20][^1],
+            HintDamage.OutOfTheSuperslab => (nuint)(region.Base + RegionBytes + 64),
+            HintDamage.Misaligned => (nuint)chains[12][^1] + 8,
+            _ => 0,
+        };
+        ((nuint*)victim)[1] = hint ^ s->Key; // as the push encodes it when hardened
+        if (!SlabOptions.Hardened) ((nuint*)victim)[1] = hint;
+        var head = (void*)(s->ThreadFree & ~SlabMeta.StateMask);
+
+        Assert.Equal(0, RemoteListWalk.CountByChains(s, head, out _));
+        s->Used = order.Count;
+        Assert.Equal(order.Count, SlabMeta.CollectRemote(s, SlabMeta.StateOwned));
+        Assert.Equal(order, FreeListOf(s));
+    }
+
+    /// <summary>A double free across two pushes: the oldest chain's last link leads back to the newest chain. The
+    /// chain count gives up, and the collection reports the cycle instead of looping.</summary>
+    [Fact]
+    public void ACycleAcrossChains_MakesTheChainCountGiveUp_AndTheCollectionReportsIt()
+    {
+        using var region = new Region();
+        SlabMeta* s = region.Slab(0, 4000);
+        s->BlockBytes = BlockBytes;
+        List<List<nint>> chains = MixedChains(region, new Random(5), 25);
+        PushChains(s, chains);
+        SlabMeta.SetNext(s, (void*)chains[0][^1], (void*)chains[^1][0]);
+        var head = (void*)(s->ThreadFree & ~SlabMeta.StateMask);
+
+        Assert.Equal(0, RemoteListWalk.CountByChains(s, head, out _));
+        var e = Assert.Throws<InvalidOperationException>(() => SlabMeta.CollectRemote(s, SlabMeta.StateOwned));
+        Assert.Contains("longer than the slab", e.Message);
+    }
+
+    /// <summary>Threads push chains of their own blocks (every block once, stamped with its number) onto one slab while
+    /// its holder collects in a loop: every block is collected exactly once, whole.</summary>
+    [Fact]
+    public void ChainsPushedWhileTheHolderCollects_AreEachCollectedOnce()
+    {
+        const int Pushers = 3, BlocksEach = 6000;
+        using var region = new Region();
+        SlabMeta* s = region.Slab(0, Pushers * BlocksEach);
+        s->BlockBytes = BlockBytes;
+        s->ThreadFree = SlabMeta.StateOwned;
+        s->Used = Pushers * BlocksEach;
+        var blocks = new nint[Pushers][];
+        for (int p = 0; p < Pushers; p++)
+        {
+            blocks[p] = new nint[BlocksEach];
+            for (int i = 0; i < BlocksEach; i++)
+            {
+                blocks[p][i] = (nint)region.Block();
+                ((long*)blocks[p][i])[2] = p * BlocksEach + i; // a stamp past the two words the lists use
+            }
+        }
+        var slab = (nint)s;
+        using var go = new Barrier(Pushers + 1);
+        var pushers = Enumerable.Range(0, Pushers).Select(p => new Thread(() =>
+        {
+            var random = new Random(100 + p);
+            var sm = (SlabMeta*)slab;
+            go.SignalAndWait();
+            for (int i = 0; i < BlocksEach; )
+            {
+                int length = Math.Min(random.Next(1, 40), BlocksEach - i);
+                for (int k = 0; k + 1 < length; k++) SlabMeta.SetNext(sm, (void*)blocks[p][i + k], (void*)blocks[p][i + k + 1]);
+                SlabMeta.PushRemote(sm, (void*)blocks[p][i], (void*)blocks[p][i + length - 1]);
+                i += length;
+            }
+        })).ToList();
+        pushers.ForEach(t => t.Start());
+        go.SignalAndWait();
+        int collected = 0;
+        while (pushers.Any(t => t.IsAlive) || collected < Pushers * BlocksEach)
+        {
+            collected += SlabMeta.CollectRemote(s, SlabMeta.StateOwned);
+            Assert.True(collected <= Pushers * BlocksEach, "more blocks collected than were pushed");
+        }
+        pushers.ForEach(t => t.Join());
+
+        Assert.Equal(0, s->Used);
+        var seen = new bool[Pushers * BlocksEach];
+        foreach (nint b in FreeListOf(s))
+        {
+            long stamp = ((long*)b)[2];
+            Assert.False(seen[stamp], $"block {stamp} collected twice");
+            seen[stamp] = true;
+        }
+        Assert.All(seen, Assert.True);
+    }
+
+    /// <summary>Another thread frees most of a thread's 64-byte blocks (pushed in batches, each chain's first block
+    /// carrying its hint), then writes over the second word of every block it freed (a write after free): another
+    /// block's address, a foreign one, a misaligned one, zero. The owner's next allocations take every freed block
+    /// back, each once, with no report; the counts end exact.</summary>
+    [Fact]
+    public void RemoteFreesWhoseSecondWordIsWrittenAfterTheFree_AreAllTakenBackByTheirOwner()
+    {
+        const nuint Size = 64;
+        const int Count = 600, Kept = 40, Capacity = 1024;
+        SlabStatistics before = Quiescence.SettledStatistics();
+        var blocks = new nint[Count];
+        var freed = new HashSet<nint>();
+        var taken = new List<nint>();
+        using var allocated = new ManualResetEventSlim();
+        using var go = new ManualResetEventSlim();
+        Exception? failure = null;
+        var owner = new Thread(() =>
+        {
+            for (int i = 0; i < Count; i++) blocks[i] = (nint)SlabMemory.Alloc(Size);
+            allocated.Set();
+            go.Wait();
+            try
+            {
+                // The freed blocks come back first, unless the slab held older free blocks: at most a slab's worth more.
+                var waiting = new HashSet<nint>(freed);
+                for (int n = 0; waiting.Count > 0 && n < Count - Kept + Capacity; n++)
+                {
+                    var p = (nint)SlabMemory.Alloc(Size);
+                    taken.Add(p);
+                    waiting.Remove(p);
+                }
+            }
+            catch (Exception e)
+            {
+                failure = e;
+            }
+        });
+        owner.Start();
+        allocated.Wait();
+        for (int i = Kept; i < Count; i++)
+        {
+            SlabMemory.Free((void*)blocks[i]);
+            freed.Add(blocks[i]);
+        }
+        SmallBlocks.FlushCurrentThreadRemoteBatch();
+        for (int i = Kept; i < Count; i++)
+        {
+            ((nuint*)blocks[i])[1] = (i % 4) switch
+            {
+                0 => (nuint)blocks[Count - 1 - (i - Kept)],
+                1 => unchecked((nuint)0x1234_5678_9ABC_DEF0),
+                2 => (nuint)blocks[i] + 8,
+                _ => 0,
+            };
+        }
+        go.Set();
+        owner.Join();
+
+        Assert.Null(failure);
+        Assert.Equal(taken.Count, taken.Distinct().Count());
+        Assert.Subset(taken.ToHashSet(), freed);
+        for (int i = 0; i < Kept; i++) Assert.DoesNotContain(blocks[i], taken);
+        foreach (nint p in taken) SlabMemory.Free((void*)p);
+        for (int i = 0; i < Kept; i++) SlabMemory.Free((void*)blocks[i]);
+        SlabStatistics after = Quiescence.SettledStatistics();
+        Assert.Equal(before.BlocksInUse, after.BlocksInUse);
+        Assert.Equal(before.BytesInUse, after.BytesInUse);
     }
 
     [Theory]
