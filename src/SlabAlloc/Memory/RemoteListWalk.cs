@@ -64,7 +64,8 @@ internal static unsafe class RemoteListWalk
     /// <summary>Counts the remote-free list that starts at <paramref name="head"/>, already taken by the caller from slab
     /// <paramref name="s"/>, which it holds, walking up to <see cref="Width"/> of its chains side by side; its last
     /// block in <paramref name="tail"/>. Returns 0 when the list is not what its chains' hints say (a hint or a link
-    /// overwritten, a cycle) or is longer than the slab: the caller then walks it link by link, which reports.</summary>
+    /// overwritten, a cycle) or is longer than the slab, and on a processor without a prefetch instruction .NET exposes
+    /// (x86's): the caller then walks it link by link, which reports.</summary>
     /// <remarks>Follows exactly the links the walk from the head does, in pieces: every chain is walked from its
     /// first block until it reaches the last block its hint names, and that block's link is the next chain's first
     /// block, or null at the list's end. So a count returned is the list's length, bounded by the slab's capacity as
@@ -72,10 +73,13 @@ internal static unsafe class RemoteListWalk
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static int CountByChains(SlabMeta* s, void* head, out void* tail)
     {
+        tail = null;
+        // Without the prefetch of each chain's run, walking chains in turn would break the constant stride the
+        // processor's own prefetcher follows in a walk link by link, and lose to it: leave the list to that walk.
+        if (!Sse.IsSupported) return 0;
         void** cursor = stackalloc void*[Width];
         void** last = stackalloc void*[Width];
         int capacity = s->Capacity, count = 0;
-        tail = null;
         void* next = head;
         while (next != null)
         {
@@ -114,7 +118,6 @@ internal static unsafe class RemoteListWalk
     /// walks it alone, not when the walk goes from chain to chain.</summary>
     private static void PrefetchRun(SlabMeta* s, void* first, void* end)
     {
-        if (!Sse.IsSupported) return;
         byte* low = (byte*)Math.Min((nuint)first, (nuint)end), high = (byte*)Math.Max((nuint)first, (nuint)end);
         uint blockBytes = s->BlockBytes;
         if ((nuint)(high - low) > MaxPrefetchBlocks * (nuint)blockBytes) return;

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.X86;
 using SlabAlloc.Frontend;
 using SlabAlloc.Memory;
 using SlabAlloc.Platform;
@@ -122,8 +123,11 @@ public sealed unsafe class RemoteListWalkTests
         List<nint> order = PushChains(s, MixedChains(region, random, chainCount));
         var head = (void*)(s->ThreadFree & ~SlabMeta.StateMask);
 
-        Assert.Equal(order.Count, RemoteListWalk.CountByChains(s, head, out void* tail));
-        Assert.True(tail == (void*)order[^1], "the count ended on another block than the list's last");
+        if (Sse.IsSupported) // elsewhere the count leaves every list to the walk link by link
+        {
+            Assert.Equal(order.Count, RemoteListWalk.CountByChains(s, head, out void* tail));
+            Assert.True(tail == (void*)order[^1], "the count ended on another block than the list's last");
+        }
 
         // The collection takes the list onto Free, in front of what Free held, with Used counted down by its length.
         var held = (nint)region.Block();
