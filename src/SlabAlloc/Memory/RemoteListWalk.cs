@@ -24,8 +24,9 @@ namespace SlabAlloc.Memory;
 /// head, the first blocks of up to <see cref="Width"/> chains are found two reads per chain (the hint, then the last
 /// block's link), and the chains are then walked side by side, each up to the block its hint names. A hint is
 /// checked as a link is (inside the superslab, aligned), so a wrong one (a block overwritten after its free) is
-/// never read outside the superslab; it makes the chain miss its end, and the count gives up (0) for the
-/// collection's walk link by link, which reports what is wrong.</para>
+/// never read outside the superslab. Either it names a block further down the list, and the count is still exact
+/// (the chains still cover every link from the head, in order), or a chain misses its end, and the count gives up
+/// (0) for the collection's walk link by link, which reports what is wrong.</para>
 /// </remarks>
 internal static unsafe class RemoteListWalk
 {
@@ -77,6 +78,8 @@ internal static unsafe class RemoteListWalk
         // Without the prefetch of each chain's run, walking chains in turn would break the constant stride the
         // processor's own prefetcher follows in a walk link by link, and lose to it: leave the list to that walk.
         if (!Sse.IsSupported) return 0;
+        // A list of one block: nothing to overlap, and the walk link by link is one read.
+        if (!SlabMeta.TryNextOf(s, head, out void* second) || second == null) return 0;
         void** cursor = stackalloc void*[Width];
         void** last = stackalloc void*[Width];
         int capacity = s->Capacity, count = 0;
@@ -90,7 +93,7 @@ internal static unsafe class RemoteListWalk
                 cursor[chains] = next;
                 last[chains++] = end;
                 tail = end;
-                PrefetchRun(s, next, end);
+                if (end != next) PrefetchRun(s, next, end);
                 next = after;
             }
             for (int walking = chains; walking > 0; )

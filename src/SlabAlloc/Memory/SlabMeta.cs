@@ -237,8 +237,6 @@ internal unsafe struct SlabMeta
         void* head = (void*)(word & ~StateMask);
         if (head == null) return 0;
         int count = RemoteListWalk.CountByChains(s, head, out void* tail);
-        Invariant.Holds(count == 0 || count == CountLinkByLink(s, head, out void* checkedTail) && checkedTail == tail,
-            "a list counted by its chains has the length and the last block of the walk from its head");
         if (count == 0) count = CountLinkByLink(s, head, out tail);
         SetNext(s, tail, s->Free);
         s->Free = head;

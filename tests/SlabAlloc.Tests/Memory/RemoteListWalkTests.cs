@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics.X86;
 using SlabAlloc.Frontend;
 using SlabAlloc.Memory;
@@ -21,11 +20,23 @@ public sealed unsafe class RemoteListWalkTests
     private const nuint RegionBytes = 1 << Geometry.SuperslabShift;
     private const int BlockBytes = 64;
 
-    /// <summary>Fabricated slabs in a superslab-aligned region of its own: metadata, then chains of blocks.</summary>
+    /// <summary>Fabricated slabs in a superslab-aligned region of its own: metadata, then chains of blocks. The next
+    /// superslab's worth of addresses is reserved inaccessible, so that a read past the region faults.</summary>
     private sealed class Region : IDisposable
     {
-        public readonly byte* Base = (byte*)NativeMemory.AlignedAlloc(RegionBytes, RegionBytes);
+        private readonly byte* _reserved = (byte*)OsMemory.ReserveInaccessible(3 * RegionBytes);
+        public readonly byte* Base;
         private int _nextBlock = 1024; // the first 64 KiB hold the fabricated metadata
+
+        public Region()
+        {
+            Assert.True(_reserved != null, "no address space for the fabricated region");
+            Base = (byte*)(((nuint)_reserved + RegionBytes - 1) & ~(RegionBytes - 1));
+            Assert.True(OsMemory.TryMakeWritable(Base, RegionBytes), "the fabricated region could not be made writable");
+        }
+
+        /// <summary>An address in the inaccessible superslab after the region: any read there faults.</summary>
+        public byte* Beyond => Base + RegionBytes + 64;
 
         public SlabMeta* Slab(int index, int capacity)
         {
@@ -48,7 +59,7 @@ public sealed unsafe class RemoteListWalkTests
             return blocks;
         }
 
-        public void Dispose() => NativeMemory.AlignedFree(Base);
+        public void Dispose() => OsMemory.Release(_reserved, 3 * RegionBytes);
     }
 
     private static ulong[] Snapshot(SlabMeta** slabs, int count, List<nint>[] chains)
@@ -140,12 +151,13 @@ public sealed unsafe class RemoteListWalkTests
         Assert.Equal(SlabMeta.StateOwned, s->ThreadFree);
     }
 
-    public enum HintDamage { AnotherChainsBlock, OutOfTheSuperslab, Misaligned, Null }
+    public enum HintDamage { AnotherChainsBlock, ABlockOnNoList, OutOfTheSuperslab, Misaligned, Null }
 
     /// <summary>A hint overwritten after the push (a write after free): the chain count gives up without reading
     /// outside the superslab, and the collection walks link by link to the same exact result.</summary>
     [Theory]
     [InlineData(HintDamage.AnotherChainsBlock)]
+    [InlineData(HintDamage.ABlockOnNoList)]
     [InlineData(HintDamage.OutOfTheSuperslab)]
     [InlineData(HintDamage.Misaligned)]
     [InlineData(HintDamage.Null)]
@@ -158,10 +170,13 @@ public sealed unsafe class RemoteListWalkTests
         List<List<nint>> chains = MixedChains(region, random, 30);
         List<nint> order = PushChains(s, chains);
         nint victim = chains[12][0];
+        var stray = (nint)region.Block(); // a block on no list whose link reads null, as a live block's may
+        SlabMeta.SetNext(s, (void*)stray, null);
         nuint hint = damage switch
         {
-            HintDamage.AnotherChainsBlock => (nuint)chains[20][^1],
-            HintDamage.OutOfTheSuperslab => (nuint)(region.Base + RegionBytes + 64),
+            HintDamage.AnotherChainsBlock => (nuint)chains[20][^1], // a chain the walk from chain 12 never reaches
+            HintDamage.ABlockOnNoList => (nuint)stray,
+            HintDamage.OutOfTheSuperslab => (nuint)region.Beyond, // a read there would fault
             HintDamage.Misaligned => (nuint)chains[12][^1] + 8,
             _ => 0,
         };
@@ -175,19 +190,42 @@ public sealed unsafe class RemoteListWalkTests
         Assert.Equal(order, FreeListOf(s));
     }
 
-    /// <summary>A double free across two pushes: the oldest chain's last link leads back to the newest chain. The
-    /// chain count gives up, and the collection reports the cycle instead of looping.</summary>
-    [Fact]
-    public void ACycleAcrossChains_MakesTheChainCountGiveUp_AndTheCollectionReportsIt()
+    /// <summary>A double free makes a cycle: across two pushes (the oldest chain's last link leads back to the newest
+    /// chain), or inside one chain (a link leads back into its own chain, whose last block is then never reached).
+    /// The chain count gives up, and the collection reports the cycle instead of looping.</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void ACycle_MakesTheChainCountGiveUp_AndTheCollectionReportsIt(bool insideOneChain)
     {
         using var region = new Region();
         SlabMeta* s = region.Slab(0, 4000);
         s->BlockBytes = BlockBytes;
         List<List<nint>> chains = MixedChains(region, new Random(5), 25);
+        List<nint> inside = chains.First(c => c.Count >= 6);
         PushChains(s, chains);
-        SlabMeta.SetNext(s, (void*)chains[0][^1], (void*)chains[^1][0]);
+        if (insideOneChain) SlabMeta.SetNext(s, (void*)inside[4], (void*)inside[1]);
+        else SlabMeta.SetNext(s, (void*)chains[0][^1], (void*)chains[^1][0]);
         var head = (void*)(s->ThreadFree & ~SlabMeta.StateMask);
 
+        Assert.Equal(0, RemoteListWalk.CountByChains(s, head, out _));
+        var e = Assert.Throws<InvalidOperationException>(() => SlabMeta.CollectRemote(s, SlabMeta.StateOwned));
+        Assert.Contains("longer than the slab", e.Message);
+    }
+
+    /// <summary>The bound is the slab's capacity, exactly as for the walk link by link: a list of exactly that many
+    /// blocks is counted, one more is given up on (and reported by that walk).</summary>
+    [Fact]
+    public void AListOfTheSlabsCapacity_IsCounted_AndOneBlockMoreIsNot()
+    {
+        using var region = new Region();
+        SlabMeta* s = region.Slab(0, 4000);
+        s->BlockBytes = BlockBytes;
+        List<nint> order = PushChains(s, MixedChains(region, new Random(8), 40));
+        var head = (void*)(s->ThreadFree & ~SlabMeta.StateMask);
+        s->Capacity = order.Count;
+        Assert.Equal(Sse.IsSupported ? order.Count : 0, RemoteListWalk.CountByChains(s, head, out _));
+        s->Capacity = order.Count - 1;
         Assert.Equal(0, RemoteListWalk.CountByChains(s, head, out _));
         var e = Assert.Throws<InvalidOperationException>(() => SlabMeta.CollectRemote(s, SlabMeta.StateOwned));
         Assert.Contains("longer than the slab", e.Message);
@@ -354,7 +392,7 @@ public sealed unsafe class RemoteListWalkTests
 
         slabs[2] = region.Slab(2, 100); // the 4th link overwritten with an address outside the region
         chains[2] = region.Chain(slabs[2], 8);
-        SlabMeta.SetNext(slabs[2], (void*)chains[2][3], region.Base + RegionBytes + 4096);
+        SlabMeta.SetNext(slabs[2], (void*)chains[2][3], region.Beyond);
 
         slabs[3] = region.Slab(3, 100); // a sound list beside them
         chains[3] = region.Chain(slabs[3], 30);
