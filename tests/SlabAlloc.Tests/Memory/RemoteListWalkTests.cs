@@ -24,15 +24,18 @@ public sealed unsafe class RemoteListWalkTests
     /// superslab's worth of addresses is reserved inaccessible, so that a read past the region faults.</summary>
     private sealed class Region : IDisposable
     {
-        private readonly byte* _reserved = (byte*)OsMemory.ReserveInaccessible(3 * RegionBytes);
+        // Mapped directly, not through OsMemory: its count of mapped bytes is the allocator's, and the portable
+        // setting has it allocate without mmap.
+        private readonly byte* _reserved = (byte*)LibC.Mmap(null, 3 * RegionBytes, LibC.ProtNone,
+            LibC.MapPrivate | LibC.MapAnonymous | LibC.MapNoReserve, -1, 0);
         public readonly byte* Base;
         private int _nextBlock = 1024; // the first 64 KiB hold the fabricated metadata
 
         public Region()
         {
-            Assert.True(_reserved != null, "no address space for the fabricated region");
+            Assert.True(_reserved != LibC.MapFailed, "no address space for the fabricated region");
             Base = (byte*)(((nuint)_reserved + RegionBytes - 1) & ~(RegionBytes - 1));
-            Assert.True(OsMemory.TryMakeWritable(Base, RegionBytes), "the fabricated region could not be made writable");
+            Assert.Equal(0, LibC.Mprotect(Base, RegionBytes, LibC.ProtRead | LibC.ProtWrite));
         }
 
         /// <summary>An address in the inaccessible superslab after the region: any read there faults.</summary>
@@ -59,7 +62,7 @@ public sealed unsafe class RemoteListWalkTests
             return blocks;
         }
 
-        public void Dispose() => OsMemory.Release(_reserved, 3 * RegionBytes);
+        public void Dispose() => LibC.Munmap(_reserved, 3 * RegionBytes);
     }
 
     private static ulong[] Snapshot(SlabMeta** slabs, int count, List<nint>[] chains)
