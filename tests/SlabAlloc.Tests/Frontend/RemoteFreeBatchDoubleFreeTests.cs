@@ -45,7 +45,7 @@ public sealed class RemoteFreeBatchDoubleFreeTests
         else
         {
             Assert.Contains("freed twice while held in a thread's remote-free batch", Assert.Single(result.Lines("DOUBLE_FREE_REPORTED")));
-            Assert.Single(result.Lines("LOGGED_ERROR").Where(l => l.Contains("1 remote-free batches of one thread were damaged besides the one reported next")));
+            Assert.Single(result.Lines("LOGGED_ERROR"), l => l.Contains("1 remote-free batches of one thread were damaged besides the one reported next"));
         }
         Assert.Single(result.Lines("PROBE_OK"));
     }

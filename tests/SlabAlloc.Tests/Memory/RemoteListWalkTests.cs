@@ -46,7 +46,7 @@ public sealed unsafe class RemoteListWalkTests
             var s = (SlabMeta*)(Base + index * sizeof(SlabMeta));
             *s = default;
             s->Capacity = capacity;
-            s->Key = (nuint)0x5A5A_1234_9876_0000 + (nuint)index;
+            s->Key = unchecked((nuint)0x5A5A_1234_9876_0000) + (nuint)index;
             return s;
         }
 
