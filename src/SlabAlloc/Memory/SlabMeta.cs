@@ -148,7 +148,7 @@ internal unsafe struct SlabMeta
         nuint stored = *(nuint*)block;
         if (!SlabOptions.Hardened) return (void*)stored;
         nuint next = stored ^ s->Key;
-        if (!InSuperslabOf(next, block) && next != 0) ThrowHelper.ThrowLinkOverwritten(block);
+        if (((next ^ (nuint)block) >> Geometry.SuperslabShift) != 0 && next != 0) ThrowHelper.ThrowLinkOverwritten(block);
         return (void*)next;
     }
 
@@ -159,9 +159,10 @@ internal unsafe struct SlabMeta
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool TryNextOf(SlabMeta* s, void* block, out void* next)
     {
-        nuint decoded = Coded(s, *(nuint*)block);
+        nuint stored = *(nuint*)block;
+        nuint decoded = SlabOptions.Hardened ? stored ^ s->Key : stored;
         next = (void*)decoded;
-        return decoded == 0 || (InSuperslabOf(decoded, block) && (decoded & 7) == 0);
+        return decoded == 0 || (((decoded ^ (nuint)block) >> Geometry.SuperslabShift) == 0 && (decoded & 7) == 0);
     }
 
     /// <summary>The last block of the chain whose first block is <paramref name="head"/>, as the push of the chain
@@ -175,23 +176,16 @@ internal unsafe struct SlabMeta
     {
         last = null;
         if (((nuint)head & 15) != 0) return false;
-        nuint decoded = Coded(s, ((nuint*)head)[1]);
+        nuint stored = ((nuint*)head)[1];
+        nuint decoded = SlabOptions.Hardened ? stored ^ s->Key : stored;
         last = (void*)decoded;
-        return InSuperslabOf(decoded, head) && (decoded & 15) == 0;
+        return ((decoded ^ (nuint)head) >> Geometry.SuperslabShift) == 0 && (decoded & 15) == 0;
     }
-
-    /// <summary>A pointer as a free block stores it, or back: XORed with <see cref="Key"/> in hardened mode (its own
-    /// inverse), as it is otherwise.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static nuint Coded(SlabMeta* s, nuint value) => SlabOptions.Hardened ? value ^ s->Key : value;
-
-    /// <summary>True when <paramref name="address"/> lies in the superslab of <paramref name="block"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool InSuperslabOf(nuint address, void* block) => ((address ^ (nuint)block) >> Geometry.SuperslabShift) == 0;
 
     /// <summary>Stores the link to <paramref name="next"/> in free block <paramref name="block"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void SetNext(SlabMeta* s, void* block, void* next) => *(nuint*)block = Coded(s, (nuint)next);
+    public static void SetNext(SlabMeta* s, void* block, void* next) =>
+        *(nuint*)block = SlabOptions.Hardened ? (nuint)next ^ s->Key : (nuint)next;
 
     /// <summary>True if the slab has blocks that were never handed out. Holder only.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -286,11 +280,8 @@ internal unsafe struct SlabMeta
     public static PushOutcome PushRemote(SlabMeta* s, void* head, void* tail)
     {
         // The chain's last block, in the second word of its first (every block has two): what lets the holder
-        // read a long list's chains side by side (TryChainEndOf). Encoded as the links are. Written once, before
-        // the CAS that publishes the chain (a full fence), and read only by the holder after its exchange took the
-        // list: no thread writes it while the chain is on the list, since the chain's blocks are nobody else's
-        // (a double free racing the holder is the caller's error, for the hint as for the links).
-        ((nuint*)head)[1] = Coded(s, (nuint)tail);
+        // read a long list's chains side by side (TryChainEndOf). Encoded as the links are.
+        ((nuint*)head)[1] = SlabOptions.Hardened ? (nuint)tail ^ s->Key : (nuint)tail;
         while (true)
         {
             nint word = Volatile.Read(ref s->ThreadFree);
