@@ -115,6 +115,9 @@ internal static unsafe class RemoteListWalk
     /// <summary>The most blocks between a chain's first and last block that <see cref="PrefetchRun"/> asks for.</summary>
     private const int MaxPrefetchBlocks = 64;
 
+    /// <summary>The processor's cache line: one prefetch per line.</summary>
+    private const uint CacheLineBytes = 64;
+
     /// <summary>Asks the processor for the blocks between a chain's first and last block, when they are few: a chain is
     /// usually a run of neighbouring blocks (a thread frees blocks in the order another carved them), whose lines are
     /// then on their way before the walk reaches them. A hardware prefetcher finds such a run by itself when one load
@@ -128,6 +131,4 @@ internal static unsafe class RemoteListWalk
         nuint step = Math.Max(blockBytes, CacheLineBytes);
         for (byte* p = low; p <= high; p += step) Sse.Prefetch0(p);
     }
-
-    private const uint CacheLineBytes = 64;
 }

@@ -280,7 +280,10 @@ internal unsafe struct SlabMeta
     public static PushOutcome PushRemote(SlabMeta* s, void* head, void* tail)
     {
         // The chain's last block, in the second word of its first (every block has two): what lets the holder
-        // read a long list's chains side by side (TryChainEndOf). Encoded as the links are.
+        // read a long list's chains side by side (TryChainEndOf). Encoded as the links are. Written once, before
+        // the CAS that publishes the chain (a full fence), and read only by the holder after its exchange took the
+        // list: no thread writes it while the chain is on the list, since the chain's blocks are nobody else's
+        // (a double free racing the holder is the caller's error, for the hint as for the links).
         ((nuint*)head)[1] = SlabOptions.Hardened ? (nuint)tail ^ s->Key : (nuint)tail;
         while (true)
         {
